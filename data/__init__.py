@@ -1,0 +1,1 @@
+"""IEMOCAP builder, demo corpus, manifests and cross-validation splits (see data/README.md)."""
