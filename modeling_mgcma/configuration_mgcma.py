@@ -1,2 +1,241 @@
-# placeholder: replaced by the core-model work
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""MGCMA model configuration.
+
+This file is shipped to the Hugging Face Hub next to the weights: it imports only `transformers` (and the standard
+library), so a folder written by `save_pretrained` loads with `trust_remote_code=True` where the `modeling_mgcma`
+package is not installed.
+"""
+
+from transformers import AutoConfig
+from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+# The 4-class IEMOCAP label set of the paper, in id order (happy = IEMOCAP's "hap" + "exc").
+# Every other part of the project imports this constant instead of retyping it.
 DEFAULT_EMOTION_LABELS = ("angry", "happy", "sad", "neutral")
+
+# Names of the three alignment modules, as used in `module_order`.
+ALIGNMENT_MODULES = ("dam", "tam", "iam")
+# The paper's order (Table III, S0): distribution -> token -> instance.
+PAPER_MODULE_ORDER = ("dam", "tam", "iam")
+
+POOLING_MODES = ("mean", "max", "first")
+DISTRIBUTION_POOLING_MODES = ("mean", "first")
+SIGMA_ACTIVATIONS = ("exp", "softplus")
+DAM_OUTPUTS = ("mu", "sample", "input")
+CLASSIFIER_FEATURES = ("concat", "speech", "text")
+
+
+def _check_choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"`{name}` must be one of {list(allowed)}, got {value!r}.")
+
+
+def _check_positive(name, value, allow_zero=False):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 or (value == 0 and not allow_zero):
+        kind = "a non-negative" if allow_zero else "a positive"
+        raise ValueError(f"`{name}` must be {kind} number, got {value!r}.")
+
+
+class MGCMAConfig(PreTrainedConfig):
+    r"""
+    Configuration of an MGCMA model (Multi-Granularity Cross-Modal Alignment, Wang et al., ICASSP 2025): a speech
+    encoder and a text encoder followed by three alignment modules — distribution-based (DAM), token-based (TAM) and
+    instance-based (IAM) — and an emotion classifier. The defaults reproduce the paper: wav2vec 2.0 Base + BERT base
+    (uncased) sized encoders, D = 768, 12 heads, 6 token-alignment blocks, tau = 0.07, loss weights 1:1:1, modules
+    in the order DAM -> TAM -> IAM, 4 classes (angry, happy, sad, neutral).
+
+    Args:
+        speech_config (`dict` or `PreTrainedConfig`, *optional*):
+            Config of the speech encoder: any transformers speech encoder whose `AutoModel` returns
+            `last_hidden_state` from raw `input_values` (wav2vec2, HuBERT, WavLM, ...). Defaults to a `Wav2Vec2Config`
+            (the wav2vec 2.0 Base architecture).
+        text_config (`dict` or `PreTrainedConfig`, *optional*):
+            Config of the text encoder (BERT, RoBERTa, ...). Defaults to a `BertConfig` (bert-base-uncased).
+        hidden_size (`int`, *optional*, defaults to 768):
+            Width D of the alignment modules. Encoder outputs of another width are linearly projected to it.
+        num_attention_heads (`int`, *optional*, defaults to 12):
+            Heads k of every attention layer in DAM and TAM (d = D / k).
+        num_alignment_layers (`int`, *optional*, defaults to 6):
+            Number of token-alignment (TAM) blocks.
+        intermediate_size (`int`, *optional*, defaults to 3072):
+            Width of the feed-forward layers inside TAM blocks and of the DAM branch MLPs.
+        hidden_act (`str`, *optional*, defaults to `"gelu"`):
+            Activation of the feed-forward layers.
+        hidden_dropout_prob (`float`, *optional*, defaults to 0.1):
+            Dropout on residual branches of DAM and TAM.
+        attention_dropout_prob (`float`, *optional*, defaults to 0.1):
+            Dropout on attention probabilities.
+        classifier_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout before each classifier layer.
+        layer_norm_eps (`float`, *optional*, defaults to 1e-12):
+            Epsilon of the layer norms.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Std of the normal initialiser of the alignment modules and classifier.
+        temperature (`float`, *optional*, defaults to 0.07):
+            tau of both contrastive losses (eqs. 7 and 10).
+        similarity_scale (`float`, *optional*, defaults to 0.005):
+            p in Sim = -p * W + q (eq. 5). The paper does not give it; 1/200 is the value of MAP's code, from which the
+            distribution constructor comes.
+        similarity_shift (`float`, *optional*, defaults to 4.0):
+            q in eq. 5 (MAP's value). It adds the same constant to every logit of a row, so it cancels in the
+            softmax; it is kept for fidelity to the equation.
+        learnable_similarity (`bool`, *optional*, defaults to `False`):
+            Learn p and q (p through its logarithm, so it stays positive) instead of keeping them fixed.
+        distribution_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of L_DA in the total loss.
+        instance_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of L_IA in the total loss.
+        classification_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of L_CE in the total loss.
+        use_distribution_alignment (`bool`, *optional*, defaults to `True`):
+            Build DAM (switch off for the paper's ablation S1). A disabled module owns no parameters and adds no loss.
+        use_token_alignment (`bool`, *optional*, defaults to `True`):
+            Build TAM (ablation S2).
+        use_instance_alignment (`bool`, *optional*, defaults to `True`):
+            Compute L_IA (ablation S3; IAM has no parameters of its own).
+        module_order (`list[str]`, *optional*, defaults to `["dam", "tam", "iam"]`):
+            Order of the alignment stages (Table III). The modules form a pipeline over the pair (speech, text): DAM
+            replaces the features by its output (see `dam_output`) and adds L_DA, TAM replaces them by the
+            cross-attended features, IAM adds L_IA on the pooled features at its position. The classifier reads the
+            features after the last stage.
+        distribution_pooling (`str`, *optional*, defaults to `"mean"`):
+            How token distributions become one utterance Gaussian: `"mean"` averages the token means and the token
+            standard deviations over non-padding positions; `"first"` takes the first token's distribution.
+        sigma_activation (`str`, *optional*, defaults to `"exp"`):
+            How the sigma branch's output becomes a positive standard deviation: `"exp"` (sigma = exp(log sigma), as in
+            MAP; log sigma is clamped to [-`log_sigma_clamp`, `log_sigma_clamp`]) or `"softplus"`.
+        log_sigma_clamp (`float`, *optional*, defaults to 10.0):
+            Bound on |log sigma| for the `"exp"` activation, so sigma stays finite in bf16 and fp32.
+        dam_output (`str`, *optional*, defaults to `"mu"`):
+            What DAM passes on to the next stage: the token means `"mu"`, a reparameterised sample `"sample"`
+            (mu + sigma * eps while training, mu at inference), or the unchanged `"input"` features (DAM then only
+            adds L_DA).
+        pooling (`str`, *optional*, defaults to `"mean"`):
+            Pooling of token sequences into utterance vectors for IAM and the classifier: masked `"mean"`, masked
+            `"max"`, or the `"first"` token.
+        normalize_instance_embeddings (`bool`, *optional*, defaults to `True`):
+            L2-normalise the pooled vectors before the IAM dot products (as CLIP does). Unnormalised 768-d dot
+            products divided by 0.07 saturate the softmax immediately.
+        share_cross_attention (`bool`, *optional*, defaults to `False`):
+            Use one cross-attention layer for both directions in each TAM block instead of one per direction.
+        classifier_features (`str`, *optional*, defaults to `"concat"`):
+            Classifier input: the concatenation of pooled speech and text (`"concat"`), or one modality only.
+        freeze_feature_encoder (`bool`, *optional*, defaults to `True`):
+            Freeze the speech encoder's convolutional feature encoder (standard practice for wav2vec2 fine-tuning).
+        freeze_speech_encoder (`bool`, *optional*, defaults to `False`):
+            Freeze the whole speech encoder.
+        freeze_text_encoder (`bool`, *optional*, defaults to `False`):
+            Freeze the whole text encoder.
+        gather_distributed_negatives (`bool`, *optional*, defaults to `True`):
+            Under multi-process training, let the trainer gather the features of all processes (with gradients) so
+            every contrastive loss sees the global batch as negatives. Ignored in a single process.
+        id2label (`dict[int, str]`, *optional*):
+            Class names; defaults to angry, happy, sad, neutral.
+    """
+
+    model_type = "mgcma"
+    sub_configs_defaults = {
+        "speech_config": SubConfigSpec(config_class=AutoConfig, model_type="wav2vec2"),
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert"),
+    }
+
+    speech_config: dict | PreTrainedConfig | None = None
+    text_config: dict | PreTrainedConfig | None = None
+    hidden_size: int = 768
+    num_attention_heads: int = 12
+    num_alignment_layers: int = 6
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_dropout_prob: float = 0.1
+    classifier_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    temperature: float = 0.07
+    similarity_scale: float = 0.005
+    similarity_shift: float = 4.0
+    learnable_similarity: bool = False
+    distribution_loss_weight: float = 1.0
+    instance_loss_weight: float = 1.0
+    classification_loss_weight: float = 1.0
+    use_distribution_alignment: bool = True
+    use_token_alignment: bool = True
+    use_instance_alignment: bool = True
+    module_order: list[str] | tuple[str, ...] = PAPER_MODULE_ORDER
+    distribution_pooling: str = "mean"
+    sigma_activation: str = "exp"
+    log_sigma_clamp: float = 10.0
+    dam_output: str = "mu"
+    pooling: str = "mean"
+    normalize_instance_embeddings: bool = True
+    share_cross_attention: bool = False
+    classifier_features: str = "concat"
+    freeze_feature_encoder: bool = True
+    freeze_speech_encoder: bool = False
+    freeze_text_encoder: bool = False
+    gather_distributed_negatives: bool = True
+
+    def __post_init__(self, **kwargs):
+        if self.id2label is None and "num_labels" not in kwargs:
+            self.id2label = dict(enumerate(DEFAULT_EMOTION_LABELS))
+        if self.id2label is not None and self.label2id is None:
+            self.label2id = {name: int(idx) for idx, name in self.id2label.items()}
+        super().__post_init__(**kwargs)
+        self.module_order = list(self.module_order)
+        self._validate_mgcma()
+
+    def _validate_mgcma(self):
+        for name in ("hidden_size", "num_attention_heads", "num_alignment_layers", "intermediate_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "num_alignment_layers" else 1):
+                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "
+                f"({self.num_attention_heads})."
+            )
+        for name in ("hidden_dropout_prob", "attention_dropout_prob", "classifier_dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"`{name}` must be a probability in [0, 1), got {value!r}.")
+        _check_positive("temperature", self.temperature)
+        _check_positive("similarity_scale", self.similarity_scale)
+        _check_positive("log_sigma_clamp", self.log_sigma_clamp)
+        for name in ("distribution_loss_weight", "instance_loss_weight", "classification_loss_weight"):
+            _check_positive(name, getattr(self, name), allow_zero=True)
+        order = self.module_order
+        if sorted(order) != sorted(ALIGNMENT_MODULES):
+            raise ValueError(
+                f"`module_order` must be a permutation of {list(ALIGNMENT_MODULES)} (e.g. {list(PAPER_MODULE_ORDER)}), "
+                f"got {order!r}."
+            )
+        _check_choice("distribution_pooling", self.distribution_pooling, DISTRIBUTION_POOLING_MODES)
+        _check_choice("sigma_activation", self.sigma_activation, SIGMA_ACTIVATIONS)
+        _check_choice("dam_output", self.dam_output, DAM_OUTPUTS)
+        _check_choice("pooling", self.pooling, POOLING_MODES)
+        _check_choice("classifier_features", self.classifier_features, CLASSIFIER_FEATURES)
+        if self.use_token_alignment and self.num_alignment_layers < 1:
+            raise ValueError("`num_alignment_layers` must be >= 1 when `use_token_alignment=True`.")
+        if self.num_labels is None or self.num_labels < 1:
+            raise ValueError(f"`num_labels` must be >= 1, got {self.num_labels!r}.")
+        for key in ("speech_config", "text_config"):
+            sub = getattr(self, key)
+            if getattr(sub, "hidden_size", None) is None:
+                raise ValueError(f"`{key}` ({type(sub).__name__}) has no `hidden_size`: it is not an encoder config.")
+
+    @property
+    def enabled_modules(self):
+        """The alignment modules that are switched on, in pipeline order."""
+        enabled = {
+            "dam": self.use_distribution_alignment,
+            "tam": self.use_token_alignment,
+            "iam": self.use_instance_alignment,
+        }
+        return [name for name in self.module_order if enabled[name]]
+
+
+__all__ = ["MGCMAConfig", "DEFAULT_EMOTION_LABELS", "ALIGNMENT_MODULES", "PAPER_MODULE_ORDER"]

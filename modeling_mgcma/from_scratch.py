@@ -1,0 +1,94 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Small MGCMA models and processors built locally, with no download: for the demo corpus, tests and benchmarks.
+
+Real use starts from pretrained encoders (`MGCMAForEmotionClassification.from_encoders("facebook/wav2vec2-base",
+"bert-base-uncased")` and `processor_from_pretrained_encoders`); these helpers build the same architecture at any
+size from random weights, with a word-level vocabulary instead of a downloaded one.
+"""
+
+from transformers import BertConfig, BertTokenizer, Wav2Vec2Config, Wav2Vec2FeatureExtractor
+
+from .configuration_mgcma import MGCMAConfig
+from .processing_mgcma import MGCMAProcessor
+
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def speech_encoder_config(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, conv_dim=32, **overrides):
+    """A wav2vec2-architecture config. Layer-normalised conv features (`feat_extract_norm="layer"`) so that padding
+    never leaks into an utterance's features (group norm, as in wav2vec2-base, normalises over padding too)."""
+    kwargs = dict(
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        conv_dim=(conv_dim,) * 5,
+        conv_kernel=(10, 3, 3, 3, 2),
+        conv_stride=(5, 2, 2, 2, 2),  # 80 samples (5 ms) per frame
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=min(4, hidden_size),
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        mask_time_prob=0.0,
+        layerdrop=0.0,
+    )
+    kwargs.update(overrides)
+    return Wav2Vec2Config(**kwargs)
+
+
+def text_encoder_config(vocab_size, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, **overrides):
+    """A BERT-architecture config for a word-level vocabulary of `vocab_size` entries."""
+    kwargs = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        intermediate_size=intermediate_size,
+        max_position_embeddings=128,
+    )
+    kwargs.update(overrides)
+    return BertConfig(**kwargs)
+
+
+def small_config(vocab_size, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, **config_kwargs):
+    """An `MGCMAConfig` with small random encoders and alignment stack (hidden 32, 2 layers by default)."""
+    defaults = dict(
+        hidden_size=hidden_size,
+        num_attention_heads=num_heads,
+        num_alignment_layers=num_layers,
+        intermediate_size=intermediate_size,
+    )
+    defaults.update(config_kwargs)
+    return MGCMAConfig(
+        speech_config=speech_encoder_config(hidden_size, num_layers, num_heads, intermediate_size),
+        text_config=text_encoder_config(vocab_size, hidden_size, num_layers, num_heads, intermediate_size),
+        **defaults,
+    )
+
+
+def word_tokenizer(words, do_lower_case=True) -> BertTokenizer:
+    """A BERT word-piece tokenizer over `words` (special tokens added first). `BertTokenizer(vocab_file=...)` would
+    silently ignore the file in this transformers version, so the vocabulary is passed as a dict."""
+    vocab = list(SPECIAL_TOKENS) + [w for w in dict.fromkeys(words) if w not in SPECIAL_TOKENS]
+    return BertTokenizer(vocab={word: index for index, word in enumerate(vocab)}, do_lower_case=do_lower_case)
+
+
+def word_processor(words, max_duration=None, max_text_length=64) -> MGCMAProcessor:
+    """An `MGCMAProcessor` with a wav2vec2 feature extractor (16 kHz, per-utterance normalisation, attention masks)
+    and a word-level tokenizer over `words`."""
+    feature_extractor = Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    )
+    return MGCMAProcessor(
+        feature_extractor, word_tokenizer(words), max_duration=max_duration, max_text_length=max_text_length
+    )
+
+
+def processor_from_pretrained_encoders(speech_model, text_model, max_duration=None, **kwargs) -> MGCMAProcessor:
+    """The processor matching `from_encoders(speech_model, text_model)`: their feature extractor and tokenizer."""
+    from transformers import AutoFeatureExtractor, AutoTokenizer
+
+    feature_extractor = AutoFeatureExtractor.from_pretrained(speech_model, return_attention_mask=True, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(text_model, **kwargs)
+    return MGCMAProcessor(feature_extractor, tokenizer, max_duration=max_duration)

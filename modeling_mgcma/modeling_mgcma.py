@@ -1,0 +1,781 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""PyTorch MGCMA: Multi-Granularity Cross-Modal Alignment for speech + text emotion recognition.
+
+Wang, Zhao, Sun, Wang, Zhou, Qin, "Enhancing Multimodal Emotion Recognition through Multi-Granularity Cross-Modal
+Alignment", ICASSP 2025. Equation numbers in comments refer to that paper.
+
+This file is shipped to the Hugging Face Hub: it imports only `torch`, `transformers` and its sibling
+`configuration_mgcma`.
+
+Choices where the paper is silent (each is a config option where a user could want the other choice):
+- utterance Gaussian: masked mean of the token means and of the token standard deviations (`distribution_pooling`);
+- sigma > 0 through sigma = exp(log sigma), log sigma clamped to +-10 (`sigma_activation`, `log_sigma_clamp`);
+- p = 1/200, q = 4 from MAP's code, fixed by default (`similarity_scale`, `similarity_shift`, `learnable_similarity`);
+- DAM passes the token means mu on to the next stage (`dam_output`);
+- TAM blocks are post-LayerNorm transformer sub-layers (BERT style): self-attention, cross-attention, feed-forward,
+  each with a residual connection; separate cross-attention weights per direction (`share_cross_attention`);
+- IAM and the classifier use masked mean pooling (`pooling`), IAM on L2-normalised vectors
+  (`normalize_instance_embeddings`);
+- classifier: Linear(2D -> D) - GELU - Dropout - Linear(D -> classes) on [pooled speech; pooled text]
+  (`classifier_features`);
+- wav2vec2's convolutional feature encoder is frozen, everything else fine-tuned (`freeze_*`);
+- "module order" rewires a pipeline of stages over (speech, text) (`module_order`).
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transformers import AutoModel, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput, logging
+
+from .configuration_mgcma import MGCMAConfig
+
+
+logger = logging.get_logger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def gaussian_wasserstein_distance(
+    mu_a: torch.Tensor, sigma_a: torch.Tensor, mu_b: torch.Tensor, sigma_b: torch.Tensor
+) -> torch.Tensor:
+    """Squared 2-Wasserstein distances between diagonal Gaussians, every row of `a` against every row of `b` (eq. 4).
+
+    For diagonal covariances the general formula ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2) reduces to
+    ||mu1 - mu2||^2 + ||sigma1 - sigma2||^2. It is computed as one squared Euclidean distance between the
+    concatenations [mu; sigma], expanded as |a|^2 + |b|^2 - 2 a.b so that no `[N, M, D]` tensor is materialised.
+
+    Args:
+        mu_a, sigma_a: `[N, D]` means and standard deviations (not variances) of the first set.
+        mu_b, sigma_b: `[M, D]` means and standard deviations of the second set.
+
+    Returns:
+        `[N, M]` distances, in the dtype of the inputs (pass fp32 tensors for fp32 results), clamped at 0 against
+        rounding.
+    """
+    if mu_a.shape != sigma_a.shape or mu_b.shape != sigma_b.shape:
+        raise ValueError(
+            f"mu and sigma must have the same shape, got mu_a {tuple(mu_a.shape)}, sigma_a {tuple(sigma_a.shape)}, "
+            f"mu_b {tuple(mu_b.shape)}, sigma_b {tuple(sigma_b.shape)}."
+        )
+    if mu_a.dim() != 2 or mu_b.dim() != 2 or mu_a.shape[-1] != mu_b.shape[-1]:
+        raise ValueError(
+            f"expected [N, D] and [M, D] inputs with the same D, got {tuple(mu_a.shape)} and {tuple(mu_b.shape)}."
+        )
+    a = torch.cat([mu_a, sigma_a], dim=-1)
+    b = torch.cat([mu_b, sigma_b], dim=-1)
+    squared = a.pow(2).sum(-1, keepdim=True) + b.pow(2).sum(-1).unsqueeze(0) - 2.0 * (a @ b.transpose(0, 1))
+    return squared.clamp_min(0.0)
+
+
+def _symmetric_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """(CE over rows + CE over columns) / 2 with the diagonal as targets: 1/(2N) sum_i (L_s2t_i + L_t2s_i)."""
+    targets = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, targets) + F.cross_entropy(logits.transpose(0, 1), targets)) / 2
+
+
+def distribution_contrastive_loss(
+    mu_s: torch.Tensor,
+    sigma_s: torch.Tensor,
+    mu_t: torch.Tensor,
+    sigma_t: torch.Tensor,
+    scale: float | torch.Tensor,
+    shift: float | torch.Tensor,
+    temperature: float | torch.Tensor,
+) -> torch.Tensor:
+    """Distribution-level contrastive loss L_DA (eqs. 5-8), computed in fp32.
+
+    Sim(N_si, N_tj) = -scale * W(N_si, N_tj) + shift (eq. 5); matching speech/text pairs (the diagonal) are
+    positives, all other pairs of the batch negatives; the loss is the mean of the speech-to-text and text-to-speech
+    InfoNCE terms (eqs. 6-8).
+
+    Args:
+        mu_s, sigma_s: `[N, D]` speech utterance Gaussians (standard deviations).
+        mu_t, sigma_t: `[N, D]` text utterance Gaussians.
+        scale: p > 0. shift: q. temperature: tau > 0.
+    """
+    if mu_s.shape[0] != mu_t.shape[0]:
+        raise ValueError(f"need as many speech as text distributions, got {mu_s.shape[0]} and {mu_t.shape[0]}.")
+    with torch.autocast(device_type=mu_s.device.type, enabled=False):
+        distance = gaussian_wasserstein_distance(mu_s.float(), sigma_s.float(), mu_t.float(), sigma_t.float())
+        similarity = -scale * distance + shift  # eq. (5)
+        return _symmetric_cross_entropy(similarity / temperature)  # eqs. (6)-(8)
+
+
+def instance_contrastive_loss(x_s: torch.Tensor, x_t: torch.Tensor, temperature: float | torch.Tensor) -> torch.Tensor:
+    """Instance-level contrastive loss L_IA (eqs. 9-11), computed in fp32.
+
+    Logits are the dot products x_s_i . x_t_j / tau of the vectors as given: normalising them (as MGCMA does by
+    default, see `MGCMAConfig.normalize_instance_embeddings`) is the caller's choice.
+
+    Args:
+        x_s: `[N, D]` utterance-level speech vectors. x_t: `[N, D]` text vectors. temperature: tau > 0.
+    """
+    if x_s.dim() != 2 or x_s.shape != x_t.shape:
+        raise ValueError(f"expected two [N, D] tensors of the same shape, got {tuple(x_s.shape)} and {tuple(x_t.shape)}.")
+    with torch.autocast(device_type=x_s.device.type, enabled=False):
+        logits = x_s.float() @ x_t.float().transpose(0, 1) / temperature  # eqs. (9)-(10)
+        return _symmetric_cross_entropy(logits)  # eq. (11)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MGCMAModelOutput(ModelOutput):
+    """
+    Output of [`MGCMAModel`] and [`MGCMAForEmotionClassification`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*):
+            Total loss: `w_ce * loss_ce + w_da * loss_da + w_ia * loss_ia` over the terms that exist (the bare model
+            has no `loss_ce`). Present when labels are given (classifier) or `return_loss=True` (bare model).
+        logits (`torch.FloatTensor` of shape `(batch_size, num_labels)`, *optional*):
+            Classification scores before softmax (classifier only).
+        loss_ce (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy L_CE.
+        loss_da (`torch.FloatTensor` of shape `()`, *optional*): distribution-level contrastive loss L_DA (DAM on).
+        loss_ia (`torch.FloatTensor` of shape `()`, *optional*): instance-level contrastive loss L_IA (IAM on).
+        speech_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+            Pooled speech features after the last alignment stage (the classifier's speech input).
+        text_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`): pooled text features, likewise.
+        speech_mu, speech_sigma (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
+            Utterance-level speech Gaussian N(mu, diag(sigma^2)) from DAM (sigma = standard deviation).
+        text_mu, text_sigma (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*): same for text.
+        speech_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, speech_frames, hidden_size)`):
+            Speech token features after the last stage (text-aware speech when TAM is on).
+        text_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, text_tokens, hidden_size)`): likewise.
+        speech_mask (`torch.BoolTensor` of shape `(batch_size, speech_frames)`): True on real (non-padding) frames.
+        text_mask (`torch.BoolTensor` of shape `(batch_size, text_tokens)`): True on real tokens.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    loss_ce: torch.FloatTensor | None = None
+    loss_da: torch.FloatTensor | None = None
+    loss_ia: torch.FloatTensor | None = None
+    speech_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    speech_mu: torch.FloatTensor | None = None
+    speech_sigma: torch.FloatTensor | None = None
+    text_mu: torch.FloatTensor | None = None
+    text_sigma: torch.FloatTensor | None = None
+    speech_last_hidden_state: torch.FloatTensor | None = None
+    text_last_hidden_state: torch.FloatTensor | None = None
+    speech_mask: torch.BoolTensor | None = None
+    text_mask: torch.BoolTensor | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def masked_pool(hidden_states: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """Pool `[B, L, D]` features over the positions where `mask` (`[B, L]`, True = real) is set."""
+    if mode == "first":
+        return hidden_states[:, 0]
+    mask_f = mask.unsqueeze(-1).to(hidden_states.dtype)
+    if mode == "mean":
+        return (hidden_states * mask_f).sum(1) / mask_f.sum(1).clamp_min(1.0)
+    if mode == "max":
+        return hidden_states.masked_fill(~mask.unsqueeze(-1), torch.finfo(hidden_states.dtype).min).amax(1)
+    raise ValueError(f"unknown pooling mode {mode!r}; expected 'mean', 'max' or 'first'.")
+
+
+class MGCMAAttention(nn.Module):
+    """Multi-head attention (eqs. 1-3): softmax(Q K^T / sqrt(d)) V per head, heads concatenated and projected by W_o.
+
+    Self-attention when `key_value_states` is None, cross-attention otherwise. Runs through
+    `torch.nn.functional.scaled_dot_product_attention`; padding keys are masked out.
+    """
+
+    def __init__(self, config: MGCMAConfig, is_cross_attention: bool = False):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.dropout = config.attention_dropout_prob
+        self.is_cross_attention = is_cross_attention
+        if is_cross_attention:
+            self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+            self.kv_proj = nn.Linear(config.hidden_size, 2 * config.hidden_size)
+        else:
+            self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        key_padding_mask: torch.Tensor,
+        key_value_states: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if self.is_cross_attention:
+            if key_value_states is None:
+                raise ValueError("cross-attention needs `key_value_states`.")
+            query = self.q_proj(hidden_states)
+            key, value = self.kv_proj(key_value_states).chunk(2, dim=-1)
+        else:
+            query, key, value = self.qkv_proj(hidden_states).chunk(3, dim=-1)
+        query, key, value = self._split_heads(query), self._split_heads(key), self._split_heads(value)
+        # [B, 1, 1, L_k] boolean, True = attend; every sequence has at least one real key, so no row is all-masked.
+        attn_mask = key_padding_mask[:, None, None, :]
+        context = F.scaled_dot_product_attention(
+            query, key, value, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        batch, _, length, _ = context.shape
+        context = context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
+        return self.out_proj(context)  # Concat(head_1..head_k) W_o
+
+
+class MGCMAFeedForward(nn.Module):
+    """Linear -> activation -> dropout -> Linear."""
+
+    def __init__(self, config: MGCMAConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.act = ACT2FN[config.hidden_act]
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.dropout(self.act(self.fc1(hidden_states))))
+
+
+class MGCMAAttentionSublayer(nn.Module):
+    """Post-LN residual attention sub-layer: LayerNorm(x + Dropout(Attention(x, context)))."""
+
+    def __init__(self, config: MGCMAConfig, is_cross_attention: bool = False, attention: MGCMAAttention | None = None):
+        super().__init__()
+        self.attention = attention if attention is not None else MGCMAAttention(config, is_cross_attention)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states, key_padding_mask, key_value_states=None):
+        attended = self.attention(hidden_states, key_padding_mask, key_value_states)
+        return self.layer_norm(hidden_states + self.dropout(attended))
+
+
+class MGCMAFeedForwardSublayer(nn.Module):
+    """Post-LN residual feed-forward sub-layer: LayerNorm(x + Dropout(FFN(x)))."""
+
+    def __init__(self, config: MGCMAConfig):
+        super().__init__()
+        self.feed_forward = MGCMAFeedForward(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(self, hidden_states):
+        return self.layer_norm(hidden_states + self.dropout(self.feed_forward(hidden_states)))
+
+
+class MGCMADistributionConstructor(GradientCheckpointingLayer):
+    """Distribution constructor of DAM for one modality (Section 2.2).
+
+    Multi-head self-attention over the token features x (eqs. 1-3) gives h = LayerNorm(x + MHSA(x)). Two branches
+    read h, each "linear layers with a residual connection":
+        mu_tok        = LayerNorm(h + MLP_mu(h))
+        log_sigma_tok = h + MLP_sigma(h)
+    sigma_tok = exp(clamp(log_sigma_tok)) (MAP's parameterisation) or softplus(log_sigma_tok) keeps sigma > 0. The
+    utterance Gaussian is the masked mean of the token means and of the token standard deviations
+    (`distribution_pooling="mean"`) or the first token's (`"first"`).
+    """
+
+    def __init__(self, config: MGCMAConfig):
+        super().__init__()
+        self.config = config
+        self.self_attention = MGCMAAttentionSublayer(config)
+        self.mu_branch = MGCMAFeedForward(config)
+        self.mu_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.sigma_branch = MGCMAFeedForward(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor):
+        h = self.self_attention(hidden_states, mask)
+        mu_tokens = self.mu_layer_norm(h + self.dropout(self.mu_branch(h)))
+        raw_sigma = h + self.dropout(self.sigma_branch(h))
+        if self.config.sigma_activation == "exp":
+            clamp = self.config.log_sigma_clamp
+            sigma_tokens = torch.exp(raw_sigma.clamp(-clamp, clamp))
+        else:
+            sigma_tokens = F.softplus(raw_sigma) + 1e-6
+        if self.config.distribution_pooling == "first":
+            mu, sigma = mu_tokens[:, 0], sigma_tokens[:, 0]
+        else:
+            mu, sigma = masked_pool(mu_tokens, mask, "mean"), masked_pool(sigma_tokens, mask, "mean")
+        return mu_tokens, sigma_tokens, mu, sigma
+
+
+class MGCMADistributionAlignment(nn.Module):
+    """DAM: one distribution constructor per modality; its loss is `distribution_contrastive_loss` (L_DA)."""
+
+    def __init__(self, config: MGCMAConfig):
+        super().__init__()
+        self.speech_constructor = MGCMADistributionConstructor(config)
+        self.text_constructor = MGCMADistributionConstructor(config)
+
+    def forward(self, speech, speech_mask, text, text_mask):
+        return self.speech_constructor(speech, speech_mask), self.text_constructor(text, text_mask)
+
+
+class MGCMATokenAlignmentBlock(GradientCheckpointingLayer):
+    """One TAM block (Section 2.3): self-attention within each modality, then cross-attention between them.
+
+    Speech queries attend to text and text queries attend to speech; both cross-attentions read this block's
+    self-attention outputs, and the next block's self-attention reads this block's cross-attention outputs. Each
+    stream ends with a residual feed-forward sub-layer.
+    """
+
+    def __init__(self, config: MGCMAConfig):
+        super().__init__()
+        self.speech_self_attention = MGCMAAttentionSublayer(config)
+        self.text_self_attention = MGCMAAttentionSublayer(config)
+        self.speech_cross_attention = MGCMAAttentionSublayer(config, is_cross_attention=True)
+        shared = self.speech_cross_attention.attention if config.share_cross_attention else None
+        self.text_cross_attention = MGCMAAttentionSublayer(config, is_cross_attention=True, attention=shared)
+        self.speech_feed_forward = MGCMAFeedForwardSublayer(config)
+        self.text_feed_forward = MGCMAFeedForwardSublayer(config)
+
+    def forward(self, speech, speech_mask, text, text_mask):
+        speech = self.speech_self_attention(speech, speech_mask)
+        text = self.text_self_attention(text, text_mask)
+        text_aware_speech = self.speech_cross_attention(speech, text_mask, key_value_states=text)
+        speech_aware_text = self.text_cross_attention(text, speech_mask, key_value_states=speech)
+        return self.speech_feed_forward(text_aware_speech), self.text_feed_forward(speech_aware_text)
+
+
+class MGCMATokenAlignment(nn.Module):
+    """TAM: a stack of `num_alignment_layers` token-alignment blocks producing x~_s and x~_t."""
+
+    def __init__(self, config: MGCMAConfig):
+        super().__init__()
+        self.layers = nn.ModuleList([MGCMATokenAlignmentBlock(config) for _ in range(config.num_alignment_layers)])
+
+    def forward(self, speech, speech_mask, text, text_mask):
+        for layer in self.layers:
+            speech, text = layer(speech, speech_mask, text, text_mask)
+        return speech, text
+
+
+class MGCMAClassificationHead(nn.Module):
+    """Linear(in -> D) -> GELU -> Dropout -> Linear(D -> num_labels), with dropout on the input."""
+
+    def __init__(self, config: MGCMAConfig):
+        super().__init__()
+        in_features = config.hidden_size * (2 if config.classifier_features == "concat" else 1)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.act = nn.GELU()
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, features):
+        return self.out_proj(self.dropout(self.act(self.dense(self.dropout(features)))))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class MGCMAPreTrainedModel(PreTrainedModel):
+    config_class = MGCMAConfig
+    base_model_prefix = "mgcma"
+    main_input_name = "input_values"
+    input_modalities = ("audio", "text")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    def _init_weights(self, module):
+        # Linear / LayerNorm / Embedding of our own modules: transformers' default (normal(0, initializer_range),
+        # zero bias, unit LayerNorm). The encoders are sub-models and are initialised by their own `_init_weights`.
+        super()._init_weights(module)
+        if isinstance(module, MGCMAModel) and module.log_similarity_scale is not None:
+            with torch.no_grad():
+                module.log_similarity_scale.fill_(math.log(self.config.similarity_scale))
+                module.similarity_shift.fill_(self.config.similarity_shift)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # transformers writes `auto_map` only for the class being saved; record both model classes so that a saved
+        # folder answers AutoModel and AutoModelForAudioClassification alike (the code file holds both).
+        if type(self)._auto_class is not None:
+            module = type(self).__module__.split(".")[-1]
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map.setdefault("AutoModel", f"{module}.MGCMAModel")
+            auto_map.setdefault("AutoModelForAudioClassification", f"{module}.MGCMAForEmotionClassification")
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+def _drop_pooler(text_encoder: nn.Module) -> nn.Module:
+    # BERT-like encoders carry a pooler that MGCMA never uses; dropping it keeps every parameter trained.
+    if getattr(text_encoder, "pooler", None) is not None:
+        text_encoder.pooler = None
+    return text_encoder
+
+
+class MGCMAModel(MGCMAPreTrainedModel):
+    """The MGCMA backbone: encoders, projections and the alignment pipeline (DAM, TAM, IAM in `module_order`).
+
+    Inputs are either raw (`input_values` + `input_ids`, run through the encoders) or precomputed encoder outputs
+    (`speech_features` + `text_features`, e.g. from a feature cache when the encoders are frozen).
+    """
+
+    def __init__(self, config: MGCMAConfig, speech_encoder: nn.Module | None = None, text_encoder: nn.Module | None = None):
+        super().__init__(config)
+        self.speech_encoder = speech_encoder if speech_encoder is not None else AutoModel.from_config(config.speech_config)
+        self.text_encoder = _drop_pooler(
+            text_encoder if text_encoder is not None else AutoModel.from_config(config.text_config)
+        )
+        speech_width, text_width = config.speech_config.hidden_size, config.text_config.hidden_size
+        self.speech_projection = (
+            nn.Linear(speech_width, config.hidden_size) if speech_width != config.hidden_size else nn.Identity()
+        )
+        self.text_projection = (
+            nn.Linear(text_width, config.hidden_size) if text_width != config.hidden_size else nn.Identity()
+        )
+        self.distribution_alignment = MGCMADistributionAlignment(config) if config.use_distribution_alignment else None
+        self.token_alignment = MGCMATokenAlignment(config) if config.use_token_alignment else None
+        # IAM has no parameters; p and q belong to DAM and exist only when it does.
+        if config.use_distribution_alignment and config.learnable_similarity:
+            self.log_similarity_scale = nn.Parameter(torch.tensor(math.log(config.similarity_scale)))
+            self.similarity_shift = nn.Parameter(torch.tensor(float(config.similarity_shift)))
+        else:
+            self.log_similarity_scale = None
+            self.similarity_shift = None
+        # Set by a trainer under multi-process training: maps a local [B, ...] tensor to the global batch with
+        # gradients (see `modeling_mgcma.trainer`). None: the losses use the local batch.
+        self.contrastive_feature_gatherer: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.post_init()
+        self._apply_freezing()
+
+    # -- encoders ------------------------------------------------------------------------------------------------------
+
+    def _apply_freezing(self):
+        if self.config.freeze_feature_encoder and hasattr(self.speech_encoder, "freeze_feature_encoder"):
+            self.speech_encoder.freeze_feature_encoder()
+        if self.config.freeze_speech_encoder:
+            self.speech_encoder.requires_grad_(False)
+        if self.config.freeze_text_encoder:
+            self.text_encoder.requires_grad_(False)
+
+    def freeze_feature_encoder(self):
+        """Stop gradients into the speech encoder's convolutional feature encoder."""
+        self.speech_encoder.freeze_feature_encoder()
+
+    def speech_frame_mask(self, attention_mask: torch.Tensor | None, num_frames: int, batch_size: int, device):
+        """Frame-level mask (True = real frame) from a sample-level `attention_mask` of the raw audio."""
+        if attention_mask is None:
+            return torch.ones(batch_size, num_frames, dtype=torch.bool, device=device)
+        lengths = self.speech_encoder._get_feat_extract_output_lengths(attention_mask.sum(-1))
+        return torch.arange(num_frames, device=device)[None, :] < lengths.to(device)[:, None]
+
+    def encode_speech(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """Speech encoder outputs `[B, frames, H_speech]` and the frame mask, before projection."""
+        if input_values.dim() != 2:
+            raise ValueError(
+                f"`input_values` must be [batch, samples] mono 16 kHz audio, got shape {tuple(input_values.shape)}; "
+                "use MGCMAProcessor to prepare raw audio."
+            )
+        if attention_mask is not None:
+            if attention_mask.shape != input_values.shape:
+                raise ValueError(
+                    f"`speech_attention_mask` shape {tuple(attention_mask.shape)} does not match `input_values` "
+                    f"shape {tuple(input_values.shape)}."
+                )
+            min_samples = int(attention_mask.sum(-1).min())
+            if int(self.speech_encoder._get_feat_extract_output_lengths(torch.tensor(min_samples))) < 1:
+                raise ValueError(f"an utterance of {min_samples} samples is too short for the speech encoder.")
+        hidden = self.speech_encoder(input_values, attention_mask=attention_mask).last_hidden_state
+        mask = self.speech_frame_mask(attention_mask, hidden.shape[1], hidden.shape[0], hidden.device)
+        return hidden, mask
+
+    def encode_text(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ):
+        """Text encoder outputs `[B, tokens, H_text]` and the token mask, before projection."""
+        if input_ids.dim() != 2:
+            raise ValueError(f"`input_ids` must be [batch, tokens], got shape {tuple(input_ids.shape)}.")
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        elif attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"`text_attention_mask` shape {tuple(attention_mask.shape)} does not match `input_ids` shape "
+                f"{tuple(input_ids.shape)}."
+            )
+        kwargs = {"attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        hidden = self.text_encoder(input_ids, **kwargs).last_hidden_state
+        return hidden, attention_mask.bool()
+
+    # -- losses --------------------------------------------------------------------------------------------------------
+
+    def _gather(self, *tensors):
+        if self.contrastive_feature_gatherer is None or not self.config.gather_distributed_negatives:
+            return tensors
+        return tuple(self.contrastive_feature_gatherer(t) for t in tensors)
+
+    def similarity_parameters(self):
+        """(p, q) of eq. 5: learned parameters when `learnable_similarity`, else the config's constants."""
+        if self.log_similarity_scale is not None:
+            return self.log_similarity_scale.float().exp(), self.similarity_shift.float()
+        return self.config.similarity_scale, self.config.similarity_shift
+
+    # -- forward -------------------------------------------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        speech_attention_mask: torch.Tensor | None = None,
+        text_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        speech_features: torch.Tensor | None = None,
+        speech_features_mask: torch.Tensor | None = None,
+        text_features: torch.Tensor | None = None,
+        text_features_mask: torch.Tensor | None = None,
+        return_loss: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MGCMAModelOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(batch_size, samples)`): 16 kHz mono waveforms.
+            input_ids (`torch.LongTensor` of shape `(batch_size, tokens)`): transcript token ids.
+            speech_attention_mask (`torch.LongTensor` of shape `(batch_size, samples)`): 1 on real samples.
+            text_attention_mask (`torch.LongTensor` of shape `(batch_size, tokens)`): 1 on real tokens.
+            token_type_ids (`torch.LongTensor`, *optional*): passed to the text encoder.
+            speech_features (`torch.FloatTensor` of shape `(batch_size, frames, speech_hidden)`, *optional*):
+                Precomputed speech encoder outputs, instead of `input_values` (cached-feature training).
+            speech_features_mask (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*): real frames.
+            text_features, text_features_mask: the same for the text encoder, instead of `input_ids`.
+            return_loss (`bool`, *optional*): compute L_DA and L_IA and their weighted sum as `loss`.
+        """
+        if kwargs:
+            raise ValueError(
+                f"unexpected inputs {sorted(kwargs)}; MGCMA takes input_values, speech_attention_mask, input_ids, "
+                "text_attention_mask, token_type_ids (or speech_features/text_features with their masks)."
+            )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        speech, speech_mask = self._speech_inputs(input_values, speech_attention_mask, speech_features, speech_features_mask)
+        text, text_mask = self._text_inputs(input_ids, text_attention_mask, token_type_ids, text_features, text_features_mask)
+        if speech.shape[0] != text.shape[0]:
+            raise ValueError(f"batch sizes differ: {speech.shape[0]} speech inputs but {text.shape[0]} text inputs.")
+        if not bool(speech_mask.any(-1).all()) or not bool(text_mask.any(-1).all()):
+            raise ValueError("every utterance needs at least one real speech frame and one real text token.")
+
+        speech, text = self.speech_projection(speech), self.text_projection(text)
+        loss_da = loss_ia = None
+        speech_mu = speech_sigma = text_mu = text_sigma = None
+        for stage in self.config.enabled_modules:
+            if stage == "dam":
+                speech_dist, text_dist = self.distribution_alignment(speech, speech_mask, text, text_mask)
+                speech_mu, speech_sigma = speech_dist[2], speech_dist[3]
+                text_mu, text_sigma = text_dist[2], text_dist[3]
+                if return_loss:
+                    scale, shift = self.similarity_parameters()
+                    loss_da = distribution_contrastive_loss(
+                        *self._gather(speech_mu, speech_sigma, text_mu, text_sigma),
+                        scale=scale,
+                        shift=shift,
+                        temperature=self.config.temperature,
+                    )
+                speech = self._dam_output(speech, speech_dist)
+                text = self._dam_output(text, text_dist)
+            elif stage == "tam":
+                speech, text = self.token_alignment(speech, speech_mask, text, text_mask)
+            elif stage == "iam" and return_loss:
+                x_s = masked_pool(speech, speech_mask, self.config.pooling)
+                x_t = masked_pool(text, text_mask, self.config.pooling)
+                if self.config.normalize_instance_embeddings:
+                    x_s, x_t = F.normalize(x_s.float(), dim=-1), F.normalize(x_t.float(), dim=-1)
+                loss_ia = instance_contrastive_loss(*self._gather(x_s, x_t), temperature=self.config.temperature)
+
+        loss = None
+        if return_loss:
+            terms = []
+            if loss_da is not None:
+                terms.append(self.config.distribution_loss_weight * loss_da)
+            if loss_ia is not None:
+                terms.append(self.config.instance_loss_weight * loss_ia)
+            loss = sum(terms) if terms else None
+
+        output = MGCMAModelOutput(
+            loss=loss,
+            loss_da=loss_da,
+            loss_ia=loss_ia,
+            speech_embeds=masked_pool(speech, speech_mask, self.config.pooling),
+            text_embeds=masked_pool(text, text_mask, self.config.pooling),
+            speech_mu=speech_mu,
+            speech_sigma=speech_sigma,
+            text_mu=text_mu,
+            text_sigma=text_sigma,
+            speech_last_hidden_state=speech,
+            text_last_hidden_state=text,
+            speech_mask=speech_mask,
+            text_mask=text_mask,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _dam_output(self, features, distribution):
+        mu_tokens, sigma_tokens = distribution[0], distribution[1]
+        if self.config.dam_output == "input":
+            return features
+        if self.config.dam_output == "sample" and self.training:
+            return mu_tokens + sigma_tokens * torch.randn_like(sigma_tokens)  # reparameterisation trick
+        return mu_tokens
+
+    def _speech_inputs(self, input_values, attention_mask, features, features_mask):
+        if (input_values is None) == (features is None):
+            raise ValueError("pass exactly one of `input_values` (raw audio) or `speech_features` (encoder outputs).")
+        if input_values is not None:
+            return self.encode_speech(input_values, attention_mask)
+        if features.dim() != 3 or features.shape[-1] != self.config.speech_config.hidden_size:
+            raise ValueError(
+                f"`speech_features` must be [batch, frames, {self.config.speech_config.hidden_size}], "
+                f"got {tuple(features.shape)}."
+            )
+        if features_mask is None:
+            features_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+        return features, features_mask.bool()
+
+    def _text_inputs(self, input_ids, attention_mask, token_type_ids, features, features_mask):
+        if (input_ids is None) == (features is None):
+            raise ValueError("pass exactly one of `input_ids` (token ids) or `text_features` (encoder outputs).")
+        if input_ids is not None:
+            return self.encode_text(input_ids, attention_mask, token_type_ids)
+        if features.dim() != 3 or features.shape[-1] != self.config.text_config.hidden_size:
+            raise ValueError(
+                f"`text_features` must be [batch, tokens, {self.config.text_config.hidden_size}], "
+                f"got {tuple(features.shape)}."
+            )
+        if features_mask is None:
+            features_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+        return features, features_mask.bool()
+
+    @classmethod
+    def from_encoders(cls, speech_model: str | PreTrainedModel, text_model: str | PreTrainedModel, **config_kwargs):
+        """Build an MGCMA model whose encoders are initialised from pretrained checkpoints.
+
+        Args:
+            speech_model: a Hub id or local folder of a speech encoder (e.g. `"facebook/wav2vec2-base"`), or a loaded
+                model.
+            text_model: a Hub id or local folder of a text encoder (e.g. `"bert-base-uncased"`), or a loaded model.
+            config_kwargs: any other `MGCMAConfig` argument (e.g. `num_alignment_layers=6`, `id2label=...`).
+        """
+        speech = speech_model if isinstance(speech_model, nn.Module) else AutoModel.from_pretrained(speech_model)
+        text = text_model if isinstance(text_model, nn.Module) else AutoModel.from_pretrained(text_model)
+        for name, encoder in (("speech", speech), ("text", text)):
+            if getattr(encoder.config, "is_encoder_decoder", False):
+                raise ValueError(f"the {name} model {type(encoder).__name__} is an encoder-decoder; pass an encoder.")
+        config = MGCMAConfig(speech_config=speech.config, text_config=text.config, **config_kwargs)
+        return cls(config, speech_encoder=speech, text_encoder=text)
+
+
+class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
+    """MGCMA with its emotion classifier; loss = w_ce * L_CE + w_da * L_DA + w_ia * L_IA when `labels` are given."""
+
+    def __init__(self, config: MGCMAConfig, speech_encoder: nn.Module | None = None, text_encoder: nn.Module | None = None):
+        super().__init__(config)
+        self.mgcma = MGCMAModel(config, speech_encoder=speech_encoder, text_encoder=text_encoder)
+        self.classifier = MGCMAClassificationHead(config)
+        self.post_init()
+
+    from_encoders = MGCMAModel.__dict__["from_encoders"]
+
+    def freeze_feature_encoder(self):
+        """Stop gradients into the speech encoder's convolutional feature encoder."""
+        self.mgcma.freeze_feature_encoder()
+
+    def forward(
+        self,
+        input_values: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        speech_attention_mask: torch.Tensor | None = None,
+        text_attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        speech_features: torch.Tensor | None = None,
+        speech_features_mask: torch.Tensor | None = None,
+        text_features: torch.Tensor | None = None,
+        text_features_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> MGCMAModelOutput | tuple:
+        r"""
+        Same inputs as [`MGCMAModel.forward`], plus
+
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Class ids in `[0, num_labels)`. When given, the output carries `loss` and its components.
+        """
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if labels is not None:
+            if labels.dim() != 1:
+                raise ValueError(f"`labels` must be [batch] class ids, got shape {tuple(labels.shape)}.")
+            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_labels):
+                raise ValueError(
+                    f"`labels` must lie in [0, {self.config.num_labels}), got values in "
+                    f"[{int(labels.min())}, {int(labels.max())}]."
+                )
+        outputs = self.mgcma(
+            input_values=input_values,
+            input_ids=input_ids,
+            speech_attention_mask=speech_attention_mask,
+            text_attention_mask=text_attention_mask,
+            token_type_ids=token_type_ids,
+            speech_features=speech_features,
+            speech_features_mask=speech_features_mask,
+            text_features=text_features,
+            text_features_mask=text_features_mask,
+            return_loss=labels is not None,
+            return_dict=True,
+            **kwargs,
+        )
+        if self.config.classifier_features == "concat":
+            features = torch.cat([outputs.speech_embeds, outputs.text_embeds], dim=-1)
+        elif self.config.classifier_features == "speech":
+            features = outputs.speech_embeds
+        else:
+            features = outputs.text_embeds
+        logits = self.classifier(features)
+
+        loss = loss_ce = None
+        if labels is not None:
+            if labels.shape[0] != logits.shape[0]:
+                raise ValueError(f"got {labels.shape[0]} labels for a batch of {logits.shape[0]} utterances.")
+            with torch.autocast(device_type=logits.device.type, enabled=False):
+                loss_ce = F.cross_entropy(logits.float(), labels)
+            loss = self.config.classification_loss_weight * loss_ce
+            if outputs.loss is not None:
+                loss = loss + outputs.loss
+        outputs.loss, outputs.loss_ce, outputs.logits = loss, loss_ce, logits
+        return outputs if return_dict else outputs.to_tuple()
+
+
+__all__ = [
+    "MGCMAPreTrainedModel",
+    "MGCMAModel",
+    "MGCMAForEmotionClassification",
+    "MGCMAModelOutput",
+    "gaussian_wasserstein_distance",
+    "distribution_contrastive_loss",
+    "instance_contrastive_loss",
+    "masked_pool",
+]

@@ -1,0 +1,223 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""MGCMA processor: a speech feature extractor and a tokenizer behind one call.
+
+Shipped to the Hub next to the weights. Hub users may have only `torch` + `transformers` (+ numpy): librosa and
+soundfile are used when present (imports guarded), and otherwise WAV files are read with the standard library's
+`wave` and audio is resampled with an FFT-based resampler written in numpy.
+"""
+
+import io
+import os
+import wave
+
+import numpy as np
+
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+from transformers.utils import is_librosa_available, is_soundfile_available, logging
+
+
+if is_librosa_available():
+    import librosa
+if is_soundfile_available():
+    import soundfile
+
+
+logger = logging.get_logger(__name__)
+
+TARGET_SAMPLING_RATE = 16_000
+
+
+def load_audio(source) -> tuple[np.ndarray, int]:
+    """Read audio from a file path or raw bytes into a float32 array (channels-first when multi-channel).
+
+    Uses soundfile when installed (WAV, FLAC, OGG, ...), else the standard library's `wave` (PCM WAV only).
+    Returns `(array, sampling_rate)`. Raises `ValueError` naming the file when it cannot be read or is empty.
+    """
+    name = source if isinstance(source, (str, os.PathLike)) else "<bytes>"
+    if isinstance(source, (str, os.PathLike)):
+        if not os.path.isfile(source):
+            raise ValueError(f"audio file not found: {source}")
+        handle = source
+    elif isinstance(source, (bytes, bytearray)):
+        handle = io.BytesIO(source)
+    else:
+        raise ValueError(f"cannot read audio from a {type(source).__name__}; pass a file path or bytes.")
+    try:
+        if is_soundfile_available():
+            array, rate = soundfile.read(handle, dtype="float32", always_2d=True)
+            array = array.T  # [channels, samples]
+        else:
+            array, rate = _read_wav_stdlib(handle)
+    except Exception as error:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"could not read audio from {name}: {error}") from error
+    if array.size == 0:
+        raise ValueError(f"audio file {name} contains no samples.")
+    array = array[0] if array.shape[0] == 1 else array
+    return np.ascontiguousarray(array, dtype=np.float32), int(rate)
+
+
+def _read_wav_stdlib(handle) -> tuple[np.ndarray, int]:
+    with wave.open(handle, "rb") as wav:
+        channels, width, rate, frames = wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()
+        raw = wav.readframes(frames)
+    if width == 1:
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float32) / 32768.0
+    elif width == 3:
+        bytes_ = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3)
+        ints = bytes_[:, 0].astype(np.int32) | (bytes_[:, 1].astype(np.int32) << 8) | (bytes_[:, 2].astype(np.int32) << 16)
+        data = (np.where(ints >= 1 << 23, ints - (1 << 24), ints)).astype(np.float32) / float(1 << 23)
+    elif width == 4:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float32) / float(1 << 31)
+    else:
+        raise ValueError(f"unsupported WAV sample width {width} bytes")
+    return data.reshape(-1, channels).T, rate
+
+
+def to_mono(array: np.ndarray) -> np.ndarray:
+    """Average channels. 2-D input is channels-first `[C, T]`, or channels-last `[T, C]` when it has more rows than
+    columns and at most 8 columns (soundfile's layout)."""
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 1:
+        return array
+    if array.ndim != 2:
+        raise ValueError(f"audio must be 1-D (mono) or 2-D (multi-channel), got shape {array.shape}.")
+    if array.shape[1] <= 8 and array.shape[0] > array.shape[1]:
+        array = array.T
+    return array.mean(axis=0)
+
+
+def resample(array: np.ndarray, orig_rate: int, target_rate: int = TARGET_SAMPLING_RATE) -> np.ndarray:
+    """Resample a 1-D signal: librosa (soxr) when installed, else band-limited FFT resampling in numpy."""
+    if orig_rate == target_rate:
+        return array
+    if orig_rate <= 0:
+        raise ValueError(f"sampling rate must be positive, got {orig_rate}.")
+    if is_librosa_available():
+        return librosa.resample(array, orig_sr=orig_rate, target_sr=target_rate).astype(np.float32)
+    num_out = int(round(len(array) * target_rate / orig_rate))
+    spectrum = np.fft.rfft(array)
+    wanted = num_out // 2 + 1
+    if wanted <= len(spectrum):
+        spectrum = spectrum[:wanted]
+    else:
+        spectrum = np.concatenate([spectrum, np.zeros(wanted - len(spectrum), dtype=spectrum.dtype)])
+    return (np.fft.irfft(spectrum, n=num_out) * (num_out / len(array))).astype(np.float32)
+
+
+class MGCMAProcessor(ProcessorMixin):
+    r"""
+    Prepares (audio, transcript) pairs for MGCMA: audio at any sampling rate, mono or multi-channel, is mixed down to
+    mono, resampled to the feature extractor's rate (16 kHz), optionally cut to `max_duration` seconds, then
+    normalised and padded by the speech feature extractor; the transcript is tokenised.
+
+    Args:
+        feature_extractor: a speech feature extractor (e.g. `Wav2Vec2FeatureExtractor`).
+        tokenizer: a tokenizer (e.g. `BertTokenizer`).
+        max_duration (`float`, *optional*): seconds kept from the start of each clip; longer clips are cut and a
+            warning counts them. `None` keeps everything.
+        max_text_length (`int`, *optional*, defaults to 128): longest token sequence (longer transcripts are cut).
+
+    Returns a `BatchFeature` with `input_values`, `speech_attention_mask`, `input_ids`, `text_attention_mask` (and
+    `token_type_ids` when the tokenizer makes them).
+    """
+
+    def __init__(self, feature_extractor, tokenizer, max_duration: float | None = None, max_text_length: int = 128):
+        super().__init__(feature_extractor, tokenizer)
+        if max_duration is not None and max_duration <= 0:
+            raise ValueError(f"`max_duration` must be positive seconds or None, got {max_duration!r}.")
+        self.max_duration = max_duration
+        self.max_text_length = max_text_length
+
+    @property
+    def sampling_rate(self) -> int:
+        return getattr(self.feature_extractor, "sampling_rate", TARGET_SAMPLING_RATE)
+
+    def prepare_audio(self, audio, sampling_rate: int | None = None) -> np.ndarray:
+        """One clip (array, tensor or list of floats) -> mono float32 at the model's rate, cut to `max_duration`."""
+        array = self._resampled_mono(audio, sampling_rate)
+        if self.max_duration is not None:
+            array = array[: int(self.max_duration * self.sampling_rate)]
+        return array
+
+    def _resampled_mono(self, audio, sampling_rate: int | None) -> np.ndarray:
+        if hasattr(audio, "detach"):
+            audio = audio.detach().cpu().numpy()
+        array = to_mono(np.asarray(audio, dtype=np.float32))
+        if array.size == 0:
+            raise ValueError("got an empty audio array.")
+        if not np.isfinite(array).all():
+            raise ValueError("audio contains NaN or infinite samples.")
+        if sampling_rate is None:
+            sampling_rate = self.sampling_rate
+        return resample(array, sampling_rate, self.sampling_rate)
+
+    def __call__(
+        self,
+        audio=None,
+        text=None,
+        sampling_rate: int | None = None,
+        padding: bool | str = True,
+        return_tensors: str | None = "pt",
+        **kwargs,
+    ) -> BatchFeature:
+        """
+        Args:
+            audio: one clip or a list of clips (1-D/2-D numpy arrays, tensors or lists of floats).
+            text: one transcript or a list of transcripts.
+            sampling_rate: rate of `audio` (default: the feature extractor's, 16 kHz). Other rates are resampled.
+        """
+        if audio is None and text is None:
+            raise ValueError("pass `audio`, `text` or both.")
+        data = {}
+        if audio is not None:
+            clips = audio if isinstance(audio, (list, tuple)) and not _is_flat_number_list(audio) else [audio]
+            prepared = [self._resampled_mono(clip, sampling_rate) for clip in clips]
+            if self.max_duration is not None:
+                limit = int(self.max_duration * self.sampling_rate)
+                cut = sum(len(clip) > limit for clip in prepared)
+                if cut:
+                    logger.warning(f"cut {cut} of {len(prepared)} clip(s) to max_duration={self.max_duration}s.")
+                prepared = [clip[:limit] for clip in prepared]
+            speech = self.feature_extractor(
+                prepared,
+                sampling_rate=self.sampling_rate,
+                padding=padding,
+                return_attention_mask=True,
+                return_tensors=return_tensors,
+            )
+            data["input_values"] = speech["input_values"]
+            data["speech_attention_mask"] = speech["attention_mask"]
+        if text is not None:
+            texts = [text] if isinstance(text, str) else list(text)
+            for index, item in enumerate(texts):
+                if not isinstance(item, str):
+                    raise ValueError(f"text #{index} must be a string, got {type(item).__name__}.")
+            encoded = self.tokenizer(
+                texts,
+                padding=padding,
+                truncation=True,
+                max_length=self.max_text_length,
+                return_tensors=return_tensors,
+                **kwargs,
+            )
+            data["input_ids"] = encoded["input_ids"]
+            data["text_attention_mask"] = encoded["attention_mask"]
+            if "token_type_ids" in encoded:
+                data["token_type_ids"] = encoded["token_type_ids"]
+        if audio is not None and text is not None and len(data["input_values"]) != len(data["input_ids"]):
+            raise ValueError(f"got {len(data['input_values'])} audio clips but {len(data['input_ids'])} transcripts.")
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    @property
+    def model_input_names(self):
+        return ["input_values", "speech_attention_mask", "input_ids", "text_attention_mask", "token_type_ids"]
+
+
+def _is_flat_number_list(value) -> bool:
+    return len(value) > 0 and all(isinstance(item, (int, float, np.floating, np.integer)) for item in value)
+
+
+__all__ = ["MGCMAProcessor", "load_audio", "to_mono", "resample", "TARGET_SAMPLING_RATE"]
