@@ -1,5 +1,8 @@
 """IEMOCAP builder, demo corpus, manifests and cross-validation splits (see data/README.md)."""
 
+from .demo_corpus import EMOTION_KEYWORDS, FILLER_WORDS, PROSODY, demo_vocabulary, generate_demo_corpus
+from .manifest import load_manifest
+from .splits import VALIDATION_STRATEGIES, loso_fold
 from .iemocap import (
     CONFIG_NAMES,
     EXCLUSION_REASONS,
@@ -15,6 +18,14 @@ from .iemocap import (
 )
 
 __all__ = [
+    "load_manifest",
+    "loso_fold",
+    "VALIDATION_STRATEGIES",
+    "EMOTION_KEYWORDS",
+    "FILLER_WORDS",
+    "PROSODY",
+    "demo_vocabulary",
+    "generate_demo_corpus",
     "CONFIG_NAMES",
     "EXCLUSION_REASONS",
     "EXPECTED_4CLASS_COUNTS",

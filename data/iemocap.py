@@ -421,8 +421,7 @@ def check_counts(summary: IemocapSummary, strict: bool = True) -> None:
     )
     if strict:
         raise ValueError(message)
-    warnings.warn(message, stacklevel=3)
-    logger.warning(message)
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _get_config(config: str | IemocapConfig) -> IemocapConfig:
