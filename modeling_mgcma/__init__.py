@@ -8,7 +8,7 @@ saved folder then loads with `trust_remote_code=True` where this package is not 
 
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
 
-from .configuration_mgcma import DEFAULT_EMOTION_LABELS, MGCMAConfig
+from .configuration_mgcma import DEFAULT_EMOTION_LABELS, PAPER_ABLATIONS, MGCMAConfig
 from .modeling_mgcma import (
     MGCMAForEmotionClassification,
     MGCMAModel,
@@ -49,6 +49,7 @@ def __getattr__(name):
 
 __all__ = [
     "DEFAULT_EMOTION_LABELS",
+    "PAPER_ABLATIONS",
     "MGCMAConfig",
     "MGCMAModel",
     "MGCMAForEmotionClassification",

@@ -22,6 +22,21 @@ ALIGNMENT_MODULES = ("dam", "tam", "iam")
 # The paper's order (Table III, S0): distribution -> token -> instance.
 PAPER_MODULE_ORDER = ("dam", "tam", "iam")
 
+# The paper's ablations: Table II (S1-S4, modules switched off) and Table III (S5-S9, module orders), as config
+# arguments. S0 is the full model in the paper's order. Imported by run_mgcma.py, the tests and the model card.
+PAPER_ABLATIONS = {
+    "S0": {"module_order": ["dam", "tam", "iam"]},
+    "S1": {"use_distribution_alignment": False},
+    "S2": {"use_token_alignment": False},
+    "S3": {"use_instance_alignment": False},
+    "S4": {"use_distribution_alignment": False, "use_token_alignment": False, "use_instance_alignment": False},
+    "S5": {"module_order": ["dam", "iam", "tam"]},
+    "S6": {"module_order": ["iam", "dam", "tam"]},
+    "S7": {"module_order": ["iam", "tam", "dam"]},
+    "S8": {"module_order": ["tam", "dam", "iam"]},
+    "S9": {"module_order": ["tam", "iam", "dam"]},
+}
+
 POOLING_MODES = ("mean", "max", "first")
 DISTRIBUTION_POOLING_MODES = ("mean", "first")
 SIGMA_ACTIVATIONS = ("exp", "softplus")
@@ -227,6 +242,13 @@ class MGCMAConfig(PreTrainedConfig):
             if getattr(sub, "hidden_size", None) is None:
                 raise ValueError(f"`{key}` ({type(sub).__name__}) has no `hidden_size`: it is not an encoder config.")
 
+    @staticmethod
+    def ablation_kwargs(name: str) -> dict:
+        """Config arguments of the paper's ablation `name` (S0-S9, Tables II and III)."""
+        if name not in PAPER_ABLATIONS:
+            raise ValueError(f"unknown ablation {name!r}; expected one of {sorted(PAPER_ABLATIONS)}.")
+        return {key: list(value) if isinstance(value, list) else value for key, value in PAPER_ABLATIONS[name].items()}
+
     @property
     def enabled_modules(self):
         """The alignment modules that are switched on, in pipeline order."""
@@ -238,4 +260,4 @@ class MGCMAConfig(PreTrainedConfig):
         return [name for name in self.module_order if enabled[name]]
 
 
-__all__ = ["MGCMAConfig", "DEFAULT_EMOTION_LABELS", "ALIGNMENT_MODULES", "PAPER_MODULE_ORDER"]
+__all__ = ["MGCMAConfig", "DEFAULT_EMOTION_LABELS", "ALIGNMENT_MODULES", "PAPER_MODULE_ORDER", "PAPER_ABLATIONS"]
