@@ -1,0 +1,367 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Length-grouped, shuffled batching for speech: fewer padded frames, same randomness as plain shuffling.
+
+Speech utterances vary from under a second to half a minute (IEMOCAP: mean ~4.5 s, tail to ~30 s). With random
+batches most of a batch's frames are padding of the shorter clips, which the encoder still computes. Grouping
+utterances of similar length into a batch removes most of that waste.
+
+`LengthGroupedSampler` (per epoch, from `seed + epoch`):
+1. shuffle all indices;
+2. cut the permutation into "mega-batches" of `mega_batch_size` batches and sort each by length (longest first), so
+   batches are formed from utterances of similar length, but which utterances meet changes every epoch;
+3. cut into batches of `batch_size` and shuffle the order of the batches (the batch holding the longest utterance of
+   the epoch is put first when `longest_first=True`, so an out-of-memory error shows at step one).
+
+Every index appears exactly once per epoch (on one process). It yields flat indices in batch order, so the
+`DataLoader` (or `Trainer`, which batches a sampler's indices with the same `batch_size`) reproduces the groups;
+under DDP, `accelerate` hands whole batches to the ranks in turn. For a hand-written loop, `LengthGroupedBatchSampler`
+yields the batches themselves and shards them over `num_replicas` ranks (`rank`), like `DistributedSampler`: when the
+number of batches is not a multiple of the world size the first batches are repeated (or dropped with
+`drop_last=True`), so that all ranks run the same number of steps.
+
+Lengths are computed without decoding audio (`audio_lengths`): from the `start`/`end` columns of an IEMOCAP-style
+dataset, or from the file headers (soundfile / wave). They are capped at `max_duration` seconds (default
+`DEFAULT_MAX_DURATION` = 15 s, matching `MGCMAProcessor(max_duration=...)`, which cuts the audio itself).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import wave
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+
+DEFAULT_MAX_DURATION = 15.0
+"""Seconds of audio kept per utterance by default for training (IEMOCAP: 0.6 % of 4-class utterances are longer)."""
+
+DEFAULT_MEGA_BATCH_SIZE = 64
+"""Batches per sorted mega-batch; with IEMOCAP-like durations and batch size 4-32 this keeps padding under 5 %."""
+
+DEFAULT_LENGTH_COLUMN = "length"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Lengths without decoding audio
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _header_duration(path: str | None, data: bytes | None) -> float:
+    """Duration in seconds from an audio file header: soundfile if installed (any format), else stdlib wave."""
+    source = io.BytesIO(data) if data else path
+    try:
+        import soundfile
+
+        info = soundfile.info(source)
+        return info.frames / info.samplerate
+    except ImportError:
+        pass
+    except Exception as error:  # soundfile raises its own error types for unreadable files
+        raise ValueError(f"cannot read the audio header of {path!r}: {error}") from error
+    try:
+        with wave.open(source, "rb") as handle:
+            return handle.getnframes() / handle.getframerate()
+    except (wave.Error, EOFError, OSError) as error:
+        raise ValueError(f"cannot read the WAV header of {path!r} (install soundfile for other formats): {error}") from error
+
+
+def audio_durations(
+    dataset,
+    audio_column: str = "audio",
+    source: str = "auto",
+) -> list[float]:
+    """Seconds of audio per row of a `datasets.Dataset`, without decoding any audio.
+
+    Args:
+        dataset: a `datasets.Dataset` with an `Audio` column (or a column of file paths).
+        audio_column: the audio column's name.
+        source: `"columns"` = `end - start` (IEMOCAP's segment times, no file access), `"header"` = read each file's
+            header (soundfile / wave), `"auto"` = columns when `start` and `end` exist, else headers.
+    """
+    if source not in ("auto", "columns", "header"):
+        raise ValueError(f"`source` must be 'auto', 'columns' or 'header', got {source!r}.")
+    columns = set(dataset.column_names)
+    if source == "auto":
+        source = "columns" if {"start", "end"} <= columns else "header"
+    if source == "columns":
+        if not {"start", "end"} <= columns:
+            raise ValueError(f"source='columns' needs `start` and `end` columns; the dataset has {sorted(columns)}.")
+        starts = np.asarray(dataset["start"], dtype=np.float64)
+        ends = np.asarray(dataset["end"], dtype=np.float64)
+        durations = ends - starts
+        bad = np.flatnonzero(~(durations > 0))
+        if len(bad):
+            raise ValueError(
+                f"`end - start` must be positive seconds; row {int(bad[0])} has start={starts[bad[0]]}, "
+                f"end={ends[bad[0]]}."
+            )
+        return durations.tolist()
+
+    if audio_column not in columns:
+        raise ValueError(f"no audio column {audio_column!r} in the dataset (columns: {sorted(columns)}).")
+    column = dataset
+    feature = dataset.features[audio_column]
+    if hasattr(feature, "decode") and getattr(feature, "decode", False):
+        import datasets
+
+        column = dataset.cast_column(audio_column, datasets.Audio(sampling_rate=feature.sampling_rate, decode=False))
+    durations = []
+    for row, value in enumerate(column[audio_column]):
+        if isinstance(value, (str, os.PathLike)):
+            path, data = os.fspath(value), None
+        elif isinstance(value, dict) and ("path" in value or "bytes" in value):
+            path, data = value.get("path"), value.get("bytes")
+        else:
+            raise ValueError(
+                f"row {row} of column {audio_column!r}: expected a file path or an undecoded Audio value "
+                f"{{'path', 'bytes'}}, got {type(value).__name__}."
+            )
+        if not data and not path:
+            raise ValueError(f"row {row} of column {audio_column!r} has neither a path nor bytes.")
+        durations.append(_header_duration(path, data))
+    return durations
+
+
+def audio_lengths(
+    dataset,
+    audio_column: str = "audio",
+    sampling_rate: int = 16_000,
+    max_duration: float | None = DEFAULT_MAX_DURATION,
+    source: str = "auto",
+) -> list[int]:
+    """Samples per utterance at `sampling_rate`, capped at `max_duration` seconds (None = no cap), without decoding.
+
+    These are the lengths the model sees once `MGCMAProcessor(max_duration=max_duration)` has cut long clips.
+    """
+    if max_duration is not None and max_duration <= 0:
+        raise ValueError(f"`max_duration` must be positive seconds or None, got {max_duration!r}.")
+    durations = np.asarray(audio_durations(dataset, audio_column, source), dtype=np.float64)
+    if max_duration is not None:
+        durations = np.minimum(durations, max_duration)
+    return np.maximum(np.round(durations * sampling_rate), 1).astype(np.int64).tolist()
+
+
+def add_length_column(
+    dataset,
+    column: str = DEFAULT_LENGTH_COLUMN,
+    audio_column: str = "audio",
+    sampling_rate: int = 16_000,
+    max_duration: float | None = DEFAULT_MAX_DURATION,
+    source: str = "auto",
+):
+    """`dataset` with an int column `column` of capped audio lengths in samples (for `TrainingArguments(
+    group_by_length=True, length_column_name=column)` or `LengthGroupedSampler`)."""
+    lengths = audio_lengths(dataset, audio_column, sampling_rate, max_duration, source)
+    if column in dataset.column_names:
+        dataset = dataset.remove_columns(column)
+    return dataset.add_column(column, lengths)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Samplers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def length_grouped_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    seed: int = 0,
+    epoch: int = 0,
+    shuffle: bool = True,
+    mega_batch_size: int = DEFAULT_MEGA_BATCH_SIZE,
+    longest_first: bool = True,
+) -> list[list[int]]:
+    """One epoch of length-grouped batches (lists of indices); every index exactly once. See the module docstring.
+
+    `shuffle=False` (evaluation): batches of the globally sorted order, longest first; deterministic.
+    """
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
+    if mega_batch_size < 1:
+        raise ValueError(f"`mega_batch_size` must be >= 1, got {mega_batch_size}.")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.ndim != 1:
+        raise ValueError(f"`lengths` must be a flat sequence of ints, got shape {lengths.shape}.")
+    n = len(lengths)
+    if n == 0:
+        return []
+    if not shuffle:
+        order = np.argsort(-lengths, kind="stable")
+        return [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
+    rng = np.random.default_rng([seed, epoch])
+    permutation = rng.permutation(n)
+    mega = batch_size * mega_batch_size
+    batches = []
+    for start in range(0, n, mega):
+        chunk = permutation[start : start + mega]
+        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size].tolist() for i in range(0, len(chunk), batch_size))
+    order = rng.permutation(len(batches))
+    batches = [batches[i] for i in order]
+    if longest_first:
+        longest = max(range(len(batches)), key=lambda b: lengths[batches[b][0]])
+        batches[0], batches[longest] = batches[longest], batches[0]
+    return batches
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Indices of one epoch in length-grouped batch order (flat), reshuffled per epoch from `seed + epoch`.
+
+    Batch the indices with the same `batch_size` (DataLoader / Trainer do) to get the groups. `set_epoch(epoch)`
+    selects the epoch (Trainer and accelerate call it); iterating again without `set_epoch` advances to the next
+    epoch, so plain `for epoch in ...: for batch in loader:` loops also reshuffle.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        mega_batch_size: int = DEFAULT_MEGA_BATCH_SIZE,
+        longest_first: bool = True,
+    ):
+        self.lengths = [int(x) for x in lengths]
+        self.batch_size = batch_size
+        self.seed = seed
+        self.shuffle = shuffle
+        self.mega_batch_size = mega_batch_size
+        self.longest_first = longest_first
+        self.epoch = 0
+        self._epoch_set = False
+        length_grouped_batches(self.lengths[:1], batch_size, mega_batch_size=mega_batch_size)  # validate arguments
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self._epoch_set = True
+
+    def batches(self, epoch: int | None = None) -> list[list[int]]:
+        return length_grouped_batches(
+            self.lengths,
+            self.batch_size,
+            seed=self.seed,
+            epoch=self.epoch if epoch is None else epoch,
+            shuffle=self.shuffle,
+            mega_batch_size=self.mega_batch_size,
+            longest_first=self.longest_first,
+        )
+
+    def __iter__(self) -> Iterator[int]:
+        batches = self.batches()
+        if not self._epoch_set:
+            self.epoch += 1  # the next plain iteration is the next epoch
+        self._epoch_set = False
+        for batch in batches:
+            yield from batch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Length-grouped batches (for `DataLoader(batch_sampler=...)`), sharded over `num_replicas` DDP ranks.
+
+    Rank r takes batches r, r + W, r + 2W, ... of the epoch's shuffled batch list (W = `num_replicas`); all ranks
+    draw the same list from `seed + epoch`, so the union over ranks is the epoch. When the batch count is not a
+    multiple of W the first batches are repeated to fill the last step (`drop_last=False`) or the extra batches
+    dropped (`drop_last=True`). `num_replicas`/`rank` default to the initialised process group, else 1/0.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        mega_batch_size: int = DEFAULT_MEGA_BATCH_SIZE,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+        longest_first: bool = True,
+    ):
+        if num_replicas is None or rank is None:
+            distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+            num_replicas = num_replicas if num_replicas is not None else (torch.distributed.get_world_size() if distributed else 1)
+            rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas=} and {rank=}.")
+        self.sampler = LengthGroupedSampler(lengths, batch_size, seed, shuffle, mega_batch_size, longest_first)
+        self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def _num_batches(self) -> int:
+        return math.ceil(len(self.sampler.lengths) / self.sampler.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self.sampler.batches()
+        if not self.sampler._epoch_set:
+            self.sampler.epoch += 1
+        self.sampler._epoch_set = False
+        world = self.num_replicas
+        if self.drop_last:
+            batches = batches[: len(batches) - len(batches) % world]
+        elif len(batches) % world:
+            missing = world - len(batches) % world
+            batches = batches + (batches * math.ceil(missing / len(batches)))[:missing]
+        yield from batches[self.rank :: world]
+
+    def __len__(self) -> int:
+        n = self._num_batches()
+        return n // self.num_replicas if self.drop_last else math.ceil(n / self.num_replicas)
+
+
+def build_length_grouped_sampler(
+    lengths: Sequence[int],
+    batch_size: int,
+    seed: int = 0,
+    shuffle: bool = True,
+    mega_batch_size: int = DEFAULT_MEGA_BATCH_SIZE,
+) -> LengthGroupedSampler:
+    """The sampler for `Trainer._get_train_sampler` (shuffle=True) / `_get_eval_sampler` (shuffle=False).
+
+    `batch_size` must be the per-device batch size the DataLoader uses (for training with several processes,
+    accelerate splits the batch order into whole batches per rank).
+    """
+    return LengthGroupedSampler(lengths, batch_size, seed=seed, shuffle=shuffle, mega_batch_size=mega_batch_size)
+
+
+def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
+    """Padded positions / all positions when each batch is padded to its longest item."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    padded = real = 0
+    for batch in batches:
+        batch_lengths = lengths[np.asarray(batch)]
+        padded += int(batch_lengths.max()) * len(batch_lengths)
+        real += int(batch_lengths.sum())
+    return (padded - real) / padded if padded else 0.0
+
+
+def wav2vec2_frames(num_samples, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2)):
+    """Frames wav2vec2's convolutional feature encoder makes of `num_samples` (int or array)."""
+    frames = np.asarray(num_samples, dtype=np.int64)
+    for kernel, stride in zip(conv_kernel, conv_stride):
+        frames = (frames - kernel) // stride + 1
+    return np.maximum(frames, 0)
+
+
+__all__ = [
+    "DEFAULT_MAX_DURATION",
+    "DEFAULT_MEGA_BATCH_SIZE",
+    "DEFAULT_LENGTH_COLUMN",
+    "audio_durations",
+    "audio_lengths",
+    "add_length_column",
+    "length_grouped_batches",
+    "LengthGroupedSampler",
+    "LengthGroupedBatchSampler",
+    "build_length_grouped_sampler",
+    "padding_fraction",
+    "wav2vec2_frames",
+]
