@@ -1,0 +1,360 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""The `multimodal-emotion-recognition` pipeline: (audio, transcript) -> emotion scores + uncertainty.
+
+Shipped to the Hub next to the weights (as `pipeline_mgcma.py`, named in `config.json` under `custom_pipelines`), so
+that `pipeline(model="org/mgcma", trust_remote_code=True)` works where this package is not installed. It imports only
+torch, numpy, transformers, the standard library and its sibling `processing_mgcma`.
+
+Write such a folder with [`save_for_hub`] (model + processor + pipeline code), or add the pipeline to a folder that
+`model.save_pretrained` / `Trainer` already wrote with [`add_pipeline_to_folder`].
+"""
+
+import json
+import os
+
+import numpy as np
+import torch
+
+from transformers import Pipeline
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.utils import logging
+
+from .processing_mgcma import load_audio, resample, to_mono
+
+
+logger = logging.get_logger(__name__)
+
+TASK = "multimodal-emotion-recognition"
+
+
+class MultimodalEmotionRecognitionPipeline(Pipeline):
+    r"""
+    Emotion recognition from speech and its transcript with an MGCMA model.
+
+    ```python
+    >>> from transformers import pipeline
+    >>> classifier = pipeline(model="org/mgcma", trust_remote_code=True)
+    >>> classifier({"audio": "clip.wav", "text": "I can't believe you did that"})
+    {'labels': [{'label': 'angry', 'score': 0.71}, ...], 'uncertainty': {...}, 'transcript': "I can't ..."}
+    ```
+
+    Inputs, one utterance or a list of them (a list returns a list; `batch_size=` batches them):
+
+    - a dict `{"audio": AUDIO, "text": str}` (other keys, e.g. the columns of a `datasets` row, are ignored), where
+      AUDIO is a file path, raw file bytes, a 1-D (mono) or 2-D (multi-channel) numpy array or torch tensor together
+      with a `"sampling_rate"` key in the same dict, a datasets-style `{"array": ..., "sampling_rate": ...}` dict
+      (or `{"path": ..., "bytes": ...}`), or a decoded `datasets` Audio value (torchcodec `AudioDecoder`).
+      Any sampling rate and channel count is accepted: the processor mixes down to mono and resamples.
+    - when `"text"` is missing (or the input is just AUDIO), the transcript comes from the `asr` pipeline given at
+      construction (`pipeline(..., asr="org/asr-model")` or an `automatic-speech-recognition` pipeline object).
+      Without one, a `ValueError` says how to provide a transcript.
+
+    Output per utterance, a dict:
+
+    - `"labels"`: a list of `{"label": str, "score": float}`, softmax probabilities sorted by score, highest first
+      (`top_k` of them; default: every class).
+    - `"uncertainty"`: `None` when the model has no distribution alignment module (DAM disabled), else a dict of
+      three non-negative floats read off DAM's utterance-level Gaussians N(mu, diag(sigma^2)) in the model's shared
+      `hidden_size`-dimensional space:
+        * `"speech_sigma"`: mean over dimensions of the speech Gaussian's standard deviation sigma_s;
+        * `"text_sigma"`: the same for the transcript's Gaussian, sigma_t;
+        * `"modality_gap"`: the 2-Wasserstein distance between the two Gaussians divided by sqrt(hidden_size), i.e.
+          sqrt(mean_d[(mu_s - mu_t)^2 + (sigma_s - sigma_t)^2]) — how far apart speech and transcript land.
+      Larger means less certain (a broad Gaussian) or less agreement between the modalities. The values are in the
+      units of the model's embedding space: they are comparable between utterances scored by the same model, not
+      between models, and they are not calibrated probabilities.
+    - `"transcript"`: the text that was classified (given or transcribed).
+
+    Args:
+        model: an `MGCMAForEmotionClassification`. It is put in eval mode.
+        processor: its `MGCMAProcessor` (loaded from the model folder by `pipeline(...)`).
+        asr (`str`, `Pipeline` or callable, *optional*): transcribes audio when an input has no text. A model id or
+            path builds `pipeline("automatic-speech-recognition", model=asr)`; a callable is called as
+            `asr({"raw": mono_float32_array, "sampling_rate": rate})` and must return `{"text": str}` or a str.
+        top_k (`int`, *optional*): number of labels returned per utterance (default all). Also a call argument.
+
+    Padded batches give the same results as single utterances (the model masks padding). One exception: speech
+    encoders with group-normalised convolutional features (`feat_extract_norm="group"`, e.g. wav2vec2-base)
+    normalise over padding too, so for them the pipeline runs a batch's utterances one at a time.
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_feature_extractor = False
+    _load_image_processor = False
+    _load_video_processor = False
+
+    def __init__(self, *args, asr=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.processor is None:
+            raise ValueError(
+                "the multimodal-emotion-recognition pipeline needs the model's MGCMAProcessor: pass `processor=` or "
+                "load from a folder/repo that holds processor_config.json."
+            )
+        self.model.eval()  # `pipeline(model=obj)` leaves a model in whatever mode it was in
+        self.asr = self._build_asr(asr)
+        speech_config = self.model.config.speech_config
+        self._padding_invariant = getattr(speech_config, "feat_extract_norm", "layer") != "group"
+        self._min_samples = _receptive_field(speech_config)
+
+    # -- transformers Pipeline API ---------------------------------------------------------------------------------------
+
+    def _sanitize_parameters(self, top_k=None, **kwargs):
+        if kwargs:
+            raise TypeError(
+                f"unexpected argument(s) {sorted(kwargs)} for the {TASK} pipeline; it takes `top_k` (and `asr`, "
+                "`batch_size`, `device` at construction)."
+            )
+        postprocess_params = {}
+        if top_k is not None:
+            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+                raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
+            postprocess_params["top_k"] = top_k
+        return {}, {}, postprocess_params
+
+    def __call__(self, inputs=None, **kwargs):
+        """Classify one utterance (dict or audio) or a list of them. `pipe(audio=..., text=..., sampling_rate=...)`
+        is accepted for a single utterance too. See the class docstring for the input and output formats."""
+        if inputs is None:
+            if "audio" not in kwargs:
+                raise TypeError(f"pass an utterance, e.g. pipe({{'audio': 'clip.wav', 'text': '...'}}); got nothing.")
+            inputs = {key: kwargs.pop(key) for key in ("audio", "text", "sampling_rate") if key in kwargs}
+        if isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if isinstance(inputs, list) and not inputs:
+            return []
+        return super().__call__(inputs, **kwargs)
+
+    def get_inference_context(self):
+        return torch.inference_mode
+
+    def preprocess(self, inputs):
+        audio, sampling_rate, text = _split_input(inputs)
+        array, sampling_rate = _decode_audio(audio, sampling_rate)
+        array = to_mono(array)
+        if array.size == 0:
+            raise ValueError("the audio is empty (0 samples).")
+        if not np.isfinite(array).all():
+            raise ValueError("the audio contains NaN or infinite samples.")
+        if text is None:
+            text = self._transcribe(array, sampling_rate)
+        features = self.processor(audio=array, text=text, sampling_rate=sampling_rate, return_tensors="pt")
+        num_samples = int(features["speech_attention_mask"].sum())
+        if num_samples < self._min_samples:
+            rate = self.processor.sampling_rate
+            raise ValueError(
+                f"the audio is too short: {num_samples} samples at {rate} Hz ({1000 * num_samples / rate:.1f} ms); "
+                f"this model's speech encoder needs at least {self._min_samples} samples "
+                f"({1000 * self._min_samples / rate:.1f} ms)."
+            )
+        features = dict(features)
+        features["transcript"] = [text]
+        return features
+
+    def _forward(self, model_inputs):
+        transcripts = model_inputs.pop("transcript")
+        batch_size = model_inputs["input_values"].shape[0]
+        if batch_size > 1 and not self._padding_invariant:
+            parts = [self._run_model(_unpad(model_inputs, index)) for index in range(batch_size)]
+            outputs = {key: None if parts[0][key] is None else torch.cat([p[key] for p in parts]) for key in parts[0]}
+        else:
+            outputs = self._run_model(model_inputs)
+        outputs["transcript"] = transcripts
+        return outputs
+
+    def _run_model(self, model_inputs):
+        out = self.model(**model_inputs, return_dict=True)
+        result = {"logits": out.logits}  # first key: the pipeline's un-batching reads the batch size from it
+        if out.speech_sigma is None or out.text_sigma is None:
+            result.update(speech_sigma=None, text_sigma=None, modality_gap=None)
+        else:
+            mu_s, sigma_s = out.speech_mu.float(), out.speech_sigma.float()
+            mu_t, sigma_t = out.text_mu.float(), out.text_sigma.float()
+            result["speech_sigma"] = sigma_s.mean(-1)
+            result["text_sigma"] = sigma_t.mean(-1)
+            result["modality_gap"] = ((mu_s - mu_t).pow(2) + (sigma_s - sigma_t).pow(2)).mean(-1).sqrt()
+        return result
+
+    def postprocess(self, model_outputs, top_k=None):
+        probabilities = model_outputs["logits"][0].float().softmax(-1)
+        num_labels = probabilities.shape[-1]
+        top_k = num_labels if top_k is None else min(top_k, num_labels)
+        scores, ids = probabilities.topk(top_k)
+        id2label = self.model.config.id2label
+        labels = [{"label": id2label[int(i)], "score": float(s)} for s, i in zip(scores.tolist(), ids.tolist())]
+        uncertainty = None
+        if model_outputs["speech_sigma"] is not None:
+            uncertainty = {key: float(model_outputs[key][0]) for key in ("speech_sigma", "text_sigma", "modality_gap")}
+        return {"labels": labels, "uncertainty": uncertainty, "transcript": model_outputs["transcript"][0]}
+
+    # -- transcription ---------------------------------------------------------------------------------------------------
+
+    def _build_asr(self, asr):
+        if asr is None or callable(asr):
+            return asr
+        if isinstance(asr, (str, os.PathLike)):
+            from transformers import pipeline
+
+            return pipeline("automatic-speech-recognition", model=str(asr), device=self.device)
+        raise TypeError(
+            f"`asr` must be a model id/path, an automatic-speech-recognition pipeline or a callable, "
+            f"got {type(asr).__name__}."
+        )
+
+    def _transcribe(self, array: np.ndarray, sampling_rate: int) -> str:
+        if self.asr is None:
+            raise ValueError(
+                "this input has no transcript: pass {'audio': ..., 'text': '...'}, or build the pipeline with a speech "
+                "recogniser, e.g. pipeline(..., asr='openai/whisper-small') (command line: --text or --asr)."
+            )
+        feature_extractor = getattr(self.asr, "feature_extractor", None)
+        rate = getattr(feature_extractor, "sampling_rate", None) or sampling_rate
+        result = self.asr({"raw": resample(array, sampling_rate, rate), "sampling_rate": rate})
+        text = result.get("text") if isinstance(result, dict) else result
+        if not isinstance(text, str):
+            raise TypeError(f"the `asr` callable must return {{'text': str}} or a str, got {result!r:.200}.")
+        return text
+
+
+# -- input parsing -------------------------------------------------------------------------------------------------------
+
+_INPUT_HELP = (
+    "an utterance is a dict {'audio': AUDIO, 'text': str} (text optional with `asr`), where AUDIO is a file path, "
+    "file bytes, a numpy array or tensor with a 'sampling_rate' key, or a {'array', 'sampling_rate'} dict"
+)
+
+
+def _split_input(inputs):
+    """-> (audio, sampling_rate or None, text or None)."""
+    if isinstance(inputs, (str, os.PathLike, bytes, bytearray)):
+        return inputs, None, None
+    if not isinstance(inputs, dict):
+        raise TypeError(f"{_INPUT_HELP}; got a {type(inputs).__name__}.")
+    if "audio" not in inputs:
+        if "array" in inputs or "path" in inputs:  # a bare datasets Audio value
+            return inputs, None, None
+        raise ValueError(f"{_INPUT_HELP}; this dict has no 'audio' key (keys: {sorted(map(str, inputs))}).")
+    text = inputs.get("text")
+    if text is not None and not isinstance(text, str):
+        raise TypeError(f"'text' must be a string, got a {type(text).__name__}.")
+    return inputs["audio"], inputs.get("sampling_rate"), text
+
+
+def _decode_audio(audio, sampling_rate):
+    """Any supported AUDIO -> (float32 array, sampling rate). A file's own rate wins over `sampling_rate`."""
+    if isinstance(audio, (str, os.PathLike, bytes, bytearray)):
+        if isinstance(audio, (bytes, bytearray)) and not audio:
+            raise ValueError("the audio bytes are empty.")
+        return load_audio(audio)
+    if isinstance(audio, dict):
+        if audio.get("array") is not None:
+            return _decode_audio(audio["array"], audio.get("sampling_rate", sampling_rate))
+        if audio.get("bytes") is not None:
+            return load_audio(audio["bytes"])
+        if audio.get("path") is not None:
+            return load_audio(audio["path"])
+        raise ValueError(
+            "an audio dict needs 'array' and 'sampling_rate' (or 'bytes' / 'path'), "
+            f"got keys {sorted(map(str, audio))}."
+        )
+    if hasattr(audio, "get_all_samples"):  # torchcodec AudioDecoder, what `datasets` Audio columns decode to
+        samples = audio.get_all_samples()
+        return samples.data.float().numpy(), int(samples.sample_rate)
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().float().numpy()
+    if isinstance(audio, list):
+        audio = np.asarray(audio, dtype=np.float32)
+    if isinstance(audio, np.ndarray):
+        if not np.issubdtype(audio.dtype, np.number):
+            raise TypeError(f"audio arrays must be numeric, got dtype {audio.dtype}.")
+        if sampling_rate is None:
+            raise ValueError(
+                "an audio array needs its sampling rate: pass {'audio': array, 'sampling_rate': 16000, 'text': ...} "
+                "or {'audio': {'array': array, 'sampling_rate': 16000}, 'text': ...}."
+            )
+        if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
+            raise ValueError(f"'sampling_rate' must be a positive integer (Hz), got {sampling_rate!r}.")
+        if audio.ndim not in (1, 2):
+            raise ValueError(f"audio arrays must be 1-D (mono) or 2-D (multi-channel), got shape {audio.shape}.")
+        if audio.size == 0:
+            raise ValueError("the audio array is empty (0 samples).")
+        return audio.astype(np.float32, copy=False), int(sampling_rate)
+    raise TypeError(f"unsupported audio type {type(audio).__name__}; {_INPUT_HELP}.")
+
+
+def _unpad(model_inputs, index):
+    """Item `index` of a padded batch, cut to its own length (for encoders that are not padding-invariant)."""
+    speech_length = int(model_inputs["speech_attention_mask"][index].sum())
+    text_length = int(model_inputs["text_attention_mask"][index].sum())
+    item = {}
+    for key, value in model_inputs.items():
+        length = speech_length if key in ("input_values", "speech_attention_mask") else text_length
+        item[key] = value[index : index + 1, :length]
+    return item
+
+
+def _receptive_field(speech_config) -> int:
+    """Fewest samples a wav2vec2-style convolutional feature encoder turns into one frame (1 when unknown)."""
+    kernels = getattr(speech_config, "conv_kernel", None)
+    strides = getattr(speech_config, "conv_stride", None)
+    if not kernels or not strides:
+        return 1
+    field = 1
+    for kernel, stride in zip(reversed(kernels), reversed(strides)):
+        field = (field - 1) * stride + kernel
+    return field
+
+
+# -- saving --------------------------------------------------------------------------------------------------------------
+
+
+def custom_pipelines_entry() -> dict:
+    """The `custom_pipelines` value written to config.json: what `transformers.pipeline` reads to find this class."""
+    cls = MultimodalEmotionRecognitionPipeline
+    return {
+        TASK: {
+            "impl": f"{cls.__module__.split('.')[-1]}.{cls.__name__}",
+            "pt": ["AutoModelForAudioClassification"],
+            "type": "multimodal",
+        }
+    }
+
+
+def add_pipeline_to_folder(save_directory: str | os.PathLike) -> None:
+    """Make a folder written by `model.save_pretrained` (and `processor.save_pretrained`) answer
+    `pipeline(model=folder, trust_remote_code=True)`: adds `custom_pipelines` to its config.json and copies
+    `pipeline_mgcma.py` (and the files it imports) next to it. Use on `Trainer` checkpoints or before `upload_folder`."""
+    config_file = os.path.join(save_directory, "config.json")
+    if not os.path.isfile(config_file):
+        raise ValueError(f"{save_directory} has no config.json: save the model there first (model.save_pretrained).")
+    with open(config_file, encoding="utf-8") as handle:
+        config = json.load(handle)
+    config["custom_pipelines"] = custom_pipelines_entry()
+    with open(config_file, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    custom_object_save(MultimodalEmotionRecognitionPipeline, save_directory)
+    if not os.path.isfile(os.path.join(save_directory, "processor_config.json")):
+        logger.warning(
+            f"{save_directory} has no processor_config.json: call processor.save_pretrained on it too, or the "
+            "pipeline cannot be loaded from it."
+        )
+
+
+def save_for_hub(model, processor, save_directory: str | os.PathLike, **kwargs) -> None:
+    """Save `model` and `processor` with their code and the pipeline's, so that the folder (or a Hub repo holding
+    it) loads with `AutoModel`, `AutoModelForAudioClassification`, `AutoProcessor` and
+    `pipeline(model=..., trust_remote_code=True)` where this package is not installed. `kwargs` go to
+    `model.save_pretrained` (e.g. `safe_serialization`, `max_shard_size`)."""
+    os.makedirs(save_directory, exist_ok=True)
+    model.save_pretrained(save_directory, **kwargs)
+    processor.save_pretrained(save_directory)
+    add_pipeline_to_folder(save_directory)
+
+
+__all__ = [
+    "MultimodalEmotionRecognitionPipeline",
+    "TASK",
+    "add_pipeline_to_folder",
+    "custom_pipelines_entry",
+    "save_for_hub",
+]
