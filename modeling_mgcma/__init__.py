@@ -7,6 +7,7 @@ saved folder then loads with `trust_remote_code=True` where this package is not 
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForAudioClassification, AutoProcessor
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_mgcma import DEFAULT_EMOTION_LABELS, PAPER_ABLATIONS, MGCMAConfig
 from .modeling_mgcma import (
@@ -18,6 +19,8 @@ from .modeling_mgcma import (
     gaussian_wasserstein_distance,
     instance_contrastive_loss,
 )
+from .pipeline_mgcma import TASK as PIPELINE_TASK
+from .pipeline_mgcma import MultimodalEmotionRecognitionPipeline, add_pipeline_to_folder, save_for_hub
 from .processing_mgcma import MGCMAProcessor
 
 
@@ -34,6 +37,15 @@ MGCMAConfig.register_for_auto_class()
 MGCMAModel.register_for_auto_class("AutoModel")
 MGCMAForEmotionClassification.register_for_auto_class("AutoModelForAudioClassification")
 MGCMAProcessor.register_for_auto_class("AutoProcessor")
+
+# `pipeline("multimodal-emotion-recognition", model=..., processor=...)` in this process; saved folders carry the task
+# in config.json (`custom_pipelines`, written by `save_for_hub` / `add_pipeline_to_folder`) for everyone else.
+PIPELINE_REGISTRY.register_pipeline(
+    PIPELINE_TASK,
+    pipeline_class=MultimodalEmotionRecognitionPipeline,
+    pt_model=AutoModelForAudioClassification,
+    type="multimodal",
+)
 
 # The data layer pulls in `datasets`; load it on first use.
 _LAZY_DATA = {"load_iemocap", "loso_fold", "generate_demo_corpus", "load_manifest", "demo_vocabulary"}
@@ -56,6 +68,10 @@ __all__ = [
     "MGCMAModelOutput",
     "MGCMAPreTrainedModel",
     "MGCMAProcessor",
+    "MultimodalEmotionRecognitionPipeline",
+    "PIPELINE_TASK",
+    "add_pipeline_to_folder",
+    "save_for_hub",
     "distribution_contrastive_loss",
     "gaussian_wasserstein_distance",
     "instance_contrastive_loss",
