@@ -1,0 +1,311 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Cached-feature training: compute the frozen encoders' outputs once, then train only the alignment modules.
+
+With frozen speech and text encoders, every epoch (and every cross-validation fold) would recompute the same encoder
+outputs. `cache_features` runs the encoders once per utterance and stores `last_hidden_state` (before MGCMA's
+projection, the `speech_features` / `text_features` inputs of `MGCMAModel.forward`) in a memory-mapped Arrow file;
+`CachedFeatureCollator` pads them into batches with `speech_features_mask` / `text_features_mask`.
+
+Cache key. The folder name is a hash of everything the features depend on: the encoders' weights (every tensor's
+bytes) and configs, the processor (feature extractor settings, tokenizer vocabulary and settings, `max_duration`,
+`max_text_length`), the data (per row: the audio file's path, size and modification time, or the hash of its bytes;
+the transcript) and the storage dtype. Changing any of them makes a new cache; the same model and data reuse it
+across runs and folds (cache the whole corpus once, then split the cached dataset with `loso_fold`: the non-audio
+columns are kept). Under several processes the main process computes, the others wait and read
+(`PartialState().main_process_first()`).
+
+Exactness. The encoders run in eval mode: no dropout and no SpecAugment time/feature masking (wav2vec2 masks only in
+training mode). Frozen-encoder end-to-end training matches cached training (up to float rounding) only under the same
+conditions, i.e. with the encoders in eval mode (`freeze_encoders_in_eval_mode`). Each utterance is encoded alone
+(batch of one), so no padding enters the features; end-to-end batches match this when the encoder ignores padding
+(layer-norm conv features + attention mask, as `from_scratch` models and wav2vec2-large-lv60; wav2vec2-base's group
+norm reads padding, so its end-to-end features depend on the batch and the cache holds the padding-free ones).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+CACHE_FORMAT_VERSION = 1
+SPEECH_COLUMN = "speech_features"
+TEXT_COLUMN = "text_features"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Cache key
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _hash_module(digest, module: nn.Module) -> None:
+    digest.update(module.config.to_json_string(use_diff=False).encode() if hasattr(module, "config") else b"")
+    for name, tensor in sorted(module.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+
+
+def _hash_processor(digest, processor) -> None:
+    digest.update(processor.feature_extractor.to_json_string().encode())
+    tokenizer = processor.tokenizer
+    digest.update(type(tokenizer).__name__.encode())
+    digest.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    init = {k: v for k, v in getattr(tokenizer, "init_kwargs", {}).items() if isinstance(v, (str, int, float, bool))}
+    digest.update(json.dumps(init, sort_keys=True).encode())
+    digest.update(f"max_duration={processor.max_duration};max_text_length={processor.max_text_length}".encode())
+
+
+def _audio_references(dataset, audio_column: str):
+    """The audio column without decoding: path strings or {'path', 'bytes'} dicts."""
+    feature = dataset.features[audio_column]
+    if getattr(feature, "decode", False):
+        import datasets
+
+        dataset = dataset.cast_column(audio_column, datasets.Audio(sampling_rate=feature.sampling_rate, decode=False))
+    return dataset[audio_column]
+
+
+def _hash_data(digest, dataset, audio_column: str, text_column: str) -> None:
+    digest.update(f"rows={len(dataset)}".encode())
+    for row, (audio, text) in enumerate(zip(_audio_references(dataset, audio_column), dataset[text_column])):
+        if isinstance(audio, dict) and audio.get("bytes"):
+            digest.update(hashlib.sha256(audio["bytes"]).digest())
+        else:
+            path = audio.get("path") if isinstance(audio, dict) else audio
+            if not path:
+                raise ValueError(f"row {row} of column {audio_column!r} has neither a path nor bytes.")
+            stat = os.stat(path)
+            digest.update(f"{os.path.abspath(path)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(b"\0" + str(text).encode() + b"\0")
+
+
+def feature_cache_key(model, processor, dataset, audio_column="audio", text_column="text", dtype="float32") -> str:
+    """Hex key of everything the cached features depend on (see the module docstring)."""
+    backbone = _backbone(model)
+    digest = hashlib.sha256(f"mgcma-feature-cache-v{CACHE_FORMAT_VERSION};dtype={dtype}".encode())
+    _hash_module(digest, backbone.speech_encoder)
+    _hash_module(digest, backbone.text_encoder)
+    _hash_processor(digest, processor)
+    _hash_data(digest, dataset, audio_column, text_column)
+    return digest.hexdigest()[:32]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Computing the cache
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _backbone(model):
+    backbone = getattr(model, "mgcma", model)
+    if not hasattr(backbone, "encode_speech") or not hasattr(backbone, "encode_text"):
+        raise ValueError(f"expected an MGCMA model (MGCMAModel or MGCMAForEmotionClassification), got {type(model).__name__}.")
+    return backbone
+
+
+def _decoded_audio(value, row: int, audio_column: str):
+    """(array, sampling_rate) from a decoded `datasets.Audio` value (dict or torchcodec AudioDecoder)."""
+    if isinstance(value, dict) and "array" in value:
+        return np.asarray(value["array"], dtype=np.float32), value["sampling_rate"]
+    if hasattr(value, "get_all_samples"):  # datasets >= 4 decodes to a torchcodec AudioDecoder
+        samples = value.get_all_samples()
+        data = samples.data.numpy()
+        return (data[0] if data.shape[0] == 1 else data.T).astype(np.float32), samples.sample_rate
+    raise ValueError(
+        f"row {row} of column {audio_column!r}: expected decoded audio (a dict with 'array' or an AudioDecoder), "
+        f"got {type(value).__name__}."
+    )
+
+
+@torch.no_grad()
+def encode_dataset(model, processor, dataset, audio_column="audio", text_column="text", dtype=np.float32):
+    """Yield `(speech_features [frames, H_s], text_features [tokens, H_t])` per row, encoders in eval mode."""
+    backbone = _backbone(model)
+    device = next(backbone.parameters()).device
+    encoders = (backbone.speech_encoder, backbone.text_encoder)
+    was_training = [encoder.training for encoder in encoders]
+    for encoder in encoders:
+        encoder.eval()
+    try:
+        for row in range(len(dataset)):
+            example = dataset[row]
+            audio, rate = _decoded_audio(example[audio_column], row, audio_column)
+            text = example[text_column]
+            if not isinstance(text, str):
+                raise ValueError(f"row {row} of column {text_column!r}: expected a string, got {type(text).__name__}.")
+            inputs = processor(audio=audio, text=text, sampling_rate=rate)
+            speech, speech_mask = backbone.encode_speech(
+                inputs["input_values"].to(device), inputs["speech_attention_mask"].to(device)
+            )
+            text_hidden, text_mask = backbone.encode_text(
+                inputs["input_ids"].to(device), inputs["text_attention_mask"].to(device), inputs.get("token_type_ids")
+            )
+            yield (
+                speech[0][speech_mask[0]].float().cpu().numpy().astype(dtype, copy=False),
+                text_hidden[0][text_mask[0]].float().cpu().numpy().astype(dtype, copy=False),
+            )
+    finally:
+        for encoder, mode in zip(encoders, was_training):
+            encoder.train(mode)
+
+
+def _write_cache(path: Path, model, processor, dataset, audio_column, text_column, dtype) -> None:
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+
+    backbone = _backbone(model)
+    features = datasets.Features(
+        {
+            SPEECH_COLUMN: datasets.Array2D(shape=(None, backbone.config.speech_config.hidden_size), dtype=dtype),
+            TEXT_COLUMN: datasets.Array2D(shape=(None, backbone.config.text_config.hidden_size), dtype=dtype),
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
+    try:
+        writer = ArrowWriter(features=features, path=str(tmp / "features.arrow"))
+        for speech, text in encode_dataset(model, processor, dataset, audio_column, text_column, np.dtype(dtype)):
+            writer.write({SPEECH_COLUMN: speech, TEXT_COLUMN: text})
+        writer.finalize()
+        writer.close()
+        (tmp / "cache_info.json").write_text(
+            json.dumps({"format_version": CACHE_FORMAT_VERSION, "rows": len(dataset), "dtype": dtype}, indent=2)
+        )
+        os.replace(tmp, path)  # atomic: a cache folder is complete or absent
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cache_features(
+    model,
+    processor,
+    dataset,
+    cache_dir: str | os.PathLike,
+    audio_column: str = "audio",
+    text_column: str = "text",
+    dtype: str = "float32",
+):
+    """The dataset with its audio replaced by cached encoder outputs, computing them if the cache lacks them.
+
+    Args:
+        model: an MGCMA model whose encoders are (to be) frozen.
+        processor: the `MGCMAProcessor` used for training (its `max_duration` cuts long clips before encoding).
+        dataset: a `datasets.Dataset` with an `Audio` column and a transcript column.
+        cache_dir: parent folder; the features go to `cache_dir/<key>/features.arrow` (memory-mapped on read).
+        dtype: storage dtype, "float32" (exact) or "float16" (half the disk, ~1e-3 relative rounding).
+
+    Returns:
+        A `datasets.Dataset` with `speech_features` and `text_features` (variable-length 2-D arrays) plus every
+        column of `dataset` except the audio and text columns, in the same row order.
+    """
+    import datasets
+
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"`dtype` must be 'float32' or 'float16', got {dtype!r}.")
+    for column in (audio_column, text_column):
+        if column not in dataset.column_names:
+            raise ValueError(f"no column {column!r} in the dataset (columns: {dataset.column_names}).")
+    for column in (SPEECH_COLUMN, TEXT_COLUMN):
+        if column in dataset.column_names:
+            raise ValueError(f"the dataset already has a {column!r} column; pass the raw dataset.")
+    key = feature_cache_key(model, processor, dataset, audio_column, text_column, dtype)
+    path = Path(cache_dir) / key
+    try:
+        from accelerate import PartialState
+
+        main_process_first = PartialState().main_process_first
+    except ImportError:  # accelerate is a dependency of Trainer; without it there is one process
+        from contextlib import nullcontext as main_process_first
+    with main_process_first():
+        if not (path / "features.arrow").exists():
+            _write_cache(path, model, processor, dataset, audio_column, text_column, dtype)
+    cached = datasets.Dataset.from_file(str(path / "features.arrow"))
+    if len(cached) != len(dataset):
+        raise ValueError(f"feature cache {path} holds {len(cached)} rows but the dataset has {len(dataset)}; delete it.")
+    rest = dataset.remove_columns([audio_column, text_column])
+    return datasets.concatenate_datasets([rest, cached], axis=1) if rest.column_names else cached
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training from the cache
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+class CachedFeatureCollator:
+    """Pads cached features into a batch: speech_features, speech_features_mask, text_features, text_features_mask
+    and `labels` (from `label_column`, when present).
+
+    Args:
+        label_column: the rows' label column ("label" for `load_iemocap` datasets).
+        dtype: dtype of the batched feature tensors (float32 by default, also for float16 caches).
+    """
+
+    def __init__(self, label_column: str = "label", dtype: torch.dtype = torch.float32):
+        self.label_column = label_column
+        self.dtype = dtype
+
+    def _pad(self, rows, column):
+        arrays = [torch.as_tensor(np.asarray(row[column])) for row in rows]
+        for index, array in enumerate(arrays):
+            if array.dim() != 2 or array.shape[0] == 0:
+                raise ValueError(f"row {index} of the batch: `{column}` must be a non-empty [length, hidden] array, got {tuple(array.shape)}.")
+        lengths = torch.tensor([a.shape[0] for a in arrays])
+        padded = torch.zeros(len(arrays), int(lengths.max()), arrays[0].shape[1], dtype=self.dtype)
+        for index, array in enumerate(arrays):
+            padded[index, : array.shape[0]] = array.to(self.dtype)
+        mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
+        return padded, mask
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        batch = {}
+        batch[SPEECH_COLUMN], batch["speech_features_mask"] = self._pad(rows, SPEECH_COLUMN)
+        batch[TEXT_COLUMN], batch["text_features_mask"] = self._pad(rows, TEXT_COLUMN)
+        if self.label_column in rows[0]:
+            batch["labels"] = torch.tensor([int(row[self.label_column]) for row in rows], dtype=torch.long)
+        elif "labels" in rows[0]:
+            batch["labels"] = torch.tensor([int(row["labels"]) for row in rows], dtype=torch.long)
+        return batch
+
+
+def cached_feature_lengths(dataset, batch_size: int = 1024) -> list[int]:
+    """Speech frames per cached row (for `LengthGroupedSampler`), read from the Arrow list offsets, not the values."""
+    import pyarrow as pa
+
+    lengths = []
+    for batch in dataset.select_columns([SPEECH_COLUMN]).with_format("arrow").iter(batch_size=batch_size):
+        column = batch.column(SPEECH_COLUMN)
+        chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+        for chunk in chunks:
+            storage = getattr(chunk, "storage", chunk)  # Array2D columns are extension arrays over list<list<...>>
+            lengths.extend(storage.value_lengths().to_pylist())
+    return lengths
+
+
+def freeze_encoders_in_eval_mode(model) -> None:
+    """Freeze both encoders and keep them in eval mode (no dropout, no SpecAugment) even under `model.train()`,
+    which is what cached-feature training computes: use it for the end-to-end frozen-encoder equivalent."""
+    backbone = _backbone(model)
+    for encoder in (backbone.speech_encoder, backbone.text_encoder):
+        encoder.requires_grad_(False)
+        encoder.eval()
+        encoder.train = lambda mode=True, _encoder=encoder: nn.Module.train(_encoder, False)
+
+
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "feature_cache_key",
+    "encode_dataset",
+    "cache_features",
+    "CachedFeatureCollator",
+    "cached_feature_lengths",
+    "freeze_encoders_in_eval_mode",
+]
