@@ -1,0 +1,204 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""The `mgcma` command.
+
+    mgcma predict --model DIR_OR_REPO clip1.wav clip2.wav --text "first transcript" --text "second transcript"
+    mgcma predict --model DIR_OR_REPO --manifest utterances.csv [--audio_column audio --text_column text]
+
+`predict` prints one JSON object per utterance on stdout (JSON lines):
+`{"id", "label", "score", "scores": {label: probability, ...}, "uncertainty": {...} or null, "transcript"}`.
+Exit status: 0 on success, 2 for usage errors (argparse), 1 for anything that goes wrong at run time (missing or
+unreadable file, bad manifest, model that does not load), with a one-line message on stderr.
+"""
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mgcma", description="MGCMA speech + text emotion recognition (Multi-Granularity Cross-Modal Alignment)."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    predict = commands.add_parser(
+        "predict",
+        help="classify utterances (audio + transcript) and print JSON lines",
+        description=(
+            "Classify utterances with a trained MGCMA model and print one JSON object per utterance: id, label, "
+            "score, scores (every returned label's probability), uncertainty (DAM's speech/text sigma and the "
+            "speech-text modality gap, null without DAM) and the transcript used."
+        ),
+    )
+    predict.add_argument("--model", required=True, help="model folder or Hub repo id (org/name)")
+    predict.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
+    inputs = predict.add_argument_group("inputs (audio files, or --manifest)")
+    inputs.add_argument("audio", nargs="*", metavar="AUDIO", help="audio files (WAV; FLAC/OGG/... with soundfile)")
+    inputs.add_argument(
+        "--text", action="append", default=None, help="transcript; give one --text per AUDIO, in the same order"
+    )
+    inputs.add_argument("--manifest", default=None, help="CSV (with header) or JSONL file listing utterances")
+    inputs.add_argument("--audio_column", default="audio", help="manifest column of audio paths (default: audio)")
+    inputs.add_argument("--text_column", default="text", help="manifest column of transcripts (default: text)")
+    inputs.add_argument(
+        "--id_column", default="id", help="manifest column used as id when present, else the audio file name"
+    )
+    predict.add_argument(
+        "--asr", default=None, help="speech recognition model (folder or repo id) transcribing inputs without text"
+    )
+    predict.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    predict.add_argument("--batch_size", type=_positive_int, default=1, help="utterances per forward pass")
+    predict.add_argument("--top_k", type=_positive_int, default=None, help="labels per utterance (default: all)")
+    predict.set_defaults(handler=_predict, command_parser=predict)
+    return parser
+
+
+class CommandError(Exception):
+    """A run-time failure reported as one line on stderr with exit status 1."""
+
+
+def _read_manifest(path: str, audio_column: str, text_column: str, id_column: str) -> list[dict]:
+    """-> [{"id", "audio", "text"}], audio paths resolved against the manifest's folder."""
+    if not os.path.isfile(path):
+        raise CommandError(f"manifest not found: {path}")
+    folder = os.path.dirname(os.path.abspath(path))
+    extension = os.path.splitext(path)[1].lower()
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            if extension == ".csv":
+                rows = [(number, row) for number, row in enumerate(csv.DictReader(handle), start=2)]
+            elif extension in (".jsonl", ".json"):
+                rows = []
+                for number, line in enumerate(handle, start=1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise CommandError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+                    if not isinstance(row, dict):
+                        raise CommandError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+                    rows.append((number, row))
+            else:
+                raise CommandError(f"manifest {path}: unknown format {extension!r}; use .csv or .jsonl")
+    except UnicodeDecodeError as error:
+        raise CommandError(f"manifest {path} is not UTF-8 text: {error}") from None
+    if not rows:
+        raise CommandError(f"manifest {path} lists no utterances")
+    items = []
+    for number, row in rows:
+        for column in (audio_column, text_column):
+            value = row.get(column)
+            if not isinstance(value, str) or (column == audio_column and not value.strip()):
+                present = sorted(k for k in row if k is not None)
+                raise CommandError(
+                    f"{path}, line {number}: column {column!r} is missing or not text (columns: {present}); "
+                    "choose columns with --audio_column / --text_column"
+                )
+        audio = os.path.expanduser(row[audio_column].strip())
+        if not os.path.isabs(audio):
+            audio = os.path.join(folder, audio)
+        identifier = row.get(id_column)
+        identifier = os.path.basename(audio) if identifier in (None, "") else identifier
+        items.append({"id": identifier, "audio": audio, "text": row[text_column]})
+    return items
+
+
+def _load_pipeline(args):
+    # The command line runs this package's own code: the classes are registered on import, so a model folder or repo
+    # loads without executing code from it (no trust_remote_code).
+    from .modeling_mgcma import MGCMAForEmotionClassification
+    from .pipeline_mgcma import MultimodalEmotionRecognitionPipeline
+    from .processing_mgcma import MGCMAProcessor
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # stdout carries the JSON lines; keep stderr for errors
+    looks_like_path = os.path.isabs(args.model) or args.model.startswith((".", "~")) or args.model.count("/") > 1
+    if looks_like_path and not os.path.isdir(os.path.expanduser(args.model)):
+        raise CommandError(f"model folder not found: {args.model}")
+    try:
+        model = MGCMAForEmotionClassification.from_pretrained(args.model, revision=args.revision)
+        processor = MGCMAProcessor.from_pretrained(args.model, revision=args.revision)
+    except (OSError, ValueError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CommandError(f"cannot load an MGCMA model from {args.model!r}: {first_line}") from None
+    try:
+        return MultimodalEmotionRecognitionPipeline(
+            model=model, processor=processor, device=args.device, asr=args.asr, batch_size=args.batch_size
+        )
+    except (OSError, RuntimeError) as error:
+        raise CommandError(f"cannot set up the pipeline on device {args.device!r}: {error}") from None
+
+
+def _predict(args) -> int:
+    parser = args.command_parser
+    if args.manifest is not None and args.audio:
+        parser.error("give AUDIO files or --manifest, not both")
+    if args.manifest is None and not args.audio:
+        parser.error("give AUDIO files or --manifest")
+    if args.manifest is not None:
+        if args.text is not None:
+            parser.error("--text goes with AUDIO files; a manifest has its own text column (--text_column)")
+        items = _read_manifest(args.manifest, args.audio_column, args.text_column, args.id_column)
+    else:
+        if args.text is None and args.asr is None:
+            parser.error("give one --text per AUDIO file (or --asr MODEL to transcribe them)")
+        if args.text is not None and len(args.text) != len(args.audio):
+            parser.error(f"got {len(args.audio)} AUDIO file(s) but {len(args.text)} --text; give one --text per file")
+        texts = args.text if args.text is not None else [None] * len(args.audio)
+        items = [{"id": path, "audio": path, "text": text} for path, text in zip(args.audio, texts)]
+    for item in items:  # fail before loading the model
+        if not os.path.isfile(item["audio"]):
+            raise CommandError(f"audio file not found: {item['audio']} (id {item['id']})")
+
+    pipe = _load_pipeline(args)
+    inputs = [{"audio": item["audio"]} | ({"text": item["text"]} if item["text"] is not None else {}) for item in items]
+    results = pipe(inputs, top_k=args.top_k)
+    for item, result in zip(items, results):
+        best = result["labels"][0]
+        record = {
+            "id": item["id"],
+            "label": best["label"],
+            "score": best["score"],
+            "scores": {entry["label"]: entry["score"] for entry in result["labels"]},
+            "uncertainty": result["uncertainty"],
+            "transcript": result["transcript"],
+        }
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except CommandError as error:
+        print(f"mgcma {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError, OSError) as error:
+        # Input problems raised by the pipeline/processor (unreadable audio, empty clip, ...): one line, no traceback.
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"mgcma {args.command}: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"mgcma {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
