@@ -48,7 +48,14 @@ PIPELINE_REGISTRY.register_pipeline(
 )
 
 # The data layer pulls in `datasets`; load it on first use.
-_LAZY_DATA = {"load_iemocap", "loso_fold", "generate_demo_corpus", "load_manifest", "demo_vocabulary"}
+_LAZY_DATA = {
+    "load_iemocap",
+    "loso_fold",
+    "generate_demo_corpus",
+    "load_manifest",
+    "demo_vocabulary",
+    "EXPECTED_4CLASS_COUNTS",
+}
 
 
 def __getattr__(name):

@@ -574,6 +574,21 @@ class MGCMAModel(MGCMAPreTrainedModel):
                 "text_attention_mask, token_type_ids (or speech_features/text_features with their masks)."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        given = {
+            name: value.shape[0]
+            for name, value in (
+                ("input_values", input_values),
+                ("speech_attention_mask", speech_attention_mask),
+                ("speech_features", speech_features),
+                ("input_ids", input_ids),
+                ("text_attention_mask", text_attention_mask),
+                ("token_type_ids", token_type_ids),
+                ("text_features", text_features),
+            )
+            if value is not None and value.dim() > 0
+        }
+        if len(set(given.values())) > 1:
+            raise ValueError(f"batch sizes differ between inputs: {given}.")
         speech, speech_mask = self._speech_inputs(input_values, speech_attention_mask, speech_features, speech_features_mask)
         text, text_mask = self._text_inputs(input_ids, text_attention_mask, token_type_ids, text_features, text_features_mask)
         if speech.shape[0] != text.shape[0]:

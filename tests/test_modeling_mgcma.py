@@ -1,0 +1,315 @@
+"""MGCMAModel / MGCMAForEmotionClassification: shapes, padding, training, ablations, numerics, errors."""
+
+import pytest
+import torch
+
+from modeling_mgcma import (
+    PAPER_ABLATIONS,
+    MGCMAConfig,
+    MGCMAForEmotionClassification,
+    MGCMAModel,
+)
+from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config
+
+
+def test_output_fields_and_shapes(tiny_model, tiny_batch):
+    out = tiny_model(**tiny_batch)
+    batch = tiny_batch["labels"].shape[0]
+    assert out.logits.shape == (batch, 4)
+    for name in ("loss", "loss_ce", "loss_da", "loss_ia"):
+        value = getattr(out, name)
+        assert value is not None and value.dim() == 0 and torch.isfinite(value), name
+    expected = out.loss_ce + out.loss_da + out.loss_ia  # default weights 1:1:1
+    assert torch.allclose(out.loss, expected)
+    for name in ("speech_embeds", "text_embeds", "speech_mu", "speech_sigma", "text_mu", "text_sigma"):
+        assert getattr(out, name).shape == (batch, 32), name
+    assert (out.speech_sigma > 0).all() and (out.text_sigma > 0).all()
+    assert out.speech_mask.shape == out.speech_last_hidden_state.shape[:2]
+    # the mask marks exactly the frames the encoder computes for each utterance's real samples
+    lengths = tiny_model.mgcma.speech_encoder._get_feat_extract_output_lengths(tiny_batch["speech_attention_mask"].sum(-1))
+    assert torch.equal(out.speech_mask.sum(-1), lengths)
+
+
+def test_no_labels_means_no_loss(tiny_model, tiny_batch):
+    tiny_batch.pop("labels")
+    out = tiny_model(**tiny_batch)
+    assert out.loss is None and out.loss_ce is None and out.loss_da is None and out.loss_ia is None
+    assert out.logits.shape == (4, 4)
+
+
+def test_loss_weights_apply(tiny_config_factory, tiny_batch):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(
+        tiny_config_factory(distribution_loss_weight=0.5, instance_loss_weight=2.0, classification_loss_weight=3.0)
+    )
+    out = model(**tiny_batch)
+    assert torch.allclose(out.loss, 3.0 * out.loss_ce + 0.5 * out.loss_da + 2.0 * out.loss_ia)
+
+
+def test_batch_composition_invariance(tiny_model, tiny_processor, tiny_batch):
+    """An utterance alone gives the same logits as when padded in a batch with longer ones."""
+    tiny_model.eval()
+    labels = tiny_batch.pop("labels")
+    with torch.no_grad():
+        batched = tiny_model(**tiny_batch).logits
+        for index in range(len(labels)):
+            n_samples = int(tiny_batch["speech_attention_mask"][index].sum())
+            n_tokens = int(tiny_batch["text_attention_mask"][index].sum())
+            alone = tiny_model(
+                input_values=tiny_batch["input_values"][index : index + 1, :n_samples],
+                input_ids=tiny_batch["input_ids"][index : index + 1, :n_tokens],
+            ).logits
+            assert torch.allclose(alone, batched[index : index + 1], atol=1e-4), index
+
+
+def test_padding_content_does_not_matter(tiny_model, tiny_batch):
+    tiny_model.eval()
+    tiny_batch.pop("labels")
+    with torch.no_grad():
+        reference = tiny_model(**tiny_batch).logits
+        noisy = dict(tiny_batch)
+        pad_audio = tiny_batch["speech_attention_mask"] == 0
+        noisy["input_values"] = tiny_batch["input_values"].masked_fill(pad_audio, 5.0)
+        pad_text = tiny_batch["text_attention_mask"] == 0
+        noisy["input_ids"] = tiny_batch["input_ids"].masked_fill(pad_text, 7)
+        assert torch.allclose(tiny_model(**noisy).logits, reference, atol=1e-4)
+
+
+def test_training_step_updates_every_trainable_parameter(tiny_model, tiny_batch):
+    tiny_model.train()
+    before = {n: p.detach().clone() for n, p in tiny_model.named_parameters() if p.requires_grad}
+    optimizer = torch.optim.Adam([p for p in tiny_model.parameters() if p.requires_grad], lr=1e-3)
+    tiny_model(**tiny_batch).loss.backward()
+    no_grad = [n for n, p in tiny_model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert not no_grad, f"parameters without gradient: {no_grad}"
+    optimizer.step()
+    unchanged = [n for n, p in tiny_model.named_parameters() if p.requires_grad and torch.equal(p, before[n])]
+    assert not unchanged, f"parameters not updated: {unchanged}"
+    # the convolutional feature encoder is frozen by default (freeze_feature_encoder=True)
+    frozen = [n for n, p in tiny_model.named_parameters() if not p.requires_grad]
+    assert frozen and all("feature_extractor" in n for n in frozen)
+
+
+def test_loss_goes_down_when_overfitting_a_tiny_batch(tiny_model, tiny_batch):
+    tiny_model.train()
+    optimizer = torch.optim.Adam([p for p in tiny_model.parameters() if p.requires_grad], lr=1e-3)
+    first = None
+    for _ in range(30):
+        out = tiny_model(**tiny_batch)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        if first is None:
+            first = (out.loss.item(), out.loss_ce.item(), out.loss_da.item(), out.loss_ia.item())
+    last = tiny_model(**tiny_batch)
+    assert last.loss.item() < 0.5 * first[0]
+    assert last.loss_ce.item() < first[1] and last.loss_da.item() < first[2] and last.loss_ia.item() < first[3]
+
+
+MODULE_PREFIXES = {
+    "use_distribution_alignment": "mgcma.distribution_alignment.",
+    "use_token_alignment": "mgcma.token_alignment.",
+}
+
+
+@pytest.mark.parametrize("ablation", sorted(PAPER_ABLATIONS))
+def test_every_paper_ablation_runs(ablation, tiny_config_factory, tiny_batch):
+    config = tiny_config_factory(**MGCMAConfig.ablation_kwargs(ablation))
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(config)
+    out = model(**tiny_batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    names = [n for n, _ in model.named_parameters()]
+    for switch, prefix in MODULE_PREFIXES.items():
+        owned = [n for n in names if n.startswith(prefix)]
+        assert bool(owned) == getattr(config, switch), (switch, owned[:3])
+    assert (out.loss_da is not None) == config.use_distribution_alignment
+    assert (out.loss_ia is not None) == config.use_instance_alignment
+    assert (out.speech_mu is not None) == config.use_distribution_alignment
+    terms = [out.loss_ce] + [t for t in (out.loss_da, out.loss_ia) if t is not None]
+    assert torch.allclose(out.loss, sum(terms))
+
+
+def test_module_order_changes_the_computation(tiny_config_factory, tiny_batch):
+    """S0 and S8 hold the same parameters; only the wiring differs, so the same weights give other logits."""
+    # larger initial weights: at the default std of 0.02 every residual block is close to the identity
+    torch.manual_seed(0)
+    s0 = MGCMAForEmotionClassification(tiny_config_factory(initializer_range=0.3)).eval()
+    s8 = MGCMAForEmotionClassification(tiny_config_factory(initializer_range=0.3, **MGCMAConfig.ablation_kwargs("S8"))).eval()
+    s8.load_state_dict(s0.state_dict())
+    tiny_batch.pop("labels")
+    with torch.no_grad():
+        a, b = s0(**tiny_batch), s8(**tiny_batch)
+    assert (a.speech_embeds - b.speech_embeds).abs().max() > 1e-2
+    assert not torch.allclose(a.logits, b.logits, atol=1e-4)
+
+
+def test_iam_position_changes_instance_loss_only(tiny_config_factory, tiny_batch):
+    """Moving IAM (S0 -> S5: dam, iam, tam) keeps logits and L_DA but computes L_IA on other features."""
+    torch.manual_seed(0)
+    s0 = MGCMAForEmotionClassification(tiny_config_factory()).eval()
+    s5 = MGCMAForEmotionClassification(tiny_config_factory(**MGCMAConfig.ablation_kwargs("S5"))).eval()
+    s5.load_state_dict(s0.state_dict())
+    with torch.no_grad():
+        a, b = s0(**tiny_batch), s5(**tiny_batch)
+    assert torch.allclose(a.logits, b.logits) and torch.allclose(a.loss_da, b.loss_da)
+    assert not torch.allclose(a.loss_ia, b.loss_ia)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"dam_output": "sample"},
+        {"dam_output": "input"},
+        {"sigma_activation": "softplus"},
+        {"distribution_pooling": "first"},
+        {"pooling": "max"},
+        {"pooling": "first"},
+        {"share_cross_attention": True},
+        {"classifier_features": "speech"},
+        {"learnable_similarity": True},
+        {"normalize_instance_embeddings": False},
+    ],
+)
+def test_config_options_run(overrides, tiny_config_factory, tiny_batch):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory(**overrides))
+    out = model(**tiny_batch)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    if overrides.get("learnable_similarity"):
+        assert model.mgcma.log_similarity_scale.grad is not None
+        assert torch.allclose(model.mgcma.log_similarity_scale.exp(), torch.tensor(1 / 200))
+    if overrides.get("share_cross_attention"):
+        block = model.mgcma.token_alignment.layers[0]
+        assert block.speech_cross_attention.attention is block.text_cross_attention.attention
+
+
+def test_precomputed_features_give_the_same_outputs(tiny_model, tiny_batch):
+    tiny_model.eval()
+    with torch.no_grad():
+        direct = tiny_model(**tiny_batch)
+        speech, speech_mask = tiny_model.mgcma.encode_speech(tiny_batch["input_values"], tiny_batch["speech_attention_mask"])
+        text, text_mask = tiny_model.mgcma.encode_text(tiny_batch["input_ids"], tiny_batch["text_attention_mask"])
+        cached = tiny_model(
+            speech_features=speech,
+            speech_features_mask=speech_mask,
+            text_features=text,
+            text_features_mask=text_mask,
+            labels=tiny_batch["labels"],
+        )
+    assert torch.allclose(direct.logits, cached.logits, atol=1e-6)
+    assert torch.allclose(direct.loss, cached.loss, atol=1e-6)
+
+
+def test_projection_when_encoder_width_differs(tiny_processor):
+    config = MGCMAConfig(
+        speech_config=speech_encoder_config(hidden_size=24, num_heads=4),
+        text_config=text_encoder_config(len(tiny_processor.tokenizer), hidden_size=16, num_heads=4),
+        hidden_size=32,
+        num_attention_heads=4,
+        num_alignment_layers=1,
+        intermediate_size=64,
+    )
+    model = MGCMAModel(config)
+    assert model.speech_projection.in_features == 24 and model.text_projection.in_features == 16
+    out = model(**tiny_processor(audio=[torch.randn(4000).numpy()], text=["i am happy"]), return_loss=False)
+    assert out.speech_embeds.shape == (1, 32)
+
+
+def test_gradient_checkpointing_gives_same_gradients(tiny_config_factory, tiny_batch):
+    torch.manual_seed(0)
+    plain = MGCMAForEmotionClassification(tiny_config_factory())
+    checkpointed = MGCMAForEmotionClassification(tiny_config_factory())
+    checkpointed.load_state_dict(plain.state_dict())
+    checkpointed.gradient_checkpointing_enable()
+    plain.train(), checkpointed.train()
+    torch.manual_seed(1)  # same dropout masks in both runs (the encoders keep their dropout)
+    plain(**tiny_batch).loss.backward()
+    torch.manual_seed(1)
+    checkpointed(**tiny_batch).loss.backward()
+    for (name, a), (_, b) in zip(plain.named_parameters(), checkpointed.named_parameters()):
+        if a.grad is not None:
+            assert torch.allclose(a.grad, b.grad, atol=1e-5), name
+
+
+def paper_width_model():
+    """Alignment stack at paper width (D = 768, 12 heads, 6 blocks) on 768-wide one-layer encoders."""
+    config = MGCMAConfig(
+        speech_config=speech_encoder_config(hidden_size=768, num_layers=1, num_heads=12, intermediate_size=3072, conv_dim=64),
+        text_config=text_encoder_config(vocab_size=64, hidden_size=768, num_layers=1, num_heads=12, intermediate_size=3072),
+    )
+    assert (config.hidden_size, config.num_attention_heads, config.num_alignment_layers) == (768, 12, 6)
+    torch.manual_seed(0)
+    return MGCMAForEmotionClassification(config)
+
+
+@pytest.mark.parametrize("dtype", [None, torch.bfloat16])
+def test_paper_width_numerics(dtype):
+    model = paper_width_model().train()
+    torch.manual_seed(1)
+    inputs = dict(
+        input_values=torch.randn(4, 16000),
+        speech_attention_mask=torch.ones(4, 16000, dtype=torch.long),
+        input_ids=torch.randint(5, 64, (4, 12)),
+        text_attention_mask=torch.ones(4, 12, dtype=torch.long),
+        labels=torch.tensor([0, 1, 2, 3]),
+    )
+    inputs["speech_attention_mask"][1, 9000:] = 0
+    inputs["text_attention_mask"][2, 5:] = 0
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype is not None):
+        out = model(**inputs)
+    for name in ("loss", "loss_ce", "loss_da", "loss_ia"):
+        value = getattr(out, name)
+        assert value.dtype == torch.float32 and torch.isfinite(value), (name, value)
+    out.loss.backward()
+    bad = [n for n, p in model.named_parameters() if p.grad is not None and not torch.isfinite(p.grad).all()]
+    assert not bad, bad
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"hidden_size": 30, "num_attention_heads": 4}, "divisible"),
+        ({"module_order": ["dam", "tam"]}, "permutation"),
+        ({"module_order": ["dam", "tam", "xam"]}, "permutation"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"similarity_scale": -1.0}, "similarity_scale"),
+        ({"pooling": "median"}, "pooling"),
+        ({"dam_output": "z"}, "dam_output"),
+        ({"sigma_activation": "relu"}, "sigma_activation"),
+        ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob"),
+        ({"instance_loss_weight": -1}, "instance_loss_weight"),
+        ({"num_alignment_layers": 0}, "num_alignment_layers"),
+        ({"classifier_features": "both"}, "classifier_features"),
+    ],
+)
+def test_bad_config_values_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MGCMAConfig(**kwargs)
+
+
+def test_unknown_ablation_is_rejected():
+    with pytest.raises(ValueError, match="S0"):
+        MGCMAConfig.ablation_kwargs("S10")
+
+
+def test_mismatched_inputs_raise_clear_errors(tiny_model, tiny_batch):
+    batch = dict(tiny_batch)
+    with pytest.raises(ValueError, match="batch sizes differ between inputs"):
+        tiny_model(**{**batch, "input_ids": batch["input_ids"][:2], "text_attention_mask": batch["text_attention_mask"][:2]})
+    with pytest.raises(ValueError, match="speech_attention_mask"):
+        tiny_model(**{**batch, "speech_attention_mask": batch["speech_attention_mask"][:, :100]})
+    with pytest.raises(ValueError, match="text_attention_mask"):
+        tiny_model(**{**batch, "text_attention_mask": batch["text_attention_mask"][:, :2]})
+    with pytest.raises(ValueError, match="input_values"):
+        tiny_model(**{**batch, "input_values": batch["input_values"][:, None]})
+    with pytest.raises(ValueError, match="labels"):
+        tiny_model(**{**batch, "labels": torch.tensor([0, 1, 2, 9])})
+    with pytest.raises(ValueError, match="exactly one of `input_values`"):
+        tiny_model(input_ids=batch["input_ids"])
+    with pytest.raises(ValueError, match="unexpected inputs"):
+        tiny_model(**batch, pixel_values=torch.zeros(1))
+    with pytest.raises(ValueError, match="too short"):
+        tiny_model(input_values=torch.randn(1, 50), speech_attention_mask=torch.ones(1, 50, dtype=torch.long), input_ids=batch["input_ids"][:1])
