@@ -38,7 +38,8 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     {'labels': [{'label': 'angry', 'score': 0.71}, ...], 'uncertainty': {...}, 'transcript': "I can't ..."}
     ```
 
-    Inputs, one utterance or a list of them (a list returns a list; `batch_size=` batches them):
+    Inputs, one utterance or a list of them (a list returns a list; `batch_size=` batches them; a generator or a
+    `datasets.Dataset` with "audio" and "text" columns returns an iterator of results):
 
     - a dict `{"audio": AUDIO, "text": str}` (other keys, e.g. the columns of a `datasets` row, are ignored), where
       AUDIO is a file path, raw file bytes, a 1-D (mono) or 2-D (multi-channel) numpy array or torch tensor together
@@ -121,6 +122,9 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             inputs = {key: kwargs.pop(key) for key in ("audio", "text", "sampling_rate") if key in kwargs}
         if isinstance(inputs, tuple):
             inputs = list(inputs)
+        elif hasattr(inputs, "column_names") and hasattr(inputs, "__len__"):
+            # a `datasets.Dataset` (rows with "audio" and "text"): streamed like a generator, results come lazily
+            inputs = (row for row in inputs)
         if isinstance(inputs, list) and not inputs:
             return []
         return super().__call__(inputs, **kwargs)
