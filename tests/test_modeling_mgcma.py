@@ -223,7 +223,7 @@ def test_gradient_checkpointing_gives_same_gradients(tiny_config_factory, tiny_b
     plain = MGCMAForEmotionClassification(tiny_config_factory())
     checkpointed = MGCMAForEmotionClassification(tiny_config_factory())
     checkpointed.load_state_dict(plain.state_dict())
-    checkpointed.gradient_checkpointing_enable()
+    checkpointed.activation_checkpointing_enable()
     plain.train(), checkpointed.train()
     torch.manual_seed(1)  # same dropout masks in both runs (the encoders keep their dropout)
     plain(**tiny_batch).loss.backward()
