@@ -1,0 +1,77 @@
+"""The fast CPU inference paths predict what the float32 model predicts (tiny demo model, briefly trained)."""
+
+import pytest
+import torch
+
+datasets = pytest.importorskip("datasets")
+
+from modeling_mgcma import MGCMAForEmotionClassification  # noqa: E402
+from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap  # noqa: E402
+from modeling_mgcma.fast_inference import FAST_INFERENCE_METHODS, optimize_for_cpu_inference  # noqa: E402
+from modeling_mgcma.feature_cache import (  # noqa: E402
+    CachedFeatureCollator,
+    _decoded_audio,
+    cache_features,
+    freeze_encoders_in_eval_mode,
+)
+from modeling_mgcma.from_scratch import small_config, word_processor  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # tiny tensors: one intra-op thread is as fast, and far faster when other jobs share the cores
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fast")
+    corpus = generate_demo_corpus(root / "corpus", utterances_per_session=8)
+    dataset = load_iemocap(corpus, config="4class", cache_dir=str(root / "hf"), strict_counts=False)
+    processor = word_processor(demo_vocabulary())
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(small_config(len(processor.tokenizer.get_vocab())))
+    freeze_encoders_in_eval_mode(model)
+    # brief training of the alignment modules from cached features, so that the logits mean something
+    cached = cache_features(model, processor, dataset, root / "cache")
+    collate = CachedFeatureCollator()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    model.train()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(8):
+        for batch in torch.randperm(len(cached), generator=generator).split(8):
+            model(**collate([cached[int(i)] for i in batch])).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    model.eval()
+    rows = [dataset[i] for i in range(len(dataset))]
+    audio = [_decoded_audio(row["audio"], i, "audio")[0] for i, row in enumerate(rows)]
+    inputs = [processor(audio=clip, text=row["text"]) for clip, row in zip(audio, rows)]
+    with torch.no_grad():
+        reference = torch.cat([model(**x).logits for x in inputs])
+    return model, inputs, reference
+
+
+@pytest.mark.parametrize("method", FAST_INFERENCE_METHODS)
+def test_fast_path_agrees_with_fp32(trained, method):
+    model, inputs, reference = trained
+    fast = optimize_for_cpu_inference(model, method)
+    logits = torch.cat([fast(**x).logits for x in inputs])
+    assert logits.dtype == torch.float32 and logits.shape == reference.shape
+    top2 = reference.topk(2, dim=-1).values
+    margin = top2[:, 0] - top2[:, 1]
+    error = (logits - reference).abs().max(-1).values
+    agree = logits.argmax(-1) == reference.argmax(-1)
+    # any disagreement must be a near-tie of the float32 model (its margin within twice the rounding error)
+    assert bool((agree | (margin <= 2 * error)).all()), (margin[~agree], error[~agree])
+    assert agree.float().mean() >= 0.95
+    assert float(margin.median()) > 10 * float(error.median())  # the trained logits are not near-ties
+    assert model.training is False and next(model.parameters()).dtype == torch.float32  # original untouched
+
+
+def test_unknown_method():
+    with pytest.raises(ValueError, match="method"):
+        optimize_for_cpu_inference(torch.nn.Linear(2, 2), "fp8")
