@@ -167,6 +167,8 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         return outputs
 
     def _run_model(self, model_inputs):
+        # the processor makes float32 waveforms; a model loaded in half precision (dtype=...) wants its own dtype
+        model_inputs["input_values"] = model_inputs["input_values"].to(self.model.dtype)
         out = self.model(**model_inputs, return_dict=True)
         result = {"logits": out.logits}  # first key: the pipeline's un-batching reads the batch size from it
         if out.speech_sigma is None or out.text_sigma is None:
