@@ -1,0 +1,244 @@
+"""run_mgcma.py end to end on a tiny demo corpus: artefacts, losses, fold hygiene, model card, Hub upload, arguments.
+
+The main run (module fixture) trains a hidden-32, 2-layer model for a few steps in this process, with spies on the
+data collator (which ids were read, and when) and on the Hub client (what would be uploaded).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from huggingface_hub import HfApi, ModelCard
+from huggingface_hub.utils import filter_repo_objects
+from safetensors.torch import load_file
+
+import run_mgcma
+from modeling_mgcma import MGCMAForEmotionClassification
+from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TEST_SESSION = 5
+HUB_ID = "test-org/mgcma-demo-test"
+
+
+def tiny_run_args(tmp, *extra):
+    """A demo run on 8 utterances per session (fold 5: 28 train, 4 validation, 8 test)."""
+    return [
+        "--output_dir", str(tmp / "out"), "--demo_corpus_dir", str(tmp.parent / "shared_corpus"),
+        "--demo_utterances_per_session", "8", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
+        "--learning_rate", "3e-3", "--warmup_steps", "0", "--lr_scheduler_type", "constant", "--logging_steps", "1",
+        "--max_steps", "12", "--eval_strategy", "steps", "--eval_steps", "6", "--save_strategy", "steps",
+        "--save_steps", "6", "--test_session", str(TEST_SESSION), "--seed", "0", "--disable_tqdm", "true",
+        *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run")
+    events, uploads, repos = [], [], []
+    original_call, original_predict = MGCMADataCollator.__call__, MGCMATrainer.predict
+
+    def spy_call(self, rows):
+        events.append(("batch", [row["id"] for row in rows], [int(row["session"]) for row in rows]))
+        return original_call(self, rows)
+
+    def spy_predict(self, test_dataset, *args, **kwargs):
+        events.append(("predict", list(test_dataset["id"]), None))
+        return original_predict(self, test_dataset, *args, **kwargs)
+
+    def fake_create_repo(self, repo_id, **kwargs):
+        repos.append(repo_id)
+
+    def fake_upload_folder(self, *, repo_id, folder_path, ignore_patterns=None, allow_patterns=None, **kwargs):
+        folder = Path(folder_path)
+        files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        kept = list(filter_repo_objects(files, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
+        uploads.append({"repo_id": repo_id, "files": kept, "config": json.loads((folder / "config.json").read_text())})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(MGCMADataCollator, "__call__", spy_call)
+        patch.setattr(MGCMATrainer, "predict", spy_predict)
+        patch.setattr(HfApi, "create_repo", fake_create_repo)
+        patch.setattr(HfApi, "upload_folder", fake_upload_folder)
+        summary = run_mgcma.main(tiny_run_args(tmp, "--push_to_hub", "true", "--hub_model_id", HUB_ID))
+    return {"out": tmp / "out", "summary": summary, "events": events, "uploads": uploads, "repos": repos,
+            "corpus": tmp.parent / "shared_corpus"}  # fmt: skip
+
+
+def test_run_writes_every_artefact(demo_run):
+    out = demo_run["out"]
+    for name in ("model.safetensors", "config.json", "configuration_mgcma.py", "modeling_mgcma.py",
+                 "processing_mgcma.py", "processor_config.json", "results.json", "confusion_matrix.png", "tsne.png",
+                 "loss_curves.png", "README.md"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert not list(out.glob("*.bin")) or [p.name for p in out.glob("*.bin")] == ["training_args.bin"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"]["AutoModelForAudioClassification"] == "modeling_mgcma.MGCMAForEmotionClassification"
+    for png in ("confusion_matrix.png", "tsne.png", "loss_curves.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the saved folder loads back and predicts
+    model = MGCMAForEmotionClassification.from_pretrained(out).eval()
+    assert model.config.id2label == {0: "angry", 1: "happy", 2: "sad", 3: "neutral"}
+
+
+def test_all_three_losses_go_down(demo_run):
+    history = json.loads((demo_run["out"] / "trainer_state.json").read_text())["log_history"]
+    train_logs = [entry for entry in history if "loss" in entry]
+    assert len(train_logs) == 12
+    for name in ("loss_ce", "loss_da", "loss_ia", "loss"):
+        first = np.mean([entry[name] for entry in train_logs[:3]])
+        last = np.mean([entry[name] for entry in train_logs[-3:]])
+        assert last < first, f"{name}: {first:.4f} -> {last:.4f}"
+
+
+def test_results_json_matches_the_test_predictions(demo_run):
+    results = json.loads((demo_run["out"] / "results.json").read_text())
+    (fold,) = results["folds"]
+    assert fold["test_session"] == TEST_SESSION
+    assert fold["num_test"] == 8 and fold["num_train"] + fold["num_validation"] == 32
+    test_metrics = json.loads((demo_run["out"] / "test_results.json").read_text())
+    assert fold["wa"] == pytest.approx(test_metrics["test_wa"]) and fold["ua"] == pytest.approx(test_metrics["test_ua"])
+    assert results["mean"]["ua"] == pytest.approx(fold["ua"]) and results["std"]["ua"] == 0.0
+
+
+def test_test_session_is_never_used_for_training_or_selection(demo_run):
+    events = demo_run["events"]
+    predict_index = [i for i, event in enumerate(events) if event[0] == "predict"]
+    assert len(predict_index) == 1, "the test split must be evaluated exactly once"
+    before, after = events[: predict_index[0]], events[predict_index[0] + 1 :]
+    sessions_before = {s for _, _, sessions in before for s in sessions}
+    assert sessions_before and TEST_SESSION not in sessions_before  # training + validation read only sessions 1-4
+    assert {s for _, _, sessions in after for s in sessions} == {TEST_SESSION}
+    test_ids = events[predict_index[0]][1]
+    assert sorted(i for _, ids, _ in after for i in ids) == sorted(test_ids)
+    # the selected checkpoint is the one with the best *validation* UA
+    state = json.loads((demo_run["out"] / "trainer_state.json").read_text())
+    validation_uas = [entry["eval_ua"] for entry in state["log_history"] if "eval_ua" in entry]
+    assert validation_uas and state["best_metric"] == max(validation_uas)
+    results = json.loads((demo_run["out"] / "results.json").read_text())
+    assert results["folds"][0]["best_validation_metric"] == {"ua": max(validation_uas)}
+
+
+def test_model_card_renders_metrics_and_says_demo(demo_run):
+    card = ModelCard.load(demo_run["out"] / "README.md")
+    results = json.loads((demo_run["out"] / "results.json").read_text())
+    values = {r.metric_config: r.metric_value for r in card.data.eval_results}
+    assert values["wa"] == round(100 * results["folds"][0]["wa"], 2) and values["ua"] == round(100 * results["folds"][0]["ua"], 2)
+    assert card.data.eval_results[0].dataset_name == "MGCMA synthetic demo corpus"
+    text = card.text
+    assert "trained on the synthetic demo corpus" in text
+    assert "| method | WA % | UA % |" in text and f"{100 * results['folds'][0]['ua']:.2f}" in text
+    assert "trust_remote_code=True" in text and "revision=revision" in text and HUB_ID in text
+    assert "USC SAIL" in text and "acted English" in text and "ICASSP 2025" in text
+    assert "![confusion matrix](confusion_matrix.png)" in text
+
+
+def test_push_uploads_the_full_model_folder_from_the_client(demo_run):
+    assert demo_run["repos"] == [HUB_ID]
+    (upload,) = demo_run["uploads"]
+    assert upload["repo_id"] == HUB_ID
+    files = set(upload["files"])
+    for name in ("model.safetensors", "config.json", "configuration_mgcma.py", "modeling_mgcma.py",
+                 "processing_mgcma.py", "processor_config.json", "tokenizer_config.json", "README.md",
+                 "results.json", "confusion_matrix.png", "tsne.png", "loss_curves.png"):  # fmt: skip
+        assert name in files, name
+    assert not any(name.startswith("checkpoint-") for name in files), "checkpoints must not be uploaded"
+    assert "AutoProcessor" in upload["config"]["auto_map"] or (demo_run["out"] / "processor_config.json").read_text().find("auto_map") >= 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nothing_may_be_built(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("data was loaded or a model built before the arguments were checked")
+
+    monkeypatch.setattr(run_mgcma, "load_data", forbidden)
+    monkeypatch.setattr(run_mgcma, "build_model_and_processor", forbidden)
+    monkeypatch.setattr(MGCMAForEmotionClassification, "__init__", forbidden)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--preset", "fast"], r"--preset must be one of \['demo', 'paper'\], got 'fast'"),
+        (["--ablation", "S10"], r"--ablation must be one of \['S0', 'S1'"),
+        (["--data_dir", "/nonexistent/IEMOCAP_full_release"], r"--data_dir '/nonexistent/IEMOCAP_full_release' is not a folder"),
+        (["--data_dir", "{tmp}", "--manifest", "{tmp}/m.csv"], r"pass --data_dir \(IEMOCAP\) or --manifest"),
+        (["--test_session", "6"], r"--test_session must be a session 1-5, got 6"),
+        (["--test_session", "2", "--cross_validate"], r"not both"),
+        (["--push_to_hub", "true"], r"--push_to_hub needs --hub_model_id"),
+        (["--speech_model", "facebook/wav2vec2-base"], r"both --speech_model and --text_model"),
+        (["--cache_features"], r"--cache_features needs --freeze_encoders"),
+        (["--config_overrides", "temprature=0.1"], r"MGCMAConfig has no setting 'temprature'"),
+    ],
+)
+def test_bad_arguments_fail_fast(argv, message, tmp_path, nothing_may_be_built):
+    (tmp_path / "m.csv").write_text("audio,text,label\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    with pytest.raises(ValueError, match=message):
+        run_mgcma.main(["--output_dir", str(tmp_path / "out"), *argv])
+
+
+def test_paper_preset_and_ablation_from_a_yaml_file(tmp_path):
+    config_file = tmp_path / "paper.yaml"
+    config_file.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "preset": "paper", "ablation": "S7",
+                                           "output_dir": str(tmp_path / "out"), "num_train_epochs": 50}))  # fmt: skip
+    model_args, data_args, training_args, preset = run_mgcma.parse_arguments([str(config_file)])
+    assert preset == "paper" and data_args.source == "iemocap"
+    assert training_args.per_device_train_batch_size == 4 and training_args.learning_rate == 1e-5
+    assert training_args.optim == "adamw_torch" and training_args.weight_decay == 0.0
+    assert training_args.num_train_epochs == 50  # the file overrides the preset
+    assert training_args.metric_for_best_model == "ua" and training_args.load_best_model_at_end
+    kwargs = run_mgcma.config_kwargs(model_args, preset, ["angry", "happy", "sad", "neutral"])
+    assert kwargs["module_order"] == ["iam", "tam", "dam"]
+    assert (kwargs["num_attention_heads"], kwargs["num_alignment_layers"], kwargs["temperature"]) == (12, 6, 0.07)
+    # the same from the command line
+    cli = run_mgcma.parse_arguments(["--data_dir", str(tmp_path), "--preset", "paper", "--ablation", "S7"])
+    assert cli[2].learning_rate == 1e-5 and cli[2].num_train_epochs == 100 and cli[3] == "paper"
+
+
+def test_no_arguments_means_the_demo(monkeypatch):
+    model_args, data_args, training_args, preset = run_mgcma.parse_arguments([])
+    assert preset == "demo" and data_args.source == "demo"
+    assert training_args.output_dir == run_mgcma.DEMO_TRAINING_DEFAULTS["output_dir"]
+    assert training_args.learning_rate == run_mgcma.DEMO_TRAINING_DEFAULTS["learning_rate"]
+
+
+def test_pretrained_encoders_from_local_folders(tmp_path, demo_run):
+    """--speech_model/--text_model: from_encoders + the encoders' own feature extractor and tokenizer (no network)."""
+    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model, BertModel
+
+    from modeling_mgcma.data import demo_vocabulary
+    from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config, word_tokenizer
+
+    speech_dir, text_dir = tmp_path / "speech", tmp_path / "text"
+    tokenizer = word_tokenizer(demo_vocabulary())
+    torch.manual_seed(0)
+    Wav2Vec2Model(speech_encoder_config(hidden_size=24, num_layers=1)).save_pretrained(speech_dir)
+    Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(speech_dir)
+    BertModel(text_encoder_config(len(tokenizer), hidden_size=40, num_layers=1)).save_pretrained(text_dir)
+    tokenizer.save_pretrained(text_dir)
+    out = tmp_path / "run"
+    run_mgcma.main([
+        "--output_dir", str(out), "--demo_corpus_dir", str(demo_run["corpus"]), "--demo_utterances_per_session", "8",
+        "--speech_model", str(speech_dir), "--text_model", str(text_dir), "--config_overrides",
+        "hidden_size=32,num_attention_heads=4,num_alignment_layers=1,intermediate_size=64",
+        "--max_steps", "2", "--per_device_train_batch_size", "8", "--eval_strategy", "steps", "--eval_steps", "2",
+        "--save_strategy", "steps", "--save_steps", "2", "--disable_tqdm", "true",
+    ])  # fmt: skip
+    config = json.loads((out / "config.json").read_text())
+    assert config["speech_config"]["hidden_size"] == 24 and config["text_config"]["hidden_size"] == 40
+    assert config["num_alignment_layers"] == 1
+    weights = load_file(out / "model.safetensors")
+    assert "mgcma.speech_projection.weight" in weights and "mgcma.text_projection.weight" in weights
+    assert (out / "results.json").is_file() and (out / "tokenizer_config.json").is_file()
