@@ -15,6 +15,8 @@ from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecog
 from modeling_mgcma.cli import main
 from modeling_mgcma.from_scratch import small_config, word_processor
 
+from test_pipeline import save_tiny_asr
+
 
 WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "fine"]
 
@@ -39,7 +41,7 @@ def setup(tmp_path_factory):
     texts = {"a.wav": "i am so happy today", "b.wav": "sad", "c.wav": "i am angry"}
     pipe = MultimodalEmotionRecognitionPipeline(model=model, processor=processor, device="cpu")
     reference = {name: pipe({"audio": str(root / "clips" / name), "text": texts[name]}) for name in clips}
-    return {"root": root, "model": str(root / "model"), "texts": texts, "reference": reference}
+    return {"root": root, "model": str(root / "model"), "texts": texts, "reference": reference, "pipe": pipe}
 
 
 def run_main(argv, capsys):
@@ -105,6 +107,14 @@ def test_predict_jsonl_manifest_with_id_and_custom_columns(setup, capsys):
     assert [r["id"] for r in records] == ["utt-0", "utt-1"]
     check(records[0], setup["reference"]["b.wav"], "utt-0", setup["texts"]["b.wav"])
     check(records[1], setup["reference"]["a.wav"], "utt-1", setup["texts"]["a.wav"])
+
+
+def test_predict_transcribes_with_asr_when_text_is_missing(setup, capsys, tmp_path):
+    asr = save_tiny_asr(tmp_path)
+    clip = setup["root"] / "clips" / "a.wav"
+    status, records, err = run_main(["predict", "--model", setup["model"], clip, "--asr", asr], capsys)
+    assert status == 0, err
+    check(records[0], setup["pipe"]({"audio": str(clip), "text": "s"}), str(clip), "s")  # "s": the recogniser's words
 
 
 @pytest.mark.parametrize(

@@ -217,26 +217,28 @@ def test_group_norm_speech_encoder_batches_like_single_items(clips):
 # -- transcription fallback ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def asr_folder(tmp_path_factory):
-    """A tiny random wav2vec2 CTC recogniser saved locally. Its output is meaningless; the lm_head bias is set so
-    that it says something (a constant letter) rather than nothing."""
+def save_tiny_asr(folder):
+    """A tiny random wav2vec2 CTC recogniser saved in `folder`. Its output is meaningless; the lm_head bias is set so
+    that it says something (the letter "s" on every frame, collapsed by CTC to "s") rather than nothing."""
     from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2ForCTC, Wav2Vec2Processor
 
-    folder = tmp_path_factory.mktemp("asr")
     vocab = {"<pad>": 0, "<unk>": 1, "|": 2, **{letter: 3 + i for i, letter in enumerate("adehimnorsty")}}
     (folder / "vocab.json").write_text(json.dumps(vocab))
     tokenizer = Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), pad_token="<pad>", unk_token="<unk>", word_delimiter_token="|")
     extractor = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
     torch.manual_seed(0)
-    config = speech_encoder_config(vocab_size=len(vocab), pad_token_id=0, ctc_loss_reduction="mean")
-    model = Wav2Vec2ForCTC(config)
+    model = Wav2Vec2ForCTC(speech_encoder_config(vocab_size=len(vocab), pad_token_id=0))
     with torch.no_grad():
         model.lm_head.bias.zero_()
         model.lm_head.bias[vocab["s"]] = 50.0
     model.save_pretrained(folder)
     Wav2Vec2Processor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def asr_folder(tmp_path_factory):
+    return save_tiny_asr(tmp_path_factory.mktemp("asr"))
 
 
 def test_missing_text_is_transcribed_by_the_asr(model, processor, clips, asr_folder):
