@@ -1,0 +1,141 @@
+"""Training-step speed at paper size: seconds, FLOPs, achieved FLOP/s and the ratio to this machine's matmul FLOP/s.
+
+    python benchmarks/bench_step.py                 # paper size, batch 4 x 6 s audio + 30 tokens, 1 warm-up + 3 steps
+    python benchmarks/bench_step.py --size tiny     # a quick smoke run
+
+Configurations (each a full training step: forward, backward, AdamW step), fp32 and CPU bf16 autocast:
+- mgcma: the whole model from raw audio and token ids;
+- encoders: the encoders-only baseline (wav2vec2 + BERT + mean pooling + linear head);
+- alignment: MGCMA on precomputed encoder features (`speech_features`/`text_features`): the projections, DAM, TAM,
+  IAM, the losses and the classifier, i.e. the modules this project adds.
+All steps are timed in turn (a, b, c, a, b, c, ...) so that other load on the machine hits every side alike; the
+matmul limit is measured in the same run, before and after.
+"""
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from _common import (
+    EncodersOnlyBaseline,
+    build_model,
+    count_flops,
+    interleaved_times,
+    make_inputs,
+    matmul_flops_per_second,
+    median,
+    table,
+)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", choices=["paper", "tiny"], default="paper")
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--tokens", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--json", help="write the results here too")
+    args = parser.parse_args()
+
+    matmul = {"fp32": matmul_flops_per_second(torch.float32), "bf16": matmul_flops_per_second(torch.bfloat16)}
+    model = build_model(args.size)
+    model.train()
+    inputs = make_inputs(model, args.batch, args.seconds, args.tokens)
+    with torch.no_grad():
+        speech, speech_mask = model.mgcma.encode_speech(inputs["input_values"], inputs["speech_attention_mask"])
+        text, text_mask = model.mgcma.encode_text(inputs["input_ids"], inputs["text_attention_mask"])
+    feature_inputs = {
+        "speech_features": speech,
+        "speech_features_mask": speech_mask,
+        "text_features": text,
+        "text_features_mask": text_mask,
+        "labels": inputs["labels"],
+    }
+    baseline = EncodersOnlyBaseline(model)
+    alignment_params = [p for n, p in model.named_parameters() if p.requires_grad and "_encoder." not in n]
+    optimizers = {
+        "mgcma": torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6),
+        "encoders": torch.optim.AdamW([p for p in baseline.parameters() if p.requires_grad], lr=1e-6),
+        "alignment": torch.optim.AdamW(alignment_params, lr=1e-6),
+    }
+    losses = {
+        "mgcma": lambda: model(**inputs).loss,
+        "encoders": lambda: baseline(**inputs),
+        "alignment": lambda: model(**feature_inputs).loss,
+    }
+
+    def step(name, precision):
+        def run():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                loss = losses[name]()
+            loss.backward()
+            optimizers[name].step()
+            optimizers[name].zero_grad(set_to_none=True)
+            return loss
+
+        return run
+
+    # loss agreement fp32 vs bf16 on the same weights, inputs and dropout / SpecAugment draws
+    agreement = {}
+    for name in losses:
+        values = {}
+        for precision in ("fp32", "bf16"):
+            torch.manual_seed(123)
+            np.random.seed(123)
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                values[precision] = float(losses[name]())
+        agreement[name] = values
+
+    flops = {}
+    for name in losses:
+        for precision in ("fp32", "bf16"):
+            flops[(name, precision)] = count_flops(step(name, precision))
+    runs = {(name, precision): step(name, precision) for name in losses for precision in ("fp32", "bf16")}
+    times = interleaved_times(runs, repeats=args.repeats, warmup=args.warmup)
+    matmul_after = {"fp32": matmul_flops_per_second(torch.float32), "bf16": matmul_flops_per_second(torch.bfloat16)}
+    matmul = {k: (matmul[k] + matmul_after[k]) / 2 for k in matmul}
+
+    rows, results = [], {}
+    for (name, precision), values in times.items():
+        seconds = median(values)
+        achieved = flops[(name, precision)] / seconds
+        results[f"{name}/{precision}"] = {
+            "seconds": seconds,
+            "all_seconds": values,
+            "flops": flops[(name, precision)],
+            "flops_per_second": achieved,
+            "ratio_to_matmul": achieved / matmul[precision],
+        }
+        rows.append([
+            name, precision, f"{seconds:.3f}", f"{flops[(name, precision)] / 1e12:.3f}",
+            f"{achieved / 1e9:.1f}", f"{achieved / matmul[precision]:.2f}",
+        ])
+    print(f"size={args.size} batch={args.batch} x {args.seconds}s audio + {args.tokens} tokens; "
+          f"{args.warmup} warm-up + {args.repeats} timed steps each, interleaved; median step time")
+    print(f"matmul limit: fp32 {matmul['fp32'] / 1e9:.1f} GFLOP/s, bf16 {matmul['bf16'] / 1e9:.1f} GFLOP/s "
+          f"(bf16/fp32 = {matmul['bf16'] / matmul['fp32']:.2f}; before/after: fp32 {matmul_after['fp32'] / 1e9:.1f} after)")
+    print(table(rows, ["config", "precision", "s/step", "TFLOP/step", "GFLOP/s", "ratio to matmul"]))
+    print()
+    speed = []
+    for name in losses:
+        ratio = results[f"{name}/fp32"]["seconds"] / results[f"{name}/bf16"]["seconds"]
+        a, b = agreement[name]["fp32"], agreement[name]["bf16"]
+        speed.append([name, f"{ratio:.2f}x", f"{a:.5f}", f"{b:.5f}", f"{abs(a - b) / abs(a):.2e}"])
+        results[f"{name}/bf16_speedup"] = ratio
+        results[f"{name}/loss_fp32"], results[f"{name}/loss_bf16"] = a, b
+    print(table(speed, ["config", "bf16 speed-up", "loss fp32", "loss bf16", "relative difference"]))
+    share = results["alignment/fp32"]["flops"] / results["mgcma/fp32"]["flops"]
+    print(f"\nalignment modules' share of the step's FLOPs: {share:.2f}; "
+          f"step time mgcma/encoders (fp32): {results['mgcma/fp32']['seconds'] / results['encoders/fp32']['seconds']:.2f}")
+    results["matmul"] = matmul
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(results, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
