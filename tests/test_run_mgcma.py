@@ -242,3 +242,63 @@ def test_pretrained_encoders_from_local_folders(tmp_path, demo_run):
     weights = load_file(out / "model.safetensors")
     assert "mgcma.speech_projection.weight" in weights and "mgcma.text_projection.weight" in weights
     assert (out / "results.json").is_file() and (out / "tokenizer_config.json").is_file()
+
+
+def test_cross_validation_runs_every_fold_and_skips_finished_ones(tmp_path, demo_run):
+    out = tmp_path / "cv"
+    argv = [
+        "--output_dir", str(out), "--demo_corpus_dir", str(demo_run["corpus"]), "--demo_utterances_per_session", "8",
+        "--cross_validate", "--max_steps", "1", "--per_device_train_batch_size", "8", "--eval_strategy", "steps",
+        "--eval_steps", "1", "--save_strategy", "steps", "--save_steps", "1", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    summary = run_mgcma.main(argv)
+    assert [fold["test_session"] for fold in summary["folds"]] == [1, 2, 3, 4, 5]
+    for k in range(1, 6):
+        assert (out / f"fold_{k}" / "results.json").is_file() and (out / f"fold_{k}" / "model.safetensors").is_file()
+    uas = [fold["ua"] for fold in summary["folds"]]
+    assert summary["mean"]["ua"] == pytest.approx(np.mean(uas)) and summary["std"]["ua"] == pytest.approx(np.std(uas, ddof=1))
+    table = (out / "results.md").read_text()
+    assert "| method | WA % | UA % |" in table and table.count("test session") == 5 and "mean of 5 folds" in table
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(summary))
+    card = ModelCard.load(out / "README.md")
+    assert len(card.data.eval_results) == 12  # WA and UA for 5 folds and their mean
+
+    # rerun after losing fold 4: folds 1-3 and 5 are skipped, fold 4 is trained again
+    import shutil
+
+    shutil.rmtree(out / "fold_4")
+    trained = []
+    original = run_mgcma.run_fold
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_mgcma, "run_fold", lambda fold, *a, **k: trained.append(fold) or original(fold, *a, **k))
+        again = run_mgcma.main(argv)
+    assert trained == [4]
+    assert [f["ua"] for f in again["folds"]][:3] == uas[:3] and again["folds"][4]["ua"] == uas[4]
+
+
+def test_cached_feature_mode_trains_on_frozen_encoder_outputs(tmp_path, demo_run):
+    from transformers import set_seed
+
+    out = tmp_path / "cached"
+    argv = [
+        "--output_dir", str(out), "--demo_corpus_dir", str(demo_run["corpus"]), "--demo_utterances_per_session", "8",
+        "--freeze_encoders", "--cache_features", "--max_steps", "3", "--per_device_train_batch_size", "8",
+        "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "3",
+        "--logging_steps", "1", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    run_mgcma.main(argv)
+    assert list((out / "feature_cache").glob("*/features.arrow")), "no feature cache written"
+    config = json.loads((out / "config.json").read_text())
+    assert config["freeze_speech_encoder"] and config["freeze_text_encoder"]
+    # the encoders did not move; the alignment modules did (the run builds its model right after set_seed(seed))
+    trained = load_file(out / "model.safetensors")
+    model_args, data_args, training_args, preset = run_mgcma.parse_arguments(argv)
+    set_seed(training_args.seed)
+    initial, _, _ = run_mgcma.build_model_and_processor(model_args, data_args, preset, ["angry", "happy", "sad", "neutral"])
+    initial = initial.state_dict()
+    encoder_names = [n for n in trained if n.startswith(("mgcma.speech_encoder.", "mgcma.text_encoder."))]
+    assert encoder_names and all(torch.equal(trained[n], initial[n]) for n in encoder_names)
+    assert not torch.equal(trained["classifier.out_proj.weight"], initial["classifier.out_proj.weight"])
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert all(name in history[0] for name in ("loss_ce", "loss_da", "loss_ia"))
+    assert (out / "results.json").is_file() and (out / "tsne.png").is_file()
