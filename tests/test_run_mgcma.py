@@ -149,7 +149,9 @@ def test_push_uploads_the_full_model_folder_from_the_client(demo_run):
                  "results.json", "confusion_matrix.png", "tsne.png", "loss_curves.png"):  # fmt: skip
         assert name in files, name
     assert not any(name.startswith("checkpoint-") for name in files), "checkpoints must not be uploaded"
-    assert "AutoProcessor" in upload["config"]["auto_map"] or (demo_run["out"] / "processor_config.json").read_text().find("auto_map") >= 0
+    assert upload["config"]["auto_map"]["AutoModelForAudioClassification"] == "modeling_mgcma.MGCMAForEmotionClassification"
+    processor_config = json.loads((demo_run["out"] / "processor_config.json").read_text())
+    assert processor_config["auto_map"]["AutoProcessor"] == "processing_mgcma.MGCMAProcessor"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
