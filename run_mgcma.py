@@ -263,6 +263,16 @@ def parse_config_overrides(overrides: str | None) -> dict:
     return result
 
 
+def launched_on_cpus_only() -> bool:
+    """True under a multi-process launcher (WORLD_SIZE > 1) on a machine without CUDA/XPU/MPS devices."""
+    import torch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    has_xpu = hasattr(torch, "xpu") and torch.xpu.is_available()
+    return not (torch.cuda.is_available() or has_xpu or torch.backends.mps.is_available())
+
+
 def preset_defaults(preset: str | None, has_data: bool) -> tuple[str, dict]:
     """The preset in effect and its argument defaults (training protocol + preset hyperparameters)."""
     if preset is not None and preset not in PRESETS:
@@ -270,6 +280,10 @@ def preset_defaults(preset: str | None, has_data: bool) -> tuple[str, dict]:
     if preset is None and not has_data:
         preset = "demo"
     defaults = dict(PROTOCOL_TRAINING_DEFAULTS)
+    if launched_on_cpus_only():
+        # `accelerate launch --multi_gpu` / torchrun on a machine without GPUs: without use_cpu, TrainingArguments
+        # would not join the (gloo) process group and every process would train alone as rank 0.
+        defaults["use_cpu"] = True
     if preset == "demo":
         defaults.update(DEMO_TRAINING_DEFAULTS)
     elif preset == "paper":

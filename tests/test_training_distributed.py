@@ -52,10 +52,11 @@ def test_two_process_demo_run_finishes(tmp_path):
         "--save_steps", "2", "--logging_steps", "1", "--test_session", "3", "--disable_tqdm", "true",
     ], tmp_path, timeout=420)  # fmt: skip
     log = completed.stdout + completed.stderr
-    assert "Contrastive losses use the negatives of all 2 processes" in log
+    assert "Process rank 1, world size 2" in log
     results = json.loads((out / "results.json").read_text())
     assert results["folds"][0]["test_session"] == 3 and results["folds"][0]["num_test"] == 8
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
-    assert "| processes | 2 |" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "| processes | 2 |" in card and "| contrastive negatives | global batch (gathered) |" in card
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 4 and all("loss_da" in e for e in state["log_history"] if "loss" in e)
