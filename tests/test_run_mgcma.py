@@ -16,7 +16,8 @@ from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 
-import run_mgcma
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
+import run_mgcma  # noqa: E402
 from modeling_mgcma import MGCMAForEmotionClassification
 from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
 
@@ -24,6 +25,14 @@ from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEST_SESSION = 5
 HUB_ID = "test-org/mgcma-demo-test"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_torch_threads():
+    """The demo preset runs on one CPU thread (run_mgcma.set_torch_threads); give later tests torch's setting back."""
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)
 
 
 def tiny_run_args(tmp, *extra):

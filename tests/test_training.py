@@ -13,6 +13,15 @@ from modeling_mgcma.metrics import WA_UA_METRIC_PATH
 from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer, decode_audio
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: intra-op threads only add synchronisation (2 threads on the 2 shared cores ran ~20x slower)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "the", "weather", "is", "fine"]
 
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import run_mgcma
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
+import run_mgcma  # noqa: E402
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +46,10 @@ def run_args(out, corpus):
 
 @pytest.fixture
 def restore_determinism():
+    threads = torch.get_num_threads()
     yield
     torch.use_deterministic_algorithms(False)
+    torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
