@@ -156,6 +156,48 @@ class MGCMATrainer(Trainer):
         self._component_counts = {"train": collections.Counter(), "eval": collections.Counter()}
         self._install_feature_gatherer()
 
+    # -- length-grouped batching (`--train_sampling_strategy group_by_length`) -------------------------------------
+
+    def _audio_lengths(self, dataset) -> list[int]:
+        """Per-row lengths without decoding audio: the `length_column_name` column, the cached speech frames, or
+        `end - start` / file headers capped at the collator's processor `max_duration` (what the model sees)."""
+        from .feature_cache import SPEECH_COLUMN, cached_feature_lengths
+        from .sampling import audio_lengths
+
+        cache = self.__dict__.setdefault("_length_cache", {})
+        key = getattr(dataset, "_fingerprint", None) or id(dataset)
+        if key not in cache:
+            if self.args.length_column_name in dataset.column_names:
+                cache[key] = list(dataset[self.args.length_column_name])
+            elif SPEECH_COLUMN in dataset.column_names:
+                cache[key] = cached_feature_lengths(dataset)
+            else:
+                processor = getattr(self.data_collator, "processor", None)
+                cache[key] = audio_lengths(
+                    dataset,
+                    audio_column=getattr(self.data_collator, "audio_column", "audio"),
+                    sampling_rate=getattr(processor, "sampling_rate", 16_000),
+                    max_duration=getattr(processor, "max_duration", None),
+                )
+        return cache[key]
+
+    def _get_train_sampler(self, train_dataset=None):
+        train_dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy != "group_by_length" or not hasattr(train_dataset, "column_names"):
+            return super()._get_train_sampler(train_dataset)
+        from .sampling import build_length_grouped_sampler
+
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return build_length_grouped_sampler(self._audio_lengths(train_dataset), self.args.train_batch_size, seed=seed)
+
+    def _get_eval_sampler(self, eval_dataset):
+        if self.args.train_sampling_strategy != "group_by_length" or not hasattr(eval_dataset, "column_names"):
+            return super()._get_eval_sampler(eval_dataset)
+        from .sampling import build_length_grouped_sampler
+
+        # sorted by length, deterministic; predictions and label_ids come back in this order, together
+        return build_length_grouped_sampler(self._audio_lengths(eval_dataset), self.args.eval_batch_size, shuffle=False)
+
     def _install_feature_gatherer(self):
         model = self.accelerator.unwrap_model(self.model)
         backbone = getattr(model, "mgcma", model)

@@ -94,3 +94,29 @@ def test_audio_lengths_without_decoding(tmp_path):
     bad = datasets.Dataset.from_dict({"start": [1.0], "end": [1.0]})
     with pytest.raises(ValueError, match="row 0"):
         audio_lengths(bad)
+
+
+def test_trainer_uses_length_grouped_sampler(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    from transformers import TrainingArguments
+
+    from modeling_mgcma import MGCMAForEmotionClassification
+    from modeling_mgcma.from_scratch import small_config, word_processor
+    from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
+
+    processor = word_processor(["a", "b"], max_duration=2.0)
+    model = MGCMAForEmotionClassification(small_config(len(processor.tokenizer.get_vocab())))
+    rows = datasets.Dataset.from_dict(
+        {"start": [0.0] * 9, "end": [0.5, 3.0, 1.0, 0.2, 2.5, 0.7, 1.5, 0.3, 0.9], "text": ["a"] * 9, "audio": [""] * 9, "label": [0] * 9}
+    )
+    arguments = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=2, per_device_eval_batch_size=3,
+        train_sampling_strategy="group_by_length", report_to=[], use_cpu=True,
+    )
+    trainer = MGCMATrainer(model=model, args=arguments, train_dataset=rows, eval_dataset=rows, data_collator=MGCMADataCollator(processor))
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, LengthGroupedSampler) and sampler.batch_size == 2
+    assert sampler.lengths == [8_000, 32_000, 16_000, 3_200, 32_000, 11_200, 24_000, 4_800, 14_400]  # capped at 2 s
+    assert sorted(sampler) == list(range(9))
+    eval_order = list(trainer._get_eval_sampler(rows))
+    assert [sampler.lengths[i] for i in eval_order] == sorted(sampler.lengths, reverse=True)
