@@ -622,6 +622,11 @@ def summarise(folds: list[dict]) -> dict:
     return summary
 
 
+def _name(value) -> str:
+    """An enum's value ("adamw_torch"), else the value itself."""
+    return str(getattr(value, "value", value))
+
+
 def hyperparameter_table(model_args, training_args, preset, config) -> dict:
     world = max(1, training_args.world_size)
     return {
@@ -631,8 +636,8 @@ def hyperparameter_table(model_args, training_args, preset, config) -> dict:
         "alignment width D / heads / TAM blocks": f"{config.hidden_size} / {config.num_attention_heads} / {config.num_alignment_layers}",
         "temperature tau": config.temperature,
         "loss weights CE / DA / IA": f"{config.classification_loss_weight} / {config.distribution_loss_weight} / {config.instance_loss_weight}",
-        "optimizer": f"{training_args.optim}, weight decay {training_args.weight_decay}",
-        "learning rate / schedule": f"{training_args.learning_rate} / {training_args.lr_scheduler_type}",
+        "optimizer": f"{_name(training_args.optim)}, weight decay {training_args.weight_decay}",
+        "learning rate / schedule": f"{training_args.learning_rate} / {_name(training_args.lr_scheduler_type)}",
         "batch size (global)": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
         "epochs": training_args.num_train_epochs,
         "processes": world,
