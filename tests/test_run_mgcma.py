@@ -225,20 +225,28 @@ def test_no_arguments_means_the_demo(monkeypatch):
     assert training_args.learning_rate == run_mgcma.DEMO_TRAINING_DEFAULTS["learning_rate"]
 
 
-def test_pretrained_encoders_from_local_folders(tmp_path, demo_run):
-    """--speech_model/--text_model: from_encoders + the encoders' own feature extractor and tokenizer (no network)."""
-    from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model, BertModel
+@pytest.fixture(scope="module")
+def local_encoders(tmp_path_factory):
+    """Tiny wav2vec2 (width 24) and BERT (width 40, demo vocabulary) saved with their feature extractor / tokenizer."""
+    from transformers import BertModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     from modeling_mgcma.data import demo_vocabulary
     from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config, word_tokenizer
 
-    speech_dir, text_dir = tmp_path / "speech", tmp_path / "text"
+    root = tmp_path_factory.mktemp("encoders")
+    speech_dir, text_dir = root / "speech", root / "text"
     tokenizer = word_tokenizer(demo_vocabulary())
     torch.manual_seed(0)
     Wav2Vec2Model(speech_encoder_config(hidden_size=24, num_layers=1)).save_pretrained(speech_dir)
     Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(speech_dir)
     BertModel(text_encoder_config(len(tokenizer), hidden_size=40, num_layers=1)).save_pretrained(text_dir)
     tokenizer.save_pretrained(text_dir)
+    return speech_dir, text_dir
+
+
+def test_pretrained_encoders_from_local_folders(tmp_path, demo_run, local_encoders):
+    """--speech_model/--text_model: from_encoders + the encoders' own feature extractor and tokenizer (no network)."""
+    speech_dir, text_dir = local_encoders
     out = tmp_path / "run"
     run_mgcma.main([
         "--output_dir", str(out), "--demo_corpus_dir", str(demo_run["corpus"]), "--demo_utterances_per_session", "8",
@@ -313,3 +321,39 @@ def test_cached_feature_mode_trains_on_frozen_encoder_outputs(tmp_path, demo_run
     history = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert all(name in history[0] for name in ("loss_ce", "loss_da", "loss_ia"))
     assert (out / "results.json").is_file() and (out / "tsne.png").is_file()
+
+
+@pytest.mark.parametrize("with_groups", [True, False])
+def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local_encoders, with_groups):
+    """--manifest: leave-one-group-out when the group column exists (groups numbered in sorted order), else one
+    stratified 80/10/10 train/validation/test split."""
+    import csv
+
+    from modeling_mgcma.data import load_iemocap
+
+    source = load_iemocap(demo_run["corpus"], strict_counts=False).select_columns(["id", "text", "label", "session"])
+    names = source.features["label"].names
+    manifest = tmp_path / "data.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "transcript", "emotion"] + (["speaker_group"] if with_groups else []))
+        for row in source:
+            (wav,) = demo_run["corpus"].glob(f"Session{row['session']}/sentences/wav/*/{row['id']}.wav")
+            writer.writerow([str(wav), row["text"], names[row["label"]]] + ([f"G{row['session']}"] if with_groups else []))
+    speech_dir, text_dir = local_encoders
+    out = tmp_path / "out"
+    summary = run_mgcma.main([
+        "--output_dir", str(out), "--manifest", str(manifest), "--audio_column", "path", "--text_column", "transcript",
+        "--label_column", "emotion", "--group_column", "speaker_group", "--speech_model", str(speech_dir),
+        "--text_model", str(text_dir), "--config_overrides", "hidden_size=32,num_attention_heads=4,num_alignment_layers=1",
+        "--max_steps", "1", "--per_device_train_batch_size", "8", "--eval_strategy", "steps", "--eval_steps", "1",
+        "--save_strategy", "steps", "--save_steps", "1", "--disable_tqdm", "true",
+        *(["--test_session", "2"] if with_groups else []),
+    ])  # fmt: skip
+    (fold,) = summary["folds"]
+    if with_groups:
+        assert fold["test_session"] == "G2" and fold["num_test"] == 8
+    else:
+        assert fold["test_session"] == "split" and fold["num_test"] == 4
+    assert fold["num_train"] + fold["num_validation"] + fold["num_test"] == 40
+    assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()
