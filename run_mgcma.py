@@ -566,7 +566,11 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     trainer.save_metrics("train", train_result.metrics)
     trainer.save_state()
     if trainer.is_world_process_zero():
+        from modeling_mgcma import add_pipeline_to_folder
+
         processor.save_pretrained(args.output_dir)
+        # `custom_pipelines` + pipeline_mgcma.py, so `pipeline(model=folder_or_repo, trust_remote_code=True)` works
+        add_pipeline_to_folder(args.output_dir)
 
     # The test group, once, with the selected model.
     trainer.collect_embeddings = True

@@ -13,7 +13,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .configuration_mgcma import PAPER_ABLATIONS
 
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "mgcma_template.md"
+# `modeling_mgcma/model_cards` links to the top-level `model_cards/` and is packaged, so this works when installed.
+TEMPLATE_PATH = Path(__file__).resolve().parent / "model_cards" / "mgcma_template.md"
 
 # One line per data source, used in the summary and the card data.
 DATA_SOURCES = {

@@ -83,12 +83,15 @@ def demo_run(tmp_path_factory):
 def test_run_writes_every_artefact(demo_run):
     out = demo_run["out"]
     for name in ("model.safetensors", "config.json", "configuration_mgcma.py", "modeling_mgcma.py",
-                 "processing_mgcma.py", "processor_config.json", "results.json", "confusion_matrix.png", "tsne.png",
-                 "loss_curves.png", "README.md"):  # fmt: skip
+                 "processing_mgcma.py", "pipeline_mgcma.py", "processor_config.json", "results.json",
+                 "confusion_matrix.png", "tsne.png", "loss_curves.png", "README.md"):  # fmt: skip
         assert (out / name).is_file(), name
     assert not list(out.glob("*.bin")) or [p.name for p in out.glob("*.bin")] == ["training_args.bin"]
     config = json.loads((out / "config.json").read_text())
     assert config["auto_map"]["AutoModelForAudioClassification"] == "modeling_mgcma.MGCMAForEmotionClassification"
+    assert config["custom_pipelines"]["multimodal-emotion-recognition"]["impl"] == (
+        "pipeline_mgcma.MultimodalEmotionRecognitionPipeline"
+    )
     for png in ("confusion_matrix.png", "tsne.png", "loss_curves.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the saved folder loads back and predicts
@@ -154,8 +157,8 @@ def test_push_uploads_the_full_model_folder_from_the_client(demo_run):
     assert upload["repo_id"] == HUB_ID
     files = set(upload["files"])
     for name in ("model.safetensors", "config.json", "configuration_mgcma.py", "modeling_mgcma.py",
-                 "processing_mgcma.py", "processor_config.json", "tokenizer_config.json", "README.md",
-                 "results.json", "confusion_matrix.png", "tsne.png", "loss_curves.png"):  # fmt: skip
+                 "processing_mgcma.py", "pipeline_mgcma.py", "processor_config.json", "tokenizer_config.json",
+                 "README.md", "results.json", "confusion_matrix.png", "tsne.png", "loss_curves.png"):  # fmt: skip
         assert name in files, name
     assert not any(name.startswith("checkpoint-") for name in files), "checkpoints must not be uploaded"
     assert upload["config"]["auto_map"]["AutoModelForAudioClassification"] == "modeling_mgcma.MGCMAForEmotionClassification"
