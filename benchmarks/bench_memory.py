@@ -5,9 +5,10 @@
 
 Configurations: mgcma (whole model), encoders (encoders-only baseline), mgcma + gradient checkpointing
 (`model.gradient_checkpointing_enable()`: the encoders' layers and the TAM blocks recompute their activations in the
-backward pass). A step is forward + backward + AdamW step. Reported: the process's peak resident memory (weights,
-gradients, AdamW state, activations, allocator slack: what a user must have), and the step's increment over the
-resident memory just before the step (weights and inputs already allocated).
+backward pass). A step is forward + backward + AdamW step; one warm-up step allocates the AdamW state, then one measured step.
+Reported: the process's peak resident memory over both (weights, gradients, AdamW state, activations, allocator
+slack: what a user must have; the steady-state step is the larger), and the measured step's increment over the
+resident memory just before it (weights and AdamW state already there): activations + gradients.
 """
 
 import argparse
@@ -39,12 +40,16 @@ def child(config: str, size: str, batch: int, seconds: float, tokens: int) -> No
         model.classifier = None
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-6)
-    before = psutil.Process().memory_info().rss
-    output = module(**inputs)
-    loss = output if torch.is_tensor(output) else output.loss
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    def step():
+        output = module(**inputs)
+        loss = output if torch.is_tensor(output) else output.loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    step()  # warm-up: allocates the AdamW state, so the measured step is a steady-state one
+    before = psutil.Process().memory_info().rss  # weights + AdamW state (+ allocator slack)
+    step()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
     print(json.dumps({"config": config, "before_step": before, "peak": peak, "params": sum(p.numel() for p in params)}))
 

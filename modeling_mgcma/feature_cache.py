@@ -232,7 +232,9 @@ def cache_features(
     if len(cached) != len(dataset):
         raise ValueError(f"feature cache {path} holds {len(cached)} rows but the dataset has {len(dataset)}; delete it.")
     rest = dataset.remove_columns([audio_column, text_column])
-    return datasets.concatenate_datasets([rest, cached], axis=1) if rest.column_names else cached
+    combined = datasets.concatenate_datasets([rest, cached], axis=1) if rest.column_names else cached
+    # numpy rows: the python-list default would build 768 floats x frames as Python objects on every access
+    return combined.with_format("numpy", columns=[SPEECH_COLUMN, TEXT_COLUMN], output_all_columns=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
