@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .processing_mgcma import decode_audio
+
 
 CACHE_FORMAT_VERSION = 1
 SPEECH_COLUMN = "speech_features"
@@ -112,17 +114,11 @@ def _backbone(model):
 
 
 def _decoded_audio(value, row: int, audio_column: str):
-    """(array, sampling_rate) from a decoded `datasets.Audio` value (dict or torchcodec AudioDecoder)."""
-    if isinstance(value, dict) and "array" in value:
-        return np.asarray(value["array"], dtype=np.float32), value["sampling_rate"]
-    if hasattr(value, "get_all_samples"):  # datasets >= 4 decodes to a torchcodec AudioDecoder
-        samples = value.get_all_samples()
-        data = samples.data.numpy()
-        return (data[0] if data.shape[0] == 1 else data.T).astype(np.float32), samples.sample_rate
-    raise ValueError(
-        f"row {row} of column {audio_column!r}: expected decoded audio (a dict with 'array' or an AudioDecoder), "
-        f"got {type(value).__name__}."
-    )
+    """(array, sampling_rate) of one row's audio (any form `processing_mgcma.decode_audio` reads), naming the row."""
+    try:
+        return decode_audio(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"row {row} of column {audio_column!r}: {error}") from error
 
 
 @torch.no_grad()

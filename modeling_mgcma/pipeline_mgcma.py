@@ -19,7 +19,7 @@ from transformers import Pipeline
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import logging
 
-from .processing_mgcma import load_audio, resample, to_mono
+from .processing_mgcma import decode_audio, resample, to_mono
 
 
 logger = logging.get_logger(__name__)
@@ -134,7 +134,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
 
     def preprocess(self, inputs):
         audio, sampling_rate, text = _split_input(inputs)
-        array, sampling_rate = _decode_audio(audio, sampling_rate)
+        array, sampling_rate = decode_audio(audio, sampling_rate)
         array = to_mono(array)
         if array.size == 0:
             raise ValueError("the audio is empty (0 samples).")
@@ -244,48 +244,6 @@ def _split_input(inputs):
     if text is not None and not isinstance(text, str):
         raise TypeError(f"'text' must be a string, got a {type(text).__name__}.")
     return inputs["audio"], inputs.get("sampling_rate"), text
-
-
-def _decode_audio(audio, sampling_rate):
-    """Any supported AUDIO -> (float32 array, sampling rate). A file's own rate wins over `sampling_rate`."""
-    if isinstance(audio, (str, os.PathLike, bytes, bytearray)):
-        if isinstance(audio, (bytes, bytearray)) and not audio:
-            raise ValueError("the audio bytes are empty.")
-        return load_audio(audio)
-    if isinstance(audio, dict):
-        if audio.get("array") is not None:
-            return _decode_audio(audio["array"], audio.get("sampling_rate", sampling_rate))
-        if audio.get("bytes") is not None:
-            return load_audio(audio["bytes"])
-        if audio.get("path") is not None:
-            return load_audio(audio["path"])
-        raise ValueError(
-            "an audio dict needs 'array' and 'sampling_rate' (or 'bytes' / 'path'), "
-            f"got keys {sorted(map(str, audio))}."
-        )
-    if hasattr(audio, "get_all_samples"):  # torchcodec AudioDecoder, what `datasets` Audio columns decode to
-        samples = audio.get_all_samples()
-        return samples.data.float().numpy(), int(samples.sample_rate)
-    if isinstance(audio, torch.Tensor):
-        audio = audio.detach().cpu().float().numpy()
-    if isinstance(audio, list):
-        audio = np.asarray(audio, dtype=np.float32)
-    if isinstance(audio, np.ndarray):
-        if not np.issubdtype(audio.dtype, np.number):
-            raise TypeError(f"audio arrays must be numeric, got dtype {audio.dtype}.")
-        if sampling_rate is None:
-            raise ValueError(
-                "an audio array needs its sampling rate: pass {'audio': array, 'sampling_rate': 16000, 'text': ...} "
-                "or {'audio': {'array': array, 'sampling_rate': 16000}, 'text': ...}."
-            )
-        if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
-            raise ValueError(f"'sampling_rate' must be a positive integer (Hz), got {sampling_rate!r}.")
-        if audio.ndim not in (1, 2):
-            raise ValueError(f"audio arrays must be 1-D (mono) or 2-D (multi-channel), got shape {audio.shape}.")
-        if audio.size == 0:
-            raise ValueError("the audio array is empty (0 samples).")
-        return audio.astype(np.float32, copy=False), int(sampling_rate)
-    raise TypeError(f"unsupported audio type {type(audio).__name__}; {_INPUT_HELP}.")
 
 
 def _unpad(model_inputs, index):

@@ -11,6 +11,7 @@ import os
 import wave
 
 import numpy as np
+import torch
 
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
@@ -55,6 +56,59 @@ def load_audio(source) -> tuple[np.ndarray, int]:
         raise ValueError(f"audio file {name} contains no samples.")
     array = array[0] if array.shape[0] == 1 else array
     return np.ascontiguousarray(array, dtype=np.float32), int(rate)
+
+
+AUDIO_FORMS = (
+    "a file path, file bytes, a numpy array or tensor with its sampling rate, a {'array', 'sampling_rate'} "
+    "(or {'path'} / {'bytes'}) dict, or a decoded datasets Audio value"
+)
+
+
+def decode_audio(audio, sampling_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Any supported audio value -> `(float32 array, sampling rate)`; multi-channel arrays keep their channels.
+
+    Accepts a file path or file bytes (read with `load_audio`; the file's own rate wins over `sampling_rate`), a
+    datasets-style dict (`{"array", "sampling_rate"}`, `{"bytes"}` or `{"path"}`), a torchcodec `AudioDecoder` (what
+    `datasets` Audio columns decode to), or a numpy array / torch tensor / list of floats with `sampling_rate`.
+    Raises `ValueError` / `TypeError` saying what was received and what is expected.
+    """
+    if isinstance(audio, (str, os.PathLike, bytes, bytearray)):
+        if isinstance(audio, (bytes, bytearray)) and not audio:
+            raise ValueError("the audio bytes are empty.")
+        return load_audio(audio)
+    if isinstance(audio, dict):
+        if audio.get("array") is not None:
+            return decode_audio(audio["array"], audio.get("sampling_rate", sampling_rate))
+        if audio.get("bytes") is not None:
+            return load_audio(audio["bytes"])
+        if audio.get("path") is not None:
+            return load_audio(audio["path"])
+        raise ValueError(
+            f"an audio dict needs 'array' and 'sampling_rate' (or 'bytes' / 'path'), got keys {sorted(map(str, audio))}."
+        )
+    if hasattr(audio, "get_all_samples"):  # torchcodec AudioDecoder, what `datasets` Audio columns decode to
+        samples = audio.get_all_samples()
+        return samples.data.float().numpy(), int(samples.sample_rate)
+    if isinstance(audio, torch.Tensor):
+        audio = audio.detach().cpu().float().numpy()
+    if isinstance(audio, list):
+        audio = np.asarray(audio, dtype=np.float32)
+    if isinstance(audio, np.ndarray):
+        if not np.issubdtype(audio.dtype, np.number):
+            raise TypeError(f"audio arrays must be numeric, got dtype {audio.dtype}.")
+        if sampling_rate is None:
+            raise ValueError(
+                "an audio array needs its sampling rate: pass {'audio': array, 'sampling_rate': 16000, 'text': ...} "
+                "or {'audio': {'array': array, 'sampling_rate': 16000}, 'text': ...}."
+            )
+        if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
+            raise ValueError(f"'sampling_rate' must be a positive integer (Hz), got {sampling_rate!r}.")
+        if audio.ndim not in (1, 2):
+            raise ValueError(f"audio arrays must be 1-D (mono) or 2-D (multi-channel), got shape {audio.shape}.")
+        if audio.size == 0:
+            raise ValueError("the audio array is empty (0 samples).")
+        return audio.astype(np.float32, copy=False), int(sampling_rate)
+    raise TypeError(f"unsupported audio type {type(audio).__name__}; expected {AUDIO_FORMS}.")
 
 
 def _read_wav_stdlib(handle) -> tuple[np.ndarray, int]:
@@ -220,4 +274,4 @@ def _is_flat_number_list(value) -> bool:
     return len(value) > 0 and all(isinstance(item, (int, float, np.floating, np.integer)) for item in value)
 
 
-__all__ = ["MGCMAProcessor", "load_audio", "to_mono", "resample", "TARGET_SAMPLING_RATE"]
+__all__ = ["MGCMAProcessor", "decode_audio", "load_audio", "to_mono", "resample", "TARGET_SAMPLING_RATE"]

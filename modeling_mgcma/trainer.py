@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from transformers import Trainer
 
-from .processing_mgcma import load_audio, resample, to_mono
+from .processing_mgcma import decode_audio as decode_audio_any
+from .processing_mgcma import resample, to_mono
 
 
 logger = logging.getLogger(__name__)
@@ -67,25 +68,11 @@ def gather_with_grad(tensor: torch.Tensor, group=None) -> torch.Tensor:
 
 
 def decode_audio(audio: Any) -> tuple[np.ndarray, int]:
-    """(mono float32 array, sampling rate) from any form a dataset row can hold: a `{"array", "sampling_rate"}` dict,
-    a torchcodec `AudioDecoder` (datasets >= 4), a `{"path"}`/`{"bytes"}` dict (``Audio(decode=False)``) or a path."""
-    if hasattr(audio, "get_all_samples"):  # torchcodec AudioDecoder
-        samples = audio.get_all_samples()
-        return to_mono(samples.data.numpy()), int(samples.sample_rate)
-    if isinstance(audio, dict):
-        if audio.get("array") is not None:
-            if audio.get("sampling_rate") is None:
-                raise ValueError("an audio dict with an `array` needs its `sampling_rate`.")
-            return to_mono(np.asarray(audio["array"], dtype=np.float32)), int(audio["sampling_rate"])
-        source = audio.get("bytes") or audio.get("path")
-        if source is None:
-            raise ValueError(f"an audio dict needs `array`+`sampling_rate`, `bytes` or `path`; got keys {sorted(audio)}.")
-        array, rate = load_audio(source)
-        return to_mono(array), int(rate)
-    if isinstance(audio, str):
-        array, rate = load_audio(audio)
-        return to_mono(array), int(rate)
-    raise ValueError(f"cannot read audio of type {type(audio).__name__}; expected a dict, an AudioDecoder or a path.")
+    """(mono float32 array, sampling rate) from any form a dataset row can hold (see
+    `processing_mgcma.decode_audio`: a `{"array", "sampling_rate"}` dict, a torchcodec `AudioDecoder`, a
+    `{"path"}`/`{"bytes"}` dict from ``Audio(decode=False)``, or a path)."""
+    array, rate = decode_audio_any(audio)
+    return to_mono(array), rate
 
 
 class MGCMADataCollator:

@@ -17,13 +17,7 @@ from modeling_mgcma.feature_cache import (  # noqa: E402
 from modeling_mgcma.from_scratch import small_config, word_processor  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # tiny tensors: one intra-op thread is as fast, and far faster when other jobs share the cores
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def test_decode_audio_reads_paths_and_rejects_unknown_types(tmp_path):
     soundfile.write(path, np.full(1600, 0.25, dtype=np.float32), 16_000)
     array, rate = decode_audio({"path": str(path), "bytes": None})
     assert rate == 16_000 and array.shape == (1600,) and abs(array.mean() - 0.25) < 1e-3
-    with pytest.raises(ValueError, match="cannot read audio of type int"):
+    with pytest.raises(TypeError, match="unsupported audio type int"):
         decode_audio(3)
 
 
