@@ -63,7 +63,7 @@ def main():
         model = build_model(args.size)
         freeze_encoders_in_eval_mode(model)
         model.train()
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6, fused=True)
         batches = length_grouped_batches(audio_lengths(dataset), args.batch, seed=args.seed)
 
         start = time.perf_counter()

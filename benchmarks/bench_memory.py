@@ -39,7 +39,7 @@ def child(config: str, size: str, batch: int, seconds: float, tokens: int) -> No
         model.mgcma.distribution_alignment = model.mgcma.token_alignment = None
         model.classifier = None
     params = [p for p in module.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-6)
+    optimizer = torch.optim.AdamW(params, lr=1e-6, fused=True)
     def step():
         output = module(**inputs)
         loss = output if torch.is_tensor(output) else output.loss

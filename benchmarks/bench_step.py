@@ -3,7 +3,8 @@
     python benchmarks/bench_step.py                 # paper size, batch 4 x 6 s audio + 30 tokens, 1 warm-up + 3 steps
     python benchmarks/bench_step.py --size tiny     # a quick smoke run
 
-Configurations (each a full training step: forward, backward, AdamW step), fp32 and CPU bf16 autocast:
+Configurations (each a full training step: forward, backward, fused AdamW step — the Trainer's default optimizer
+and run_mgcma's), fp32 and CPU bf16 autocast:
 - mgcma: the whole model from raw audio and token ids;
 - encoders: the encoders-only baseline (wav2vec2 + BERT + mean pooling + linear head);
 - alignment: MGCMA on precomputed encoder features (`speech_features`/`text_features`): the projections, DAM, TAM,
@@ -58,9 +59,9 @@ def main():
     baseline = EncodersOnlyBaseline(model)
     alignment_params = [p for n, p in model.named_parameters() if p.requires_grad and "_encoder." not in n]
     optimizers = {
-        "mgcma": torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6),
-        "encoders": torch.optim.AdamW([p for p in baseline.parameters() if p.requires_grad], lr=1e-6),
-        "alignment": torch.optim.AdamW(alignment_params, lr=1e-6),
+        "mgcma": torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6, fused=True),
+        "encoders": torch.optim.AdamW([p for p in baseline.parameters() if p.requires_grad], lr=1e-6, fused=True),
+        "alignment": torch.optim.AdamW(alignment_params, lr=1e-6, fused=True),
     }
     losses = {
         "mgcma": lambda: model(**inputs).loss,

@@ -82,8 +82,10 @@ class MGCMAConfig(PreTrainedConfig):
             Activation of the feed-forward layers.
         hidden_dropout_prob (`float`, *optional*, defaults to 0.1):
             Dropout on residual branches of DAM and TAM.
-        attention_dropout_prob (`float`, *optional*, defaults to 0.1):
-            Dropout on attention probabilities.
+        attention_dropout_prob (`float`, *optional*, defaults to 0.0):
+            Dropout on attention probabilities. Off by default (as in CLIP): with dropout, PyTorch's fused CPU
+            attention kernel cannot be used and the attention falls back to unfused matmuls plus a random mask over
+            every [L, L] score matrix (about a tenth of an alignment training step on a CPU).
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout before each classifier layer.
         layer_norm_eps (`float`, *optional*, defaults to 1e-12):
@@ -166,7 +168,7 @@ class MGCMAConfig(PreTrainedConfig):
     intermediate_size: int = 3072
     hidden_act: str = "gelu"
     hidden_dropout_prob: float = 0.1
-    attention_dropout_prob: float = 0.1
+    attention_dropout_prob: float = 0.0
     classifier_dropout: float = 0.1
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02

@@ -210,7 +210,7 @@ def test_paper_preset_and_ablation_from_a_yaml_file(tmp_path):
     model_args, data_args, training_args, preset = run_mgcma.parse_arguments([str(config_file)])
     assert preset == "paper" and data_args.source == "iemocap"
     assert training_args.per_device_train_batch_size == 4 and training_args.learning_rate == 1e-5
-    assert training_args.optim == "adamw_torch" and training_args.weight_decay == 0.0
+    assert training_args.optim == "adamw_torch_fused" and training_args.weight_decay == 0.0
     assert training_args.num_train_epochs == 50  # the file overrides the preset
     assert training_args.metric_for_best_model == "ua" and training_args.load_best_model_at_end
     kwargs = run_mgcma.config_kwargs(model_args, preset, ["angry", "happy", "sad", "neutral"])
