@@ -47,6 +47,7 @@ from transformers import HfArgumentParser, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_mgcma.configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
+from modeling_mgcma.sampling import DEFAULT_MAX_DURATION
 
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,12 @@ class ModelArguments:
     scratch_num_layers: int = field(default=2, metadata={"help": "Layers of scratch encoders and TAM blocks (demo)."})
     scratch_num_heads: int = field(default=4, metadata={"help": "Attention heads of the scratch model (demo)."})
     scratch_intermediate_size: int = field(default=64, metadata={"help": "Feed-forward width of the scratch model."})
-    max_duration: float | None = field(default=None, metadata={"help": "Cut audio to this many seconds."})
+    max_duration: float | None = field(
+        default=DEFAULT_MAX_DURATION,
+        metadata={"help": f"Cut each clip to this many seconds (default {DEFAULT_MAX_DURATION:g}: about 1 % of IEMOCAP's "
+                          "4-class utterances are longer; the length-grouped sampler uses the same cap). 0 keeps every "
+                          "clip whole."},
+    )  # fmt: skip
     torch_num_threads: int | None = field(
         default=None,
         metadata={"help": "CPU threads per process for torch ops. Default: 1 for the demo on CPU (its tiny matrices gain "
@@ -174,8 +180,10 @@ class ModelArguments:
             raise ValueError(f"--ablation must be one of {sorted(PAPER_ABLATIONS)}, got {self.ablation!r}.")
         if (self.speech_model is None) != (self.text_model is None):
             raise ValueError("pass both --speech_model and --text_model, or neither.")
-        if self.max_duration is not None and self.max_duration <= 0:
-            raise ValueError(f"--max_duration must be positive seconds, got {self.max_duration}.")
+        if self.max_duration is not None and self.max_duration < 0:
+            raise ValueError(f"--max_duration must be >= 0 seconds (0: no cap), got {self.max_duration}.")
+        if self.max_duration == 0:
+            self.max_duration = None
         parse_config_overrides(self.config_overrides)  # fail now on a malformed string
 
 
