@@ -16,29 +16,35 @@ from .iemocap import SAMPLING_RATE
 MANIFEST_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_manifest_rows(path: str | os.PathLike) -> list[tuple[int, dict]]:
+    """`(line number, row)` for every row of a CSV (header on line 1) or JSON Lines manifest; blank JSONL lines are
+    skipped. Raises `ValueError` naming the file (and line) for an unknown format, a missing header, invalid JSON
+    or a line that is not a JSON object. Shared by `load_manifest` and `mgcma predict --manifest`."""
+    path = Path(path)
     kind = MANIFEST_FORMATS.get(path.suffix.lower())
     if kind is None:
         raise ValueError(f"Unsupported manifest {path}: use one of {sorted(MANIFEST_FORMATS)}")
-    if kind == "csv":
+    try:
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            if reader.fieldnames is None:
-                raise ValueError(f"Manifest {path} is empty (no header row)")
-            return [dict(row) for row in reader]
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{line_number}: not valid JSON ({error})") from error
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{line_number}: expected a JSON object per line, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+            if kind == "csv":
+                reader = csv.DictReader(handle)
+                if reader.fieldnames is None:
+                    raise ValueError(f"Manifest {path} is empty (no header row)")
+                return [(line_number, dict(row)) for line_number, row in enumerate(reader, start=2)]
+            rows = []
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{line_number}: not valid JSON ({error})") from error
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}:{line_number}: expected a JSON object per line, got {type(row).__name__}")
+                rows.append((line_number, row))
+            return rows
+    except UnicodeDecodeError as error:
+        raise ValueError(f"Manifest {path} is not UTF-8 text: {error}") from error
 
 
 def load_manifest(
@@ -69,7 +75,7 @@ def load_manifest(
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path}")
-    rows = _read_rows(path)
+    rows = [row for _, row in read_manifest_rows(path)]
     if not rows:
         raise ValueError(f"Manifest {path} has no rows")
     columns = list(dict.fromkeys(key for row in rows for key in row))

@@ -11,7 +11,6 @@ unreadable file, bad manifest, model that does not load), with a one-line messag
 """
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -72,30 +71,15 @@ class CommandError(Exception):
 
 def _read_manifest(path: str, audio_column: str, text_column: str, id_column: str) -> list[dict]:
     """-> [{"id", "audio", "text"}], audio paths resolved against the manifest's folder."""
+    from .data.manifest import read_manifest_rows
+
     if not os.path.isfile(path):
         raise CommandError(f"manifest not found: {path}")
     folder = os.path.dirname(os.path.abspath(path))
-    extension = os.path.splitext(path)[1].lower()
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
-            if extension == ".csv":
-                rows = [(number, row) for number, row in enumerate(csv.DictReader(handle), start=2)]
-            elif extension in (".jsonl", ".json"):
-                rows = []
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise CommandError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
-                    if not isinstance(row, dict):
-                        raise CommandError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
-                    rows.append((number, row))
-            else:
-                raise CommandError(f"manifest {path}: unknown format {extension!r}; use .csv or .jsonl")
-    except UnicodeDecodeError as error:
-        raise CommandError(f"manifest {path} is not UTF-8 text: {error}") from None
+        rows = read_manifest_rows(path)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     if not rows:
         raise CommandError(f"manifest {path} lists no utterances")
     items = []

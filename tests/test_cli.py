@@ -153,8 +153,8 @@ def test_runtime_errors_exit_1_with_one_line(setup, capsys, tmp_path):
         (["--model", tmp_path, clips / "a.wav", "--text", "x"], "cannot load an MGCMA model"),
         (["--model", setup["model"], "--manifest", tmp_path / "none.csv"], "manifest not found"),
         (["--model", setup["model"], "--manifest", bad_csv], "line 2: column 'audio' is missing"),
-        (["--model", setup["model"], "--manifest", bad_jsonl], "bad.jsonl, line 2: not valid JSON"),
-        (["--model", setup["model"], "--manifest", tmp_path / "list.txt"], "unknown format '.txt'"),
+        (["--model", setup["model"], "--manifest", bad_jsonl], "bad.jsonl:2: not valid JSON"),
+        (["--model", setup["model"], "--manifest", tmp_path / "list.txt"], r"Unsupported manifest .*list.txt: use one of"),
     ]
     (tmp_path / "list.txt").write_text("x")
     for arguments, pattern in cases:
