@@ -118,7 +118,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         is accepted for a single utterance too. See the class docstring for the input and output formats."""
         if inputs is None:
             if "audio" not in kwargs:
-                raise TypeError(f"pass an utterance, e.g. pipe({{'audio': 'clip.wav', 'text': '...'}}); got nothing.")
+                raise TypeError("pass an utterance, e.g. pipe({'audio': 'clip.wav', 'text': '...'}); got nothing.")
             inputs = {key: kwargs.pop(key) for key in ("audio", "text", "sampling_rate") if key in kwargs}
         if isinstance(inputs, tuple):
             inputs = list(inputs)

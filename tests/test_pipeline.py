@@ -91,7 +91,7 @@ def check(result, model, probabilities, transcript):
 
 def input_forms(clips):
     """(name, pipeline input audio fields, reference array, reference rate) for every accepted audio form."""
-    a, r, p = clips["arrays"], clips["rates"], clips["paths"]
+    a, p = clips["arrays"], clips["paths"]
     file16, rate16 = load_audio(p["mono16k"])
     stereo_file, stereo_rate = load_audio(p["stereo22k"])
     return [
