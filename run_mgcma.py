@@ -428,27 +428,26 @@ def make_fold(dataset, fold, data_args, seed):
     return splits
 
 
-def build_training_inputs(splits, model, processor, model_args, data_args, output_dir):
-    """(splits as the Trainer reads them, data_collator) of one fold.
+def build_training_inputs(dataset, model, processor, model_args, data_args, output_dir):
+    """(the dataset as the Trainer reads it, data_collator), before it is split into a fold.
 
     The single place where the data meet the model. Raw mode: rows keep their audio and text, and
     `MGCMADataCollator` runs the processor per batch. Cached-feature mode (`--freeze_encoders --cache_features`):
-    the frozen encoders run once per utterance (`modeling_mgcma.feature_cache`, cached on disk and reused across
-    runs and folds) and `CachedFeatureCollator` pads the stored features. A length-grouped sampler
-    (`modeling_mgcma.sampling`) would plug in here too.
+    the frozen encoders run once per utterance of the WHOLE dataset (`modeling_mgcma.feature_cache`, cached on disk
+    under a key of encoder weights, processor and data), so every fold of a cross-validation, and every later run
+    with the same encoders and data, reads the same cache; `CachedFeatureCollator` pads the stored features.
     """
     from modeling_mgcma.trainer import MGCMADataCollator
 
     if not data_args.cache_features:
-        return splits, MGCMADataCollator(processor)
+        return dataset, MGCMADataCollator(processor)
 
     from modeling_mgcma.feature_cache import CachedFeatureCollator, cache_features, freeze_encoders_in_eval_mode
 
     # Encoders frozen and in eval mode, as the cache computes them (no dropout / SpecAugment in the features).
     freeze_encoders_in_eval_mode(model)
     cache_dir = data_args.feature_cache_dir or str(Path(output_dir) / "feature_cache")
-    cached = {name: cache_features(model, processor, split, cache_dir) for name, split in splits.items()}
-    return cached, CachedFeatureCollator()
+    return cache_features(model, processor, dataset, cache_dir), CachedFeatureCollator()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -542,13 +541,13 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     args = dataclasses.replace(training_args, output_dir=str(fold_dir))
     args.push_to_hub = False  # the upload is done once, by `push_model_folder`, with our model card
     label_names = dataset.features["label"].names
-    splits = make_fold(dataset, fold, data_args, seed=args.seed)
-    logger.info("Fold %s: %s", fold, {name: len(split) for name, split in splits.items()})
 
     set_seed(args.seed)
     model, processor, base_models = build_model_and_processor(model_args, data_args, preset, label_names)
-    # one feature cache for every fold of the run (its key covers the data, so folds never mix)
-    splits, collator = build_training_inputs(splits, model, processor, model_args, data_args, training_args.output_dir)
+    # the whole dataset, then the fold: one feature cache serves every fold (cached mode)
+    dataset, collator = build_training_inputs(dataset, model, processor, model_args, data_args, training_args.output_dir)
+    splits = make_fold(dataset, fold, data_args, seed=args.seed)
+    logger.info("Fold %s: %s", fold, {name: len(split) for name, split in splits.items()})
     train_dataset, eval_dataset = splits["train"], splits["validation"]
     metric = load_wa_ua_metric()
     trainer = MGCMATrainer(

@@ -325,6 +325,18 @@ def test_cached_feature_mode_trains_on_frozen_encoder_outputs(tmp_path, demo_run
     assert all(name in history[0] for name in ("loss_ce", "loss_da", "loss_ia"))
     assert (out / "results.json").is_file() and (out / "tsne.png").is_file()
 
+    # the cache holds the whole corpus, so another fold (and another run) reads it instead of encoding again
+    (cache_file,) = (out / "feature_cache").glob("*/features.arrow")
+    import datasets
+
+    assert datasets.Dataset.from_file(str(cache_file)).num_rows == 5 * 8
+    written = cache_file.stat().st_mtime_ns
+    other_fold = [*argv, "--test_session", "4", "--feature_cache_dir", str(out / "feature_cache")]
+    other_fold[other_fold.index("--output_dir") + 1] = str(tmp_path / "cached_fold4")
+    run_mgcma.main(other_fold)
+    assert list((out / "feature_cache").glob("*/features.arrow")) == [cache_file]
+    assert cache_file.stat().st_mtime_ns == written
+
 
 @pytest.mark.parametrize("with_groups", [True, False])
 def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local_encoders, with_groups):
