@@ -62,8 +62,7 @@ PROTOCOL_TRAINING_DEFAULTS = {
     "eval_strategy": "epoch",
     "save_strategy": "epoch",
     "load_best_model_at_end": True,
-    "metric_for_best_model": "ua",
-    "greater_is_better": True,
+    "metric_for_best_model": "ua",  # TrainingArguments derives greater_is_better (False only for a loss)
     "save_total_limit": 2,
     "logging_strategy": "steps",
     "logging_steps": 10,
@@ -528,7 +527,14 @@ def make_compute_metrics(metric, num_labels):
     def compute_metrics(eval_prediction):
         logits = eval_prediction.predictions
         logits = logits[0] if isinstance(logits, tuple) else logits
-        return metric.compute(predictions=np.argmax(logits, axis=-1), references=eval_prediction.label_ids)
+        references = eval_prediction.label_ids
+        missing = sorted(set(range(num_labels)) - set(np.unique(references).tolist()))
+        if missing:
+            logger.warning(
+                "The validation set has no utterance of class id(s) %s: its UA is the mean recall over the other "
+                "classes.", missing
+            )
+        return metric.compute(predictions=np.argmax(logits, axis=-1), references=references)
 
     return compute_metrics
 
@@ -593,8 +599,13 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         "test_session": fold,
         "wa": detail["wa"],
         "ua": detail["ua"],
-        "recall_per_class": dict(zip(label_names, detail["recall_per_class"])),
-        "support_per_class": dict(zip(label_names, detail["support_per_class"])),
+        # every class named, also those absent from the test group (recall None, support 0)
+        "recall_per_class": {
+            name: (detail["recall_per_class"] + [None] * len(label_names))[index] for index, name in enumerate(label_names)
+        },
+        "support_per_class": {
+            name: (detail["support_per_class"] + [0] * len(label_names))[index] for index, name in enumerate(label_names)
+        },
         "num_train": len(splits["train"]),
         "num_validation": len(splits["validation"]),
         "num_test": len(splits["test"]),
@@ -659,13 +670,19 @@ def hyperparameter_table(model_args, training_args, preset, config) -> dict:
     }  # fmt: skip
 
 
+def validation_description(data_args) -> str:
+    if data_args.validation_strategy == "speaker":
+        return "one held-out speaker of the training sessions"
+    return f"stratified by class, {data_args.validation_fraction:.0%} of the training sessions"
+
+
 def write_card(folder, results, config, model_args, data_args, training_args, preset, base_models, with_plots=True):
     from modeling_mgcma.model_card import render_model_card
 
     folder = Path(folder)
     protocol = (
         "Leave-one-session-out: train on the other sessions, test on the held-out one. Inside each fold a validation "
-        f"set ({data_args.validation_strategy}, {data_args.validation_fraction:.0%} of the training sessions) selects "
+        f"set ({validation_description(data_args)}) selects "
         f"the checkpoint with the best validation {training_args.metric_for_best_model.upper()}; the test session is "
         "evaluated once, with that checkpoint."
     )

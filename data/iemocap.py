@@ -434,8 +434,8 @@ def _get_config(config: str | IemocapConfig) -> IemocapConfig:
 
 
 def _fingerprint(root: Path) -> str:
-    """Cache key part that changes when label or transcript files change (size, mtime)."""
-    digest = hashlib.sha256()
+    """Cache key part that changes when label or transcript files change (size, mtime), or this parser's code."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
     for session_dir in _session_dirs(root).values():
         for sub in ("EmoEvaluation", "transcriptions"):
             folder = session_dir / "dialog" / sub

@@ -142,7 +142,9 @@ def encode_dataset(model, processor, dataset, audio_column="audio", text_column=
                 inputs["input_values"].to(device), inputs["speech_attention_mask"].to(device)
             )
             text_hidden, text_mask = backbone.encode_text(
-                inputs["input_ids"].to(device), inputs["text_attention_mask"].to(device), inputs.get("token_type_ids")
+                inputs["input_ids"].to(device),
+                inputs["text_attention_mask"].to(device),
+                inputs["token_type_ids"].to(device) if "token_type_ids" in inputs else None,
             )
             yield (
                 speech[0][speech_mask[0]].float().cpu().numpy().astype(dtype, copy=False),

@@ -372,3 +372,19 @@ def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local
         assert fold["test_session"] == "split" and fold["num_test"] == 4
     assert fold["num_train"] + fold["num_validation"] + fold["num_test"] == 40
     assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("metric, greater", [(None, True), ("wa", True), ("loss", False), ("eval_loss", False)])
+def test_checkpoint_selection_direction_follows_the_metric(metric, greater, tmp_path):
+    """Selecting on a loss keeps the lowest one; on WA/UA the highest (UA by default)."""
+    argv = ["--output_dir", str(tmp_path)] + (["--metric_for_best_model", metric] if metric else [])
+    _, _, training_args, _ = run_mgcma.parse_arguments(argv)
+    assert training_args.metric_for_best_model == (metric or "ua")
+    assert training_args.greater_is_better is greater and training_args.load_best_model_at_end
+
+
+def test_card_names_the_validation_set_of_each_strategy():
+    _, data_args, _, _ = run_mgcma.parse_arguments(["--validation_strategy", "speaker"])
+    assert run_mgcma.validation_description(data_args) == "one held-out speaker of the training sessions"
+    _, data_args, _, _ = run_mgcma.parse_arguments([])
+    assert run_mgcma.validation_description(data_args) == "stratified by class, 10% of the training sessions"
