@@ -75,7 +75,9 @@ def load_manifest(
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"Manifest not found: {path}")
-    rows = [row for _, row in read_manifest_rows(path)]
+    numbered = read_manifest_rows(path)
+    rows = [row for _, row in numbered]
+    lines = [line for line, _ in numbered]  # file line of each row, for error messages
     if not rows:
         raise ValueError(f"Manifest {path} has no rows")
     columns = list(dict.fromkeys(key for row in rows for key in row))
@@ -85,15 +87,15 @@ def load_manifest(
 
     base = path.resolve().parent
     audio, texts, raw_labels = [], [], []
-    for row_number, row in enumerate(rows, start=1):
+    for line, row in numbered:
         for column in (audio_column, text_column, label_column):
             if row.get(column) is None or (column != text_column and str(row.get(column)).strip() == ""):
-                raise ValueError(f"Manifest {path}, row {row_number}: empty value in column {column!r}")
+                raise ValueError(f"Manifest {path}, line {line}: empty value in column {column!r}")
         audio_path = Path(str(row[audio_column])).expanduser()
         if not audio_path.is_absolute():
             audio_path = base / audio_path
         if not audio_path.is_file():
-            raise FileNotFoundError(f"Manifest {path}, row {row_number}: audio file not found: {audio_path}")
+            raise FileNotFoundError(f"Manifest {path}, line {line}: audio file not found: {audio_path}")
         audio.append(str(audio_path))
         texts.append(str(row[text_column]))
         raw_labels.append(str(row[label_column]))
@@ -105,11 +107,15 @@ def load_manifest(
     if len(set(labels)) != len(labels):
         raise ValueError(f"labels has duplicates: {labels}")
     label_ids = {label: index for index, label in enumerate(labels)}
-    for row_number, label in enumerate(raw_labels, start=1):
+    for line, label in zip(lines, raw_labels):
         if label not in label_ids:
-            raise ValueError(f"Manifest {path}, row {row_number}: unknown label {label!r}; expected one of {labels}")
+            raise ValueError(f"Manifest {path}, line {line}: unknown label {label!r}; expected one of {labels}")
 
     has_id = id_column in columns
+    if has_id:
+        for line, row in numbered:
+            if row.get(id_column) in (None, ""):
+                raise ValueError(f"Manifest {path}, line {line}: no value in column {id_column!r} (other rows have one)")
     ids = [str(row[id_column]) if has_id else f"{path.stem}-{index}" for index, row in enumerate(rows)]
     if len(set(ids)) != len(ids):
         raise ValueError(f"Manifest {path}: column {id_column!r} has duplicate ids")

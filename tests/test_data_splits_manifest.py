@@ -114,10 +114,10 @@ def test_manifest_errors(clips):
     path = write_manifest(clips, "m.csv", ROWS)
     with pytest.raises(ValueError, match=r"no column 'audio' \(audio_column\); its columns are \['path', 'transcript', 'emotion', 'speaker'\]"):
         load_manifest(path)
-    with pytest.raises(ValueError, match=r"row 2: unknown label 'angry'; expected one of \['happy', 'neutral'\]"):
+    with pytest.raises(ValueError, match=r"line 3: unknown label 'angry'; expected one of \['happy', 'neutral'\]"):
         load_manifest(path, "path", "transcript", "emotion", labels=["happy", "neutral"])
     missing = write_manifest(clips, "gone.jsonl", [ROWS[0], dict(ROWS[1], path="audio/nope.wav")])
-    with pytest.raises(FileNotFoundError, match=r"row 2: audio file not found: .*audio/nope.wav"):
+    with pytest.raises(FileNotFoundError, match=r"gone.jsonl, line 2: audio file not found: .*audio/nope.wav"):
         load_manifest(missing, "path", "transcript", "emotion")
     (clips / "m.tsv").write_text("a\tb\n")
     with pytest.raises(ValueError, match=r"Unsupported manifest .*m.tsv"):
@@ -127,3 +127,6 @@ def test_manifest_errors(clips):
     (clips / "bad.jsonl").write_text('{"a": 1}\nnot json\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):
         load_manifest(clips / "bad.jsonl")
+    partly_named = write_manifest(clips, "ids.jsonl", [dict(ROWS[0], id="u1"), ROWS[1]])
+    with pytest.raises(ValueError, match=r"ids.jsonl, line 2: no value in column 'id'"):
+        load_manifest(partly_named, "path", "transcript", "emotion")
