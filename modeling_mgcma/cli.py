@@ -69,8 +69,9 @@ class CommandError(Exception):
     """A run-time failure reported as one line on stderr with exit status 1."""
 
 
-def _read_manifest(path: str, audio_column: str, text_column: str, id_column: str) -> list[dict]:
-    """-> [{"id", "audio", "text"}], audio paths resolved against the manifest's folder."""
+def _read_manifest(path: str, audio_column: str, text_column: str, id_column: str, transcribe: bool = False) -> list[dict]:
+    """-> [{"id", "audio", "text"}], audio paths resolved against the manifest's folder. With `transcribe` (an ASR
+    model was given), a missing or empty text becomes None: the pipeline transcribes that clip."""
     from .data.manifest import read_manifest_rows
 
     if not os.path.isfile(path):
@@ -84,7 +85,9 @@ def _read_manifest(path: str, audio_column: str, text_column: str, id_column: st
         raise CommandError(f"manifest {path} lists no utterances")
     items = []
     for number, row in rows:
-        for column in (audio_column, text_column):
+        if transcribe and not (isinstance(row.get(text_column), str) and row[text_column].strip()):
+            row = {**row, text_column: None}
+        for column in (audio_column,) if row.get(text_column) is None and transcribe else (audio_column, text_column):
             value = row.get(column)
             if not isinstance(value, str) or (column == audio_column and not value.strip()):
                 present = sorted(k for k in row if k is not None)
@@ -137,7 +140,9 @@ def _predict(args) -> int:
     if args.manifest is not None:
         if args.text is not None:
             parser.error("--text goes with AUDIO files; a manifest has its own text column (--text_column)")
-        items = _read_manifest(args.manifest, args.audio_column, args.text_column, args.id_column)
+        items = _read_manifest(
+            args.manifest, args.audio_column, args.text_column, args.id_column, transcribe=args.asr is not None
+        )
     else:
         if args.text is None and args.asr is None:
             parser.error("give one --text per AUDIO file (or --asr MODEL to transcribe them)")

@@ -208,8 +208,10 @@ class MGCMAConfig(PreTrainedConfig):
     def _validate_mgcma(self):
         for name in ("hidden_size", "num_attention_heads", "num_alignment_layers", "intermediate_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "num_alignment_layers" else 1):
-                raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+            minimum = 0 if name == "num_alignment_layers" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                kind = "a non-negative" if minimum == 0 else "a positive"
+                raise ValueError(f"`{name}` must be {kind} integer, got {value!r}.")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"`hidden_size` ({self.hidden_size}) must be divisible by `num_attention_heads` "

@@ -14,7 +14,7 @@ Methods:
 - `"bf16-autocast"`: float32 weights under `torch.autocast("cpu", torch.bfloat16)` (casts weights every call; slower
   than `"bf16"`, kept for comparison).
 
-Both change the logits by rounding (bf16: 8-bit mantissa). Predictions agree with float32 except where float32's
+All three change the logits by rounding (bf16: 8-bit mantissa). Predictions agree with float32 except where float32's
 top-two logits are closer than that rounding: see the agreement and margin figures in `benchmarks/README.md`.
 """
 

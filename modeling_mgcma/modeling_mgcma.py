@@ -427,6 +427,20 @@ def _drop_pooler(text_encoder: nn.Module) -> nn.Module:
     return text_encoder
 
 
+def _checked_features(modality: str, features: torch.Tensor, mask: torch.Tensor | None, width: int):
+    """Validate precomputed encoder outputs `[B, L, width]` and their mask `[B, L]` (True = real); default: all real."""
+    if features.dim() != 3 or features.shape[-1] != width:
+        raise ValueError(f"`{modality}_features` must be [batch, length, {width}], got {tuple(features.shape)}.")
+    if mask is None:
+        return features, torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
+    if tuple(mask.shape) != tuple(features.shape[:2]):
+        raise ValueError(
+            f"`{modality}_features_mask` shape {tuple(mask.shape)} does not match `{modality}_features` "
+            f"{tuple(features.shape[:2])}."
+        )
+    return features, mask.bool()
+
+
 class MGCMAModel(MGCMAPreTrainedModel):
     """The MGCMA backbone: encoders, projections and the alignment pipeline (DAM, TAM, IAM in `module_order`).
 
@@ -593,8 +607,10 @@ class MGCMAModel(MGCMAPreTrainedModel):
         text, text_mask = self._text_inputs(input_ids, text_attention_mask, token_type_ids, text_features, text_features_mask)
         if speech.shape[0] != text.shape[0]:
             raise ValueError(f"batch sizes differ: {speech.shape[0]} speech inputs but {text.shape[0]} text inputs.")
-        if not bool(speech_mask.any(-1).all()) or not bool(text_mask.any(-1).all()):
-            raise ValueError("every utterance needs at least one real speech frame and one real text token.")
+        for name, mask in (("speech frame", speech_mask), ("text token", text_mask)):
+            empty = (~mask.any(-1)).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros).")
 
         speech, text = self.speech_projection(speech), self.text_projection(text)
         loss_da = loss_ia = None
@@ -662,28 +678,14 @@ class MGCMAModel(MGCMAPreTrainedModel):
             raise ValueError("pass exactly one of `input_values` (raw audio) or `speech_features` (encoder outputs).")
         if input_values is not None:
             return self.encode_speech(input_values, attention_mask)
-        if features.dim() != 3 or features.shape[-1] != self.config.speech_config.hidden_size:
-            raise ValueError(
-                f"`speech_features` must be [batch, frames, {self.config.speech_config.hidden_size}], "
-                f"got {tuple(features.shape)}."
-            )
-        if features_mask is None:
-            features_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
-        return features, features_mask.bool()
+        return _checked_features("speech", features, features_mask, self.config.speech_config.hidden_size)
 
     def _text_inputs(self, input_ids, attention_mask, token_type_ids, features, features_mask):
         if (input_ids is None) == (features is None):
             raise ValueError("pass exactly one of `input_ids` (token ids) or `text_features` (encoder outputs).")
         if input_ids is not None:
             return self.encode_text(input_ids, attention_mask, token_type_ids)
-        if features.dim() != 3 or features.shape[-1] != self.config.text_config.hidden_size:
-            raise ValueError(
-                f"`text_features` must be [batch, tokens, {self.config.text_config.hidden_size}], "
-                f"got {tuple(features.shape)}."
-            )
-        if features_mask is None:
-            features_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
-        return features, features_mask.bool()
+        return _checked_features("text", features, features_mask, self.config.text_config.hidden_size)
 
     @classmethod
     def from_encoders(cls, speech_model: str | PreTrainedModel, text_model: str | PreTrainedModel, **config_kwargs):

@@ -189,13 +189,6 @@ class MGCMAProcessor(ProcessorMixin):
     def sampling_rate(self) -> int:
         return getattr(self.feature_extractor, "sampling_rate", TARGET_SAMPLING_RATE)
 
-    def prepare_audio(self, audio, sampling_rate: int | None = None) -> np.ndarray:
-        """One clip (array, tensor or list of floats) -> mono float32 at the model's rate, cut to `max_duration`."""
-        array = self._resampled_mono(audio, sampling_rate)
-        if self.max_duration is not None:
-            array = array[: int(self.max_duration * self.sampling_rate)]
-        return array
-
     def _resampled_mono(self, audio, sampling_rate: int | None) -> np.ndarray:
         if hasattr(audio, "detach"):
             audio = audio.detach().cpu().numpy()

@@ -116,6 +116,14 @@ def test_predict_transcribes_with_asr_when_text_is_missing(setup, capsys, tmp_pa
     assert status == 0, err
     check(records[0], setup["pipe"]({"audio": str(clip), "text": "s"}), str(clip), "s")  # "s": the recogniser's words
 
+    # a manifest row without text (missing key, or an empty cell) is transcribed too; rows with text keep theirs
+    manifest = tmp_path / "asr.jsonl"
+    rows = [{"audio": str(clip)}, {"audio": str(clip), "text": ""}, {"audio": str(clip), "text": "given words"}]
+    manifest.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    status, records, err = run_main(["predict", "--model", setup["model"], "--manifest", manifest, "--asr", asr], capsys)
+    assert status == 0, err
+    assert [r["transcript"] for r in records] == ["s", "s", "given words"]
+
 
 @pytest.mark.parametrize(
     "arguments, message",

@@ -64,6 +64,13 @@ def test_fast_path_agrees_with_fp32(trained, method):
     assert agree.float().mean() >= 0.95
     assert float(margin.median()) > 10 * float(error.median())  # the trained logits are not near-ties
     assert model.training is False and next(model.parameters()).dtype == torch.float32  # original untouched
+    # the path really is the one named (and not an fp32 copy that would agree trivially)
+    assert float(error.max()) > 0.0
+    if method == "bf16":
+        assert all(p.dtype == torch.bfloat16 for p in fast.model.parameters())
+    if method == "int8":
+        quantised = [m for m in fast.model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+        assert quantised and not any(type(m) is torch.nn.Linear for m in fast.model.modules())
 
 
 def test_unknown_method():

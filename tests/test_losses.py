@@ -109,3 +109,17 @@ def test_loss_functions_reject_mismatched_shapes():
         )
     with pytest.raises(ValueError, match="same shape"):
         instance_contrastive_loss(torch.zeros(2, 3), torch.zeros(3, 3), temperature=1)
+
+
+def test_contrastive_logits_are_computed_in_fp32_under_autocast():
+    """Under bf16 autocast the losses equal their fp32 values: the distance/logit matmuls must not run in bf16."""
+    rng = np.random.default_rng(6)
+    mu_s, sigma_s, mu_t, sigma_t = (
+        torch.tensor(x, dtype=torch.float32) for x in (*random_gaussians(rng, 8, 768), *random_gaussians(rng, 8, 768))
+    )
+    reference_da = distribution_contrastive_loss(mu_s, sigma_s, mu_t, sigma_t, scale=1 / 200, shift=4.0, temperature=0.07)
+    reference_ia = instance_contrastive_loss(mu_s, mu_t, temperature=0.07)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        da = distribution_contrastive_loss(mu_s, sigma_s, mu_t, sigma_t, scale=1 / 200, shift=4.0, temperature=0.07)
+        ia = instance_contrastive_loss(mu_s, mu_t, temperature=0.07)
+    assert torch.allclose(da, reference_da, rtol=1e-6) and torch.allclose(ia, reference_ia, rtol=1e-6)

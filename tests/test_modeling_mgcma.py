@@ -62,6 +62,22 @@ def test_batch_composition_invariance(tiny_model, tiny_processor, tiny_batch):
             assert torch.allclose(alone, batched[index : index + 1], atol=1e-4), index
 
 
+def test_utterance_gaussians_and_losses_ignore_padding(tiny_model, tiny_batch):
+    """The utterance Gaussians (and so L_DA and the pipeline's uncertainty) are the same alone as padded in a batch."""
+    tiny_model.eval()
+    with torch.no_grad():
+        batched = tiny_model(**tiny_batch)
+        for index in range(len(tiny_batch["labels"])):
+            n_samples = int(tiny_batch["speech_attention_mask"][index].sum())
+            n_tokens = int(tiny_batch["text_attention_mask"][index].sum())
+            alone = tiny_model.mgcma(
+                input_values=tiny_batch["input_values"][index : index + 1, :n_samples],
+                input_ids=tiny_batch["input_ids"][index : index + 1, :n_tokens],
+            )
+            for name in ("speech_mu", "speech_sigma", "text_mu", "text_sigma", "speech_embeds", "text_embeds"):
+                assert torch.allclose(getattr(alone, name), getattr(batched, name)[index : index + 1], atol=1e-4), name
+
+
 def test_padding_content_does_not_matter(tiny_model, tiny_batch):
     tiny_model.eval()
     tiny_batch.pop("labels")
@@ -184,6 +200,36 @@ def test_config_options_run(overrides, tiny_config_factory, tiny_batch):
     if overrides.get("share_cross_attention"):
         block = model.mgcma.token_alignment.layers[0]
         assert block.speech_cross_attention.attention is block.text_cross_attention.attention
+
+
+def test_instance_loss_uses_the_pooled_features_normalised_or_not(tiny_config_factory, tiny_batch):
+    """In the paper's order IAM comes last, so L_IA is computed on the pooled final features (L2-normalised by
+    default, as given with normalize_instance_embeddings=False)."""
+    import torch.nn.functional as F
+
+    from modeling_mgcma import instance_contrastive_loss
+
+    for normalise in (True, False):
+        torch.manual_seed(0)
+        model = MGCMAForEmotionClassification(tiny_config_factory(normalize_instance_embeddings=normalise)).eval()
+        with torch.no_grad():
+            out = model(**tiny_batch)
+        x_s, x_t = out.speech_embeds, out.text_embeds
+        if normalise:
+            x_s, x_t = F.normalize(x_s, dim=-1), F.normalize(x_t, dim=-1)
+        assert torch.allclose(out.loss_ia, instance_contrastive_loss(x_s, x_t, temperature=0.07), atol=1e-5), normalise
+
+
+def test_dam_output_sample_is_stochastic_in_training_only(tiny_config_factory, tiny_batch):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory(dam_output="sample"))
+    tiny_batch.pop("labels")
+    with torch.no_grad():
+        model.train()
+        first, second = model(**tiny_batch).speech_embeds, model(**tiny_batch).speech_embeds
+        assert not torch.allclose(first, second)  # a fresh sample mu + sigma * eps each pass
+        model.eval()
+        assert torch.equal(model(**tiny_batch).speech_embeds, model(**tiny_batch).speech_embeds)  # mu at inference
 
 
 def test_precomputed_features_give_the_same_outputs(tiny_model, tiny_batch):
@@ -311,5 +357,14 @@ def test_mismatched_inputs_raise_clear_errors(tiny_model, tiny_batch):
         tiny_model(input_ids=batch["input_ids"])
     with pytest.raises(ValueError, match="unexpected inputs"):
         tiny_model(**batch, pixel_values=torch.zeros(1))
+    speech = torch.zeros(4, 10, 32)
+    with pytest.raises(ValueError, match="speech_features_mask` shape"):
+        tiny_model(speech_features=speech, speech_features_mask=torch.ones(1, 10), input_ids=batch["input_ids"])
+    with pytest.raises(ValueError, match=r"`text_features` must be \[batch, length, 32\]"):
+        tiny_model(speech_features=speech, text_features=torch.zeros(4, 5, 8))
+    with pytest.raises(ValueError, match=r"utterance\(s\) \[2\] of the batch have no real text token"):
+        mask = torch.ones(4, 5, dtype=torch.bool)
+        mask[2] = False
+        tiny_model(speech_features=speech, text_features=torch.zeros(4, 5, 32), text_features_mask=mask)
     with pytest.raises(ValueError, match="too short"):
         tiny_model(input_values=torch.randn(1, 50), speech_attention_mask=torch.ones(1, 50, dtype=torch.long), input_ids=batch["input_ids"][:1])
