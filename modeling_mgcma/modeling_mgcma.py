@@ -490,6 +490,18 @@ class MGCMAModel(MGCMAPreTrainedModel):
         """Stop gradients into the speech encoder's convolutional feature encoder."""
         self.speech_encoder.freeze_feature_encoder()
 
+    @property
+    def min_speech_samples(self) -> int:
+        """Fewest raw samples the speech encoder turns into at least one frame (its receptive field)."""
+        if getattr(self, "_min_speech_samples", None) is None:
+            candidates = torch.arange(1, 1 << 16)
+            lengths = self.speech_encoder._get_feat_extract_output_lengths(candidates)
+            enough = (lengths >= 1).nonzero()
+            if enough.numel() == 0:
+                raise ValueError("the speech encoder makes no frame from any clip shorter than 4 s at 16 kHz.")
+            self._min_speech_samples = int(candidates[enough[0, 0]])
+        return self._min_speech_samples
+
     def speech_frame_mask(self, attention_mask: torch.Tensor | None, num_frames: int, batch_size: int, device):
         """Frame-level mask (True = real frame) from a sample-level `attention_mask` of the raw audio."""
         if attention_mask is None:
@@ -511,8 +523,11 @@ class MGCMAModel(MGCMAPreTrainedModel):
                     f"shape {tuple(input_values.shape)}."
                 )
             min_samples = int(attention_mask.sum(-1).min())
-            if int(self.speech_encoder._get_feat_extract_output_lengths(torch.tensor(min_samples))) < 1:
-                raise ValueError(f"an utterance of {min_samples} samples is too short for the speech encoder.")
+            if min_samples < self.min_speech_samples:
+                raise ValueError(
+                    f"an utterance of {min_samples} samples is too short for the speech encoder, which needs at least "
+                    f"{self.min_speech_samples}."
+                )
         hidden = self.speech_encoder(input_values, attention_mask=attention_mask).last_hidden_state
         mask = self.speech_frame_mask(attention_mask, hidden.shape[1], hidden.shape[0], hidden.device)
         return hidden, mask

@@ -19,7 +19,7 @@ from transformers import Pipeline
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import logging
 
-from .processing_mgcma import decode_audio, resample, to_mono
+from .processing_mgcma import checked_mono, decode_audio, resample
 
 
 logger = logging.get_logger(__name__)
@@ -96,7 +96,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         self.asr = self._build_asr(asr)
         speech_config = self.model.config.speech_config
         self._padding_invariant = getattr(speech_config, "feat_extract_norm", "layer") != "group"
-        self._min_samples = _receptive_field(speech_config)
+        self._min_samples = self.model.mgcma.min_speech_samples
 
     # -- transformers Pipeline API ---------------------------------------------------------------------------------------
 
@@ -135,11 +135,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     def preprocess(self, inputs):
         audio, sampling_rate, text = _split_input(inputs)
         array, sampling_rate = decode_audio(audio, sampling_rate)
-        array = to_mono(array)
-        if array.size == 0:
-            raise ValueError("the audio is empty (0 samples).")
-        if not np.isfinite(array).all():
-            raise ValueError("the audio contains NaN or infinite samples.")
+        array = checked_mono(array)  # before any transcription: the ASR gets valid audio too
         if text is None:
             text = self._transcribe(array, sampling_rate)
         features = self.processor(audio=array, text=text, sampling_rate=sampling_rate, return_tensors="pt")
@@ -255,18 +251,6 @@ def _unpad(model_inputs, index):
         length = speech_length if key in ("input_values", "speech_attention_mask") else text_length
         item[key] = value[index : index + 1, :length]
     return item
-
-
-def _receptive_field(speech_config) -> int:
-    """Fewest samples a wav2vec2-style convolutional feature encoder turns into one frame (1 when unknown)."""
-    kernels = getattr(speech_config, "conv_kernel", None)
-    strides = getattr(speech_config, "conv_stride", None)
-    if not kernels or not strides:
-        return 1
-    field = 1
-    for kernel, stride in zip(reversed(kernels), reversed(strides)):
-        field = (field - 1) * stride + kernel
-    return field
 
 
 # -- saving --------------------------------------------------------------------------------------------------------------

@@ -143,6 +143,18 @@ def to_mono(array: np.ndarray) -> np.ndarray:
     return array.mean(axis=0)
 
 
+def checked_mono(audio) -> np.ndarray:
+    """One clip (numpy array, tensor or list of floats) -> mono float32, rejecting empty or non-finite audio."""
+    if hasattr(audio, "detach"):
+        audio = audio.detach().cpu().numpy()
+    array = to_mono(np.asarray(audio, dtype=np.float32))
+    if array.size == 0:
+        raise ValueError("the audio is empty (0 samples).")
+    if not np.isfinite(array).all():
+        raise ValueError("the audio contains NaN or infinite samples.")
+    return array
+
+
 def resample(array: np.ndarray, orig_rate: int, target_rate: int = TARGET_SAMPLING_RATE) -> np.ndarray:
     """Resample a 1-D signal: librosa (soxr) when installed, else band-limited FFT resampling in numpy."""
     if orig_rate == target_rate:
@@ -189,23 +201,23 @@ class MGCMAProcessor(ProcessorMixin):
     def sampling_rate(self) -> int:
         return getattr(self.feature_extractor, "sampling_rate", TARGET_SAMPLING_RATE)
 
-    def _resampled_mono(self, audio, sampling_rate: int | None) -> np.ndarray:
-        if hasattr(audio, "detach"):
-            audio = audio.detach().cpu().numpy()
-        array = to_mono(np.asarray(audio, dtype=np.float32))
-        if array.size == 0:
-            raise ValueError("got an empty audio array.")
-        if not np.isfinite(array).all():
-            raise ValueError("audio contains NaN or infinite samples.")
+    def _prepared_clip(self, audio, sampling_rate: int | None) -> tuple[np.ndarray, bool]:
+        """(mono clip at the model's rate, cut to `max_duration` before resampling; whether it was cut)."""
+        array = checked_mono(audio)
         if sampling_rate is None:
             sampling_rate = self.sampling_rate
-        return resample(array, sampling_rate, self.sampling_rate)
+        cut = False
+        if self.max_duration is not None:
+            limit = int(self.max_duration * sampling_rate)
+            cut = len(array) > limit
+            array = array[:limit]
+        return resample(array, sampling_rate, self.sampling_rate), cut
 
     def __call__(
         self,
         audio=None,
         text=None,
-        sampling_rate: int | None = None,
+        sampling_rate: int | list[int] | None = None,
         padding: bool | str = True,
         return_tensors: str | None = "pt",
         **kwargs,
@@ -214,22 +226,22 @@ class MGCMAProcessor(ProcessorMixin):
         Args:
             audio: one clip or a list of clips (1-D/2-D numpy arrays, tensors or lists of floats).
             text: one transcript or a list of transcripts.
-            sampling_rate: rate of `audio` (default: the feature extractor's, 16 kHz). Other rates are resampled.
+            sampling_rate: rate of `audio` (default: the feature extractor's, 16 kHz), or one rate per clip. Other
+                rates are resampled.
         """
         if audio is None and text is None:
             raise ValueError("pass `audio`, `text` or both.")
         data = {}
         if audio is not None:
             clips = audio if isinstance(audio, (list, tuple)) and not _is_flat_number_list(audio) else [audio]
-            prepared = [self._resampled_mono(clip, sampling_rate) for clip in clips]
-            if self.max_duration is not None:
-                limit = int(self.max_duration * self.sampling_rate)
-                cut = sum(len(clip) > limit for clip in prepared)
-                if cut:
-                    logger.warning(f"cut {cut} of {len(prepared)} clip(s) to max_duration={self.max_duration}s.")
-                prepared = [clip[:limit] for clip in prepared]
+            rates = list(sampling_rate) if isinstance(sampling_rate, (list, tuple)) else [sampling_rate] * len(clips)
+            if len(rates) != len(clips):
+                raise ValueError(f"got {len(rates)} sampling rates for {len(clips)} audio clips.")
+            prepared, was_cut = zip(*(self._prepared_clip(clip, rate) for clip, rate in zip(clips, rates)))
+            if any(was_cut):
+                logger.warning(f"cut {sum(was_cut)} of {len(clips)} clip(s) to max_duration={self.max_duration}s.")
             speech = self.feature_extractor(
-                prepared,
+                list(prepared),
                 sampling_rate=self.sampling_rate,
                 padding=padding,
                 return_attention_mask=True,
@@ -267,4 +279,4 @@ def _is_flat_number_list(value) -> bool:
     return len(value) > 0 and all(isinstance(item, (int, float, np.floating, np.integer)) for item in value)
 
 
-__all__ = ["MGCMAProcessor", "decode_audio", "load_audio", "to_mono", "resample", "TARGET_SAMPLING_RATE"]
+__all__ = ["MGCMAProcessor", "checked_mono", "decode_audio", "load_audio", "to_mono", "resample", "TARGET_SAMPLING_RATE"]

@@ -24,7 +24,7 @@ from torch import nn
 from transformers import Trainer
 
 from .processing_mgcma import decode_audio as decode_audio_any
-from .processing_mgcma import resample, to_mono
+from .processing_mgcma import to_mono
 
 
 logger = logging.getLogger(__name__)
@@ -98,12 +98,9 @@ class MGCMADataCollator:
         missing = [c for c in (self.audio_column, self.text_column) if c not in rows[0]]
         if missing:
             raise ValueError(f"rows have no column(s) {missing}; their columns are {sorted(rows[0])}.")
-        target_rate = self.processor.sampling_rate
-        clips = []
-        for row in rows:
-            array, rate = decode_audio(row[self.audio_column])
-            clips.append(resample(array, rate, target_rate))
-        batch = self.processor(audio=clips, text=[row[self.text_column] for row in rows], sampling_rate=target_rate)
+        # the processor mixes down, cuts to max_duration and resamples each clip from its own rate
+        clips, rates = zip(*(decode_audio(row[self.audio_column]) for row in rows))
+        batch = self.processor(audio=list(clips), text=[row[self.text_column] for row in rows], sampling_rate=list(rates))
         batch = dict(batch)
         if self.label_column in rows[0]:
             batch["labels"] = torch.tensor([int(row[self.label_column]) for row in rows], dtype=torch.long)
