@@ -12,7 +12,7 @@ bytes) and configs, the processor (feature extractor settings, tokenizer vocabul
 the transcript) and the storage dtype. Changing any of them makes a new cache; the same model and data reuse it
 across runs and folds (cache the whole corpus once, then split the cached dataset with `loso_fold`: the non-audio
 columns are kept). Under several processes the main process computes, the others wait and read
-(`PartialState().main_process_first()`).
+(`data._main_process.main_process_first`, accelerate's guard under a distributed launch).
 
 Exactness. The encoders run in eval mode: no dropout and no SpecAugment time/feature masking (wav2vec2 masks only in
 training mode). Frozen-encoder end-to-end training matches cached training (up to float rounding) only under the same
@@ -217,12 +217,8 @@ def cache_features(
             raise ValueError(f"the dataset already has a {column!r} column; pass the raw dataset.")
     key = feature_cache_key(model, processor, dataset, audio_column, text_column, dtype)
     path = Path(cache_dir) / key
-    try:
-        from accelerate import PartialState
+    from .data._main_process import main_process_first  # the data layer's guard: a no-op in one process
 
-        main_process_first = PartialState().main_process_first
-    except ImportError:  # accelerate is a dependency of Trainer; without it there is one process
-        from contextlib import nullcontext as main_process_first
     with main_process_first():
         if not (path / "features.arrow").exists():
             _write_cache(path, model, processor, dataset, audio_column, text_column, dtype)
