@@ -158,7 +158,7 @@ class ModelArguments:
     scratch_intermediate_size: int = field(default=64, metadata={"help": "Feed-forward width of the scratch model."})
     max_duration: float | None = field(
         default=DEFAULT_MAX_DURATION,
-        metadata={"help": f"Cut each clip to this many seconds (default {DEFAULT_MAX_DURATION:g}: about 1 % of IEMOCAP's "
+        metadata={"help": f"Cut each clip to this many seconds (default {DEFAULT_MAX_DURATION:g}: about 1 %% of IEMOCAP's "
                           "4-class utterances are longer; the length-grouped sampler uses the same cap). 0 keeps every "
                           "clip whole."},
     )  # fmt: skip
@@ -220,6 +220,12 @@ class DataArguments:
     feature_cache_dir: str | None = field(
         default=None, metadata={"help": "Where cached features go (default: <output_dir>/feature_cache)."}
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Replace a run already in --output_dir (its results, checkpoints and folds are deleted and "
+                          "trained again). Without it, a run into a folder that holds one is refused, except to reuse "
+                          "cross-validation folds trained with the same settings or to --resume_from_checkpoint."},
+    )  # fmt: skip
 
     def __post_init__(self):
         if self.data_dir is not None and self.manifest is not None:
@@ -511,6 +517,176 @@ def build_model_and_processor(model_args, data_args, preset, label_names):
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# What determines a result (fingerprints), and what may happen to a folder that already holds a run
+# ---------------------------------------------------------------------------------------------------------------------
+
+FINGERPRINT_FILE = "fingerprint.json"
+# TrainingArguments that change where and how a run is written, logged or uploaded, but not what it trains or measures.
+NON_RESULT_TRAINING_ARGUMENTS = frozenset({
+    "output_dir", "run_name", "project", "report_to", "logging_strategy", "logging_steps", "logging_first_step",
+    "logging_nan_inf_filter", "log_level", "log_level_replica", "log_on_each_node", "disable_tqdm", "push_to_hub",
+    "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo", "hub_always_push", "hub_revision",
+    "resume_from_checkpoint", "save_total_limit", "save_on_each_node", "save_only_model", "dataloader_num_workers",
+    "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
+    "dataloader_multiprocessing_context", "skip_memory_metrics", "local_rank", "ddp_timeout", "debug", "do_train",
+    "do_eval", "do_predict", "torch_empty_cache_steps", "include_num_input_tokens_seen", "enable_jit_checkpoint",
+    "eval_accumulation_steps", "trackio_bucket_id", "trackio_space_id", "trackio_static_space_id",
+})  # fmt: skip
+# Arguments whose effect is already in the data fingerprint, or that only say where things are or what to do with them.
+NON_RESULT_OTHER_ARGUMENTS = frozenset({
+    "data_dir", "manifest", "demo_corpus_dir", "demo_utterances_per_session", "audio_column", "text_column",
+    "label_column", "label_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_session",
+    "overwrite_output_dir", "torch_num_threads",
+})  # fmt: skip
+# Files a run writes into its folder, deleted (with checkpoint-* and fold_* folders) when --overwrite_output_dir
+# replaces it. Model files, card and plots are overwritten by the new run.
+RUN_RECORD_FILES = ("results.json", "results.md", FINGERPRINT_FILE, "trainer_state.json", "all_results.json",
+                    "train_results.json", "eval_results.json", "test_results.json")  # fmt: skip
+
+
+def _json_safe(value):
+    return json.loads(json.dumps(value, default=lambda v: getattr(v, "value", str(v))))
+
+
+def _local_folder_identity(path: str | None) -> str | None:
+    """For an encoder given as a local folder: a digest of its files' names and sizes (its weights changing changes
+    the result); None for a Hub id."""
+    import hashlib
+
+    if path is None or not Path(path).expanduser().is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).expanduser().rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(Path(path).expanduser())}:{file.stat().st_size};".encode())
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(dataset) -> dict:
+    """Identity of the data a run reads: row count, class names, and a digest of every non-audio value and of each
+    audio file's size (file sizes, not paths, so a moved copy of the same corpus still matches)."""
+    import hashlib
+
+    import datasets
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataset.features["label"].names).encode())
+    columns = [c for c in dataset.column_names if c != "audio"]
+    if columns:
+        table = dataset.select_columns(columns).to_dict()
+        digest.update(json.dumps(table, sort_keys=True, default=str).encode())
+    if "audio" in dataset.column_names:
+        audio = dataset.select_columns(["audio"])
+        if isinstance(audio.features["audio"], datasets.Audio):
+            audio = audio.cast_column("audio", datasets.Audio(decode=False))
+        for value in audio["audio"]:
+            path, data = (value.get("path"), value.get("bytes")) if isinstance(value, dict) else (value, None)
+            if data:
+                digest.update(hashlib.sha256(data).digest())
+            else:
+                digest.update(f"{os.path.getsize(path) if path and os.path.isfile(path) else 'missing'};".encode())
+    return {"rows": len(dataset), "labels": list(dataset.features["label"].names), "sha256": digest.hexdigest()[:16]}
+
+
+def run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) -> dict:
+    """Everything that determines a fold's result: the data, the model settings, the data arguments that shape the
+    folds and the training arguments (not output paths, logging or Hub settings)."""
+    model = {k: v for k, v in dataclasses.asdict(model_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
+    model["preset"] = preset
+    for key in ("speech_model", "text_model"):
+        identity = _local_folder_identity(model_args.__dict__.get(key))
+        if identity is not None:
+            model[key] = f"local folder, files {identity}"  # no local path: the fingerprint may be read elsewhere
+    data = {k: v for k, v in dataclasses.asdict(data_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
+    training = {k: v for k, v in training_args.to_dict().items() if k not in NON_RESULT_TRAINING_ARGUMENTS}
+    training["processes"] = training_args.world_size
+    return _json_safe({"fold": fold, "data": data_fp, "model": model, "data_arguments": data, "training": training})
+
+
+def fingerprint_differences(recorded: dict, current: dict) -> list[str]:
+    """Human-readable differences, e.g. "--learning_rate 5e-05 -> 0.0001"; empty when they match."""
+    differences = []
+    if recorded.get("fold") != current.get("fold"):
+        differences.append(f"test group {recorded.get('fold')!r} -> {current.get('fold')!r}")
+    if recorded.get("data") != current.get("data"):
+        old, new = recorded.get("data") or {}, current.get("data") or {}
+        detail = [f"{old.get(k)} -> {new.get(k)} {k}" for k in ("rows", "labels") if old.get(k) != new.get(k)]
+        differences.append("the data (" + ("; ".join(detail) or "same rows and labels, other content") + ")")
+    for section in ("model", "data_arguments", "training"):
+        old, new = recorded.get(section) or {}, current.get(section) or {}
+        for key in sorted(set(old) | set(new)):
+            if old.get(key, "<absent>") != new.get(key, "<absent>"):
+                differences.append(f"--{key} {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}")
+    return differences
+
+
+def _checkpoint_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("checkpoint-*") if p.is_dir()) if folder.is_dir() else []
+
+
+def clear_run(folder: Path) -> None:
+    """Delete what a run recorded in `folder` (results, fingerprint, trainer state, checkpoints, fold folders)."""
+    import shutil
+
+    for name in RUN_RECORD_FILES:
+        (folder / name).unlink(missing_ok=True)
+    for sub in [*_checkpoint_folders(folder), *(p for p in folder.glob("fold_*") if p.is_dir())]:
+        shutil.rmtree(sub)
+
+
+def prepare_run_folder(folder, fingerprint: dict, data_args, training_args, *, reuse_finished: bool) -> str:
+    """What to do with a run folder: "train" (empty, or replaced under --overwrite_output_dir), "reuse" (a finished
+    cross-validation fold with the same fingerprint) or "resume" (--resume_from_checkpoint, same fingerprint).
+    Raises ValueError naming the folder and what differs for anything else: nothing is overwritten or reused
+    silently."""
+    folder = Path(folder)
+    results, recorded_file = folder / "results.json", folder / FINGERPRINT_FILE
+    checkpoints = _checkpoint_folders(folder)
+    finished = results.is_file()
+    if not (finished or checkpoints or (folder / "model.safetensors").is_file()):
+        return "train"  # nothing trained here yet (at most the fingerprint of a run that died before its first save)
+    if data_args.overwrite_output_dir:
+        logger.warning("--overwrite_output_dir: deleting the run in %s and training it again.", folder)
+        clear_run(folder)
+        return "train"
+    recorded = None
+    if recorded_file.is_file():
+        try:
+            recorded = json.loads(recorded_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{recorded_file} is not readable JSON ({error}); pass --overwrite_output_dir to replace "
+                             "the run.") from None  # fmt: skip
+    differences = fingerprint_differences(recorded, fingerprint) if recorded is not None else None
+    what = "a finished run (results.json)" if finished else (
+        f"an unfinished run ({', '.join(p.name for p in checkpoints) or 'no checkpoint'})")
+    fix = "pass --overwrite_output_dir to train it again, or choose another --output_dir."
+    if differences:
+        raise ValueError(f"{folder} holds {what} trained with other settings: {'; '.join(differences)}. "
+                         f"Its results cannot stand for this run: {fix}")  # fmt: skip
+    if recorded is None:
+        raise ValueError(f"{folder} holds {what} without a {FINGERPRINT_FILE} (written by an older version), so "
+                         f"whether it matches these settings is unknown: {fix}")  # fmt: skip
+    if finished and reuse_finished:
+        return "reuse"
+    if training_args.resume_from_checkpoint:
+        return "resume"
+    raise ValueError(f"{folder} holds {what}; a new run would overwrite it. Pass --resume_from_checkpoint last to "
+                     f"continue it, or {fix}")  # fmt: skip
+
+
+def check_output_dir_writable(output_dir) -> None:
+    """Fail now, not at the first checkpoint an epoch later, when --output_dir cannot be created or written."""
+    import tempfile
+
+    path = Path(output_dir).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"--output_dir {str(output_dir)!r} is not a writable folder: {error}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # One fold
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -539,8 +715,9 @@ def make_compute_metrics(metric, num_labels):
     return compute_metrics
 
 
-def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks=None) -> dict:
-    """Train on one fold, select on validation UA, evaluate the test group once; write the model and artefacts."""
+def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks=None, fingerprint=None) -> dict:
+    """Train on one fold, select on validation UA, evaluate the test group once; write the model and artefacts.
+    `fingerprint` (see `run_fingerprint`) is written first, so a later run can tell whether this one matches it."""
     from modeling_mgcma.plots import plot_confusion_matrix, plot_loss_curves, plot_tsne
     from modeling_mgcma.trainer import MGCMATrainer
 
@@ -548,6 +725,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     args.push_to_hub = False  # the upload is done once, by `push_model_folder`, with our model card
     label_names = dataset.features["label"].names
 
+    if fingerprint is not None and args.process_index == 0:
+        Path(fold_dir).mkdir(parents=True, exist_ok=True)
+        (Path(fold_dir) / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
     set_seed(args.seed)
     model, processor, base_models = build_model_and_processor(model_args, data_args, preset, label_names)
     # the whole dataset, then the fold: one feature cache serves every fold (cached mode)
@@ -609,7 +789,8 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         "num_train": len(splits["train"]),
         "num_validation": len(splits["validation"]),
         "num_test": len(splits["test"]),
-        "best_checkpoint": trainer.state.best_model_checkpoint,
+        # the folder name only (checkpoint-N): results are uploaded and must not carry local paths
+        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint else None,
         "best_validation_metric": {args.metric_for_best_model: trainer.state.best_metric},
         "train_runtime_s": train_result.metrics.get("train_runtime"),
         "global_steps": trainer.state.global_step,
@@ -765,6 +946,7 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     """Run the job described by `argv` (default: the command line); returns the results summary."""
     model_args, data_args, training_args, preset = parse_arguments(sys.argv[1:] if argv is None else list(argv))
     setup_logging(training_args)
+    check_output_dir_writable(training_args.output_dir)
     set_torch_threads(model_args, training_args, preset)
     logger.warning(
         "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
@@ -778,15 +960,36 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     folds = fold_names(dataset, data_args)
     output_dir = Path(training_args.output_dir)
 
+    # Before any training: each fold's folder is empty, replaced (--overwrite_output_dir), resumed, or holds a finished
+    # fold with the same fingerprint (reused); anything else is refused, every stale fold named at once.
+    data_fp = data_fingerprint(dataset)
+    fingerprints = {fold: run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) for fold in folds}
+    overall_fingerprint = run_fingerprint(folds, data_fp, model_args, data_args, training_args, preset)
+    fold_dirs = {fold: output_dir / f"fold_{fold}" if data_args.cross_validate else output_dir for fold in folds}
+    plans, problems = {}, []
+    with training_args.main_process_first(desc="checking the output folder"):
+        checks = [(None, output_dir, overall_fingerprint)] if data_args.cross_validate else []
+        checks += [(fold, fold_dirs[fold], fingerprints[fold]) for fold in folds]
+        for fold, folder, fingerprint in checks:
+            try:
+                plans[fold] = prepare_run_folder(
+                    folder, fingerprint, data_args, training_args, reuse_finished=data_args.cross_validate
+                )
+            except ValueError as error:
+                problems.append(str(error))
+    if problems:
+        raise ValueError("\n".join(problems))
+
     results = []
     for fold in folds:
-        fold_dir = output_dir / f"fold_{fold}" if data_args.cross_validate else output_dir
-        done = fold_dir / "results.json"
-        if data_args.cross_validate and done.is_file():
-            logger.warning("Fold %s already finished (%s): skipping it.", fold, done)
+        fold_dir = fold_dirs[fold]
+        if plans[fold] == "reuse":
+            done = fold_dir / "results.json"
+            logger.warning("Fold %s already finished with the same settings (%s): reusing it.", fold, done)
             results.append(json.loads(done.read_text())["folds"][0])
             continue
-        results.append(run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks))
+        results.append(run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks,
+                                fingerprint=fingerprints[fold]))  # fmt: skip
 
     summary = summarise(results)
     if training_args.process_index == 0:
@@ -795,6 +998,7 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
             print(f"test session {fold['test_session']}: WA {100 * fold['wa']:.2f} %  UA {100 * fold['ua']:.2f} %")
         if data_args.cross_validate:
             output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / FINGERPRINT_FILE).write_text(json.dumps(overall_fingerprint, indent=2) + "\n", encoding="utf-8")
             (output_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
             (output_dir / "results.md").write_text(markdown_results(summary))
             config = MGCMAConfig.from_pretrained(output_dir / f"fold_{results[0]['test_session']}")
