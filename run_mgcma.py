@@ -194,6 +194,12 @@ class DataArguments:
     audio_column: str = field(default="audio", metadata={"help": "Manifest column with audio paths."})
     text_column: str = field(default="text", metadata={"help": "Manifest column with transcripts."})
     label_column: str = field(default="label", metadata={"help": "Manifest column with emotion labels."})
+    label_names: str | None = field(
+        default=None,
+        metadata={"help": "The manifest's classes in id order, 'a,b,c' (case and spaces ignored); a row with any other "
+                          "label is an error. Default: angry,happy,sad,neutral when every label is one of them, else "
+                          "the distinct labels found (shown with their counts)."},
+    )  # fmt: skip
     group_column: str = field(
         default="session",
         metadata={"help": "Manifest column that defines the cross-validation folds (leave one group out). Without it a "
@@ -238,6 +244,12 @@ class DataArguments:
                 raise ValueError(f"--manifest {self.manifest!r} is not a file.")
             if path.suffix.lower() not in (".csv", ".jsonl"):
                 raise ValueError(f"--manifest must be a .csv or .jsonl file, got {self.manifest!r}.")
+        if self.label_names is not None:
+            if self.manifest is None:
+                raise ValueError("--label_names names a manifest's classes: use it with --manifest.")
+            names = [name.strip() for name in self.label_names.split(",")]
+            if len(names) < 2 or not all(names):
+                raise ValueError(f"--label_names must list at least 2 non-empty class names, 'a,b,c'; got {self.label_names!r}.")
         if self.cross_validate and self.test_session is not None:
             raise ValueError("pass --test_session k (one fold) or --cross_validate (all folds), not both.")
         if self.test_session is not None and self.manifest is None:
@@ -367,8 +379,9 @@ def load_data(data_args, training_args):
     if data_args.source == "iemocap":
         return load_iemocap(data_args.data_dir)
     if data_args.source == "manifest":
+        labels = [name.strip() for name in data_args.label_names.split(",")] if data_args.label_names else None
         dataset = load_manifest(
-            data_args.manifest, data_args.audio_column, data_args.text_column, data_args.label_column
+            data_args.manifest, data_args.audio_column, data_args.text_column, data_args.label_column, labels
         )
         return dataset
     root = generate_demo_corpus(data_args.demo_corpus_dir, utterances_per_session=data_args.demo_utterances_per_session)
