@@ -194,11 +194,11 @@ class DataArguments:
     audio_column: str = field(default="audio", metadata={"help": "Manifest column with audio paths."})
     text_column: str = field(default="text", metadata={"help": "Manifest column with transcripts."})
     label_column: str = field(default="label", metadata={"help": "Manifest column with emotion labels."})
-    label_names: str | None = field(
+    class_names: str | None = field(
         default=None,
         metadata={"help": "The manifest's classes in id order, 'a,b,c' (case and spaces ignored); a row with any other "
                           "label is an error. Default: angry,happy,sad,neutral when every label is one of them, else "
-                          "the distinct labels found (shown with their counts)."},
+                          "the distinct labels found (shown with their counts). --label_names is a synonym."},
     )  # fmt: skip
     group_column: str = field(
         default="session",
@@ -244,12 +244,12 @@ class DataArguments:
                 raise ValueError(f"--manifest {self.manifest!r} is not a file.")
             if path.suffix.lower() not in (".csv", ".jsonl"):
                 raise ValueError(f"--manifest must be a .csv or .jsonl file, got {self.manifest!r}.")
-        if self.label_names is not None:
+        if self.class_names is not None:
             if self.manifest is None:
-                raise ValueError("--label_names names a manifest's classes: use it with --manifest.")
-            names = [name.strip() for name in self.label_names.split(",")]
+                raise ValueError("--class_names names a manifest's classes: use it with --manifest.")
+            names = [name.strip() for name in self.class_names.split(",")]
             if len(names) < 2 or not all(names):
-                raise ValueError(f"--label_names must list at least 2 non-empty class names, 'a,b,c'; got {self.label_names!r}.")
+                raise ValueError(f"--class_names must list at least 2 non-empty class names, 'a,b,c'; got {self.class_names!r}.")
         if self.cross_validate and self.test_session is not None:
             raise ValueError("pass --test_session k (one fold) or --cross_validate (all folds), not both.")
         if self.test_session is not None and self.manifest is None:
@@ -344,12 +344,43 @@ def parse_arguments(argv: list[str]):
         preset, defaults = preset_defaults(known.preset, bool(known.data_dir or known.manifest))
         parser.set_defaults(**defaults)
         model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    take_class_names_from_label_names(data_args, training_args)
     validate_arguments(model_args, data_args, training_args)
     return model_args, data_args, training_args, preset
 
 
+def take_class_names_from_label_names(data_args, training_args):
+    """`--label_names a,b,c` (or `a b c`) means --class_names: TrainingArguments' own `label_names` (the input keys
+    that hold labels) is always ["labels"] for MGCMA, so any other value is the user naming the classes."""
+    names = training_args.label_names
+    if not names or list(names) == ["labels"]:
+        return
+    if data_args.class_names is not None:
+        raise ValueError("pass the classes once: --class_names or --label_names, not both.")
+    data_args.class_names = ",".join(str(name) for name in names)
+    training_args.label_names = None
+    data_args.__post_init__()  # the same checks as --class_names
+
+
 def validate_arguments(model_args, data_args, training_args):
     """Checks across the argument groups, all before any data is read or model built."""
+    if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
+        raise ValueError(
+            f"--num_train_epochs must be > 0 (or give --max_steps > 0), got {training_args.num_train_epochs}: nothing "
+            "would be trained."
+        )
+    if training_args.learning_rate <= 0:
+        raise ValueError(f"--learning_rate must be > 0, got {training_args.learning_rate}: nothing would be learned.")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(training_args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(training_args, name)}.")
+    for strategy, steps in (("eval_strategy", "eval_steps"), ("save_strategy", "save_steps"), ("logging_strategy", "logging_steps")):
+        value = getattr(training_args, steps)
+        if _name(getattr(training_args, strategy)) == "steps" and value is not None and value <= 0:
+            raise ValueError(f"--{steps} must be > 0 with --{strategy} steps, got {value}.")
+    for name in ("max_train_samples", "max_eval_samples"):
+        if getattr(data_args, name) is not None and getattr(data_args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(data_args, name)}.")
     if data_args.cache_features:
         if not model_args.freeze_encoders:
             raise ValueError("--cache_features needs --freeze_encoders (cached features come from frozen encoders).")
@@ -379,7 +410,7 @@ def load_data(data_args, training_args):
     if data_args.source == "iemocap":
         return load_iemocap(data_args.data_dir)
     if data_args.source == "manifest":
-        labels = [name.strip() for name in data_args.label_names.split(",")] if data_args.label_names else None
+        labels = [name.strip() for name in data_args.class_names.split(",")] if data_args.class_names else None
         dataset = load_manifest(
             data_args.manifest, data_args.audio_column, data_args.text_column, data_args.label_column, labels
         )
@@ -418,10 +449,20 @@ def make_fold(dataset, fold, data_args, seed):
     from modeling_mgcma.data import loso_fold
 
     if fold == "split":  # no groups: stratified 80 / 10 / 10
-        first = dataset.train_test_split(test_size=0.1, stratify_by_column="label", seed=seed)
-        second = first["train"].train_test_split(
-            test_size=data_args.validation_fraction / 0.9, stratify_by_column="label", seed=seed
-        )
+        try:
+            first = dataset.train_test_split(test_size=0.1, stratify_by_column="label", seed=seed)
+            second = first["train"].train_test_split(
+                test_size=data_args.validation_fraction / 0.9, stratify_by_column="label", seed=seed
+            )
+        except ValueError as error:
+            names = dataset.features["label"].names
+            counts = np.bincount(dataset.select_columns(["label"])["label"], minlength=len(names))
+            raise ValueError(
+                f"{len(dataset)} rows are too few for the stratified train / validation / test split used without a "
+                f"group column ({data_args.group_column!r} is not in the data): every split needs each of the "
+                f"{len(names)} classes (rows per class: {dict(zip(names, counts.tolist()))}). Add rows, or a group "
+                f"column to leave out. ({error})"
+            ) from None
         splits = datasets.DatasetDict({"train": second["train"], "validation": second["test"], "test": first["test"]})
     else:
         column = "session" if data_args.source != "manifest" else data_args.group_column
@@ -444,6 +485,35 @@ def make_fold(dataset, fold, data_args, seed):
         if limit is not None and len(splits[name]) > limit:
             splits[name] = splits[name].shuffle(seed=seed).select(range(limit))
     return splits
+
+
+def check_classes(dataset, folds, data_args, seed) -> None:
+    """Before anything is trained: the data hold at least 2 classes and every class, and each fold's train and test
+    splits hold every class, so no model is trained blind to a class and no UA is reported over classes never
+    tested. Raises ValueError naming the missing classes and the fold."""
+    names = dataset.features["label"].names
+    counts = np.bincount(dataset.select_columns(["label"])["label"], minlength=len(names))
+    if len(names) < 2:
+        raise ValueError(f"the data have a single class {names}: emotion recognition needs at least 2.")
+    missing = [name for name, count in zip(names, counts) if count == 0]
+    if missing:
+        hint = " Pass --class_names with the classes the manifest has." if data_args.source == "manifest" else ""
+        raise ValueError(
+            f"the data have no utterance of class(es) {missing} (rows per class: {dict(zip(names, counts.tolist()))}): "
+            f"a model cannot learn them, and WA / UA over {len(names)} classes would claim what was never tested.{hint}"
+        )
+    for fold in folds:
+        splits = make_fold(dataset, fold, data_args, seed=seed)
+        for split in ("train", "test"):
+            present = set(splits[split].select_columns(["label"])["label"])
+            absent = [name for index, name in enumerate(names) if index not in present]
+            if absent:
+                where = "the stratified split" if fold == "split" else f"the fold that tests group {fold!r}"
+                raise ValueError(
+                    f"In {where}, the {split} set ({len(splits[split])} rows) has no utterance of class(es) "
+                    f"{absent}: {'the model could not learn them' if split == 'train' else 'their recall, and so UA, would be undefined'}. "
+                    "Choose other groups or --test_session, or add data."
+                )  # fmt: skip
 
 
 def build_training_inputs(dataset, model, processor, model_args, data_args, output_dir):
@@ -548,7 +618,7 @@ NON_RESULT_TRAINING_ARGUMENTS = frozenset({
 # Arguments whose effect is already in the data fingerprint, or that only say where things are or what to do with them.
 NON_RESULT_OTHER_ARGUMENTS = frozenset({
     "data_dir", "manifest", "demo_corpus_dir", "demo_utterances_per_session", "audio_column", "text_column",
-    "label_column", "label_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_session",
+    "label_column", "class_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_session",
     "overwrite_output_dir", "torch_num_threads",
 })  # fmt: skip
 # Files a run writes into its folder, deleted (with checkpoint-* and fold_* folders) when --overwrite_output_dir
@@ -971,6 +1041,7 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     if "label" not in dataset.column_names or not hasattr(dataset.features["label"], "names"):
         raise ValueError(f"the dataset needs a ClassLabel column 'label'; its columns are {dataset.column_names}.")
     folds = fold_names(dataset, data_args)
+    check_classes(dataset, folds, data_args, seed=training_args.seed)
     output_dir = Path(training_args.output_dir)
 
     # Before any training: each fold's folder is empty, replaced (--overwrite_output_dir), resumed, or holds a finished

@@ -218,7 +218,7 @@ def load_manifest(
             labels = sorted(counts)
             logger.warning(
                 "Manifest %s: no label set given, so the classes are the %d distinct values of column %r: %s. Pass "
-                "labels=[...] (run_mgcma.py: --label_names a,b,c) to fix the set and its id order; any other label "
+                "labels=[...] (run_mgcma.py: --class_names a,b,c) to fix the set and its id order; any other label "
                 "is then an error.", path, len(labels), label_column, ", ".join(f"{n} ({counts[n]} rows)" for n in labels),
             )  # fmt: skip
     given = [str(label) for label in labels]

@@ -293,3 +293,73 @@ def test_a_label_outside_a_known_set_is_an_error_and_an_inferred_set_is_shown(wa
     assert dataset.features["label"].names == ["angry", "furious", "happy", "neutral", "sad"]
     assert "the classes are the 5 distinct values of column 'label': angry (3 rows), furious (1 rows)" in caplog.text
     assert "class 'furious' has only 1 row(s) (line(s) 8)" in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training data that cannot give an honest result: refused before any model is built
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def nothing_may_be_built(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a model was built before the data and arguments were checked")
+
+    monkeypatch.setattr(run_mgcma, "build_model_and_processor", forbidden)
+
+
+def manifest_run(tmp_path, wavs, rows, *extra, header="audio,text,label,session"):
+    path = csv_manifest(wavs, [header] + rows, name="train.csv")
+    return ["--manifest", str(path), "--output_dir", str(tmp_path / "out"), "--speech_model", "never/loaded",
+            "--text_model", "never/loaded", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--num_train_epochs", "0"], r"--num_train_epochs must be > 0 \(or give --max_steps > 0\), got 0.0"),
+        (["--num_train_epochs", "-1"], r"--num_train_epochs must be > 0 \(or give --max_steps > 0\), got -1.0"),
+        (["--learning_rate", "0"], r"--learning_rate must be > 0, got 0.0"),
+        (["--per_device_train_batch_size", "0"], r"--per_device_train_batch_size must be >= 1, got 0"),
+        (["--gradient_accumulation_steps", "0"], r"--gradient_accumulation_steps must be >= 1, got 0"),
+        (["--max_eval_samples", "0"], r"--max_eval_samples must be >= 1, got 0"),
+        (["--class_names", "a,b"], r"--class_names names a manifest's classes: use it with --manifest"),
+        (["--label_names", "a,b"], r"--class_names names a manifest's classes: use it with --manifest"),
+    ],
+)
+def test_arguments_that_would_train_nothing_fail_first(argv, message, tmp_path, monkeypatch):
+    monkeypatch.setattr(run_mgcma, "load_data", lambda *a, **k: pytest.fail("data loaded before the arguments were checked"))
+    with pytest.raises(ValueError, match=message):
+        run_mgcma.main(["--output_dir", str(tmp_path / "out"), *argv])
+
+
+def test_one_class_data_is_refused_naming_the_missing_classes(tmp_path, wavs, nothing_may_be_built):
+    rows = [f"a.wav,words {i},sad,{1 + i % 3}" for i in range(12)]
+    with pytest.raises(ValueError, match=r"the data have no utterance of class\(es\) \['angry', 'happy', 'neutral'\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows))
+    calm = [f"a.wav,words {i},calm,{1 + i % 3}" for i in range(12)]
+    with pytest.raises(ValueError, match=r"the data have a single class \['calm'\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, calm))
+
+
+def test_a_test_group_without_a_class_is_refused(tmp_path, wavs, nothing_may_be_built):
+    labels = ["angry", "happy", "sad", "neutral"]
+    rows = [f"a.wav,w,{labels[i % 4]},{1 + i % 3}" for i in range(24)]
+    rows += [f"b.wav,w,{label},4" for label in ("angry", "happy", "sad")]  # group 4 has no neutral
+    with pytest.raises(ValueError, match=r"fold that tests group '4'.*the test set \(3 rows\) has no utterance of class\(es\) \['neutral'\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--test_session", "4"))
+
+
+def test_too_few_rows_for_a_split_without_groups_is_a_clear_error(tmp_path, wavs, nothing_may_be_built):
+    labels = ["angry", "happy", "sad", "neutral"]
+    rows = [f"a.wav,w,{labels[i % 4]}" for i in range(12)]
+    with pytest.raises(ValueError, match=r"12 rows are too few for the stratified train / validation / test split .*'session' is not in the data"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, header="audio,text,label"))
+
+
+def test_label_names_fix_the_class_set_of_a_run(tmp_path, wavs, nothing_may_be_built):
+    rows = [f"a.wav,w,{['calm', 'tense'][i % 2]},{1 + i % 2}" for i in range(8)] + ["b.wav,w, Tenze,2"]
+    with pytest.raises(ValueError, match=r"train.csv, line 10: unknown label 'tenze'; expected one of \['calm', 'tense'\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--label_names", "calm,tense"))
+    with pytest.raises(ValueError, match=r"train.csv, line 10: unknown label 'tenze'"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--class_names", "Calm, Tense"))
