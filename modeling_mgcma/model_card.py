@@ -6,6 +6,7 @@ the ablation setting, plots, intended use, limitations and citation."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -22,6 +23,17 @@ DATA_SOURCES = {
     "iemocap": "IEMOCAP (4 classes: angry, happy = happy + excited, sad, neutral; 5,531 utterances)",
     "manifest": "a user manifest (CSV/JSONL of audio, transcript, label)",
 }
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+
+
+def is_hub_id(value) -> bool:
+    """True for a Hub repository id ("bert-base-uncased", "facebook/wav2vec2-base"); False for a local path
+    (absolute, ~, ./, or an existing file or folder), which must not appear in anything uploaded."""
+    if not isinstance(value, str) or not _HUB_ID.match(value) or ".." in value:
+        return False
+    return not Path(value).expanduser().exists()
 
 
 def ablation_description(ablation: str | None, config) -> str:
@@ -94,6 +106,7 @@ def render_model_card(
         data_source: ``"demo"``, ``"iemocap"`` or ``"manifest"``.
         hyperparameters: name -> value, shown as a table.
         plots: ``[{"file": "confusion_matrix.png", "title": ...}]`` relative to the model folder.
+        base_models: the encoders' Hub ids; local folders among them are left out of the card.
     """
     if data_source not in DATA_SOURCES:
         raise ValueError(f"data_source must be one of {sorted(DATA_SOURCES)}, got {data_source!r}.")
@@ -114,7 +127,7 @@ def render_model_card(
         library_name="transformers",
         pipeline_tag="audio-classification",
         tags=tags,
-        base_model=base_models or None,
+        base_model=[model for model in base_models or () if is_hub_id(model)] or None,  # local folders are not shared
         metrics=["accuracy", "recall"],
         model_name=model_name,
         eval_results=_eval_results(results, dataset_name, dataset_type),
@@ -143,4 +156,4 @@ def render_model_card(
     )
 
 
-__all__ = ["render_model_card", "results_table", "ablation_description", "TEMPLATE_PATH", "DATA_SOURCES"]
+__all__ = ["render_model_card", "is_hub_id", "results_table", "ablation_description", "TEMPLATE_PATH", "DATA_SOURCES"]
