@@ -210,6 +210,11 @@ class DataArguments:
         default=None, metadata={"help": "Run the one fold that holds out this session (1-5; default 5 for the demo)."}
     )
     cross_validate: bool = field(default=False, metadata={"help": "Run every fold (leave-one-session-out)."})
+    strict_counts: bool = field(
+        default=True,
+        metadata={"help": "IEMOCAP: a missing session or 4-class counts that differ from the full "
+                          "release are errors; false makes them warnings (e.g. for a partial or modified copy)."},
+    )  # fmt: skip
     validation_strategy: str = field(
         default="stratified",
         metadata={"help": "Validation set from the training sessions: 'stratified' or 'speaker' (see loso_fold)."},
@@ -409,7 +414,7 @@ def load_data(data_args, training_args):
     from modeling_mgcma.data import generate_demo_corpus, load_iemocap, load_manifest
 
     if data_args.source == "iemocap":
-        return load_iemocap(data_args.data_dir)
+        return load_iemocap(data_args.data_dir, strict_counts=data_args.strict_counts)
     if data_args.source == "manifest":
         labels = [name.strip() for name in data_args.class_names.split(",")] if data_args.class_names else None
         dataset = load_manifest(
@@ -515,6 +520,30 @@ def check_classes(dataset, folds, data_args, seed) -> None:
                     f"{absent}: {'the model could not learn them' if split == 'train' else 'their recall, and so UA, would be undefined'}. "
                     "Choose other groups or --test_session, or add data."
                 )  # fmt: skip
+
+
+def check_audio_lengths(dataset, model, sampling_rate: int = 16_000) -> None:
+    """Before training: every clip holds at least the speech encoder's receptive field (read from file headers, no
+    decoding). Raises ValueError naming the short utterances by id and file."""
+    import datasets
+
+    from modeling_mgcma.sampling import audio_durations
+
+    if "audio" not in dataset.column_names:
+        return
+    minimum = getattr(model, "mgcma", model).min_speech_samples
+    samples = np.round(np.asarray(audio_durations(dataset, "audio", source="header"), dtype=np.float64) * sampling_rate)
+    short = np.flatnonzero(samples < minimum)
+    if len(short):
+        rows = dataset.select_columns(["id", "audio"]).cast_column("audio", datasets.Audio(decode=False))
+        listed = "; ".join(
+            f"{rows[int(i)]['id']} ({rows[int(i)]['audio']['path']}: {int(samples[i])} samples)" for i in short[:5]
+        )
+        raise ValueError(
+            f"{len(short)} utterance(s) are shorter than the speech encoder's receptive field ({minimum} samples at "
+            f"{sampling_rate} Hz, {1000 * minimum / sampling_rate:.1f} ms): {listed}{' ...' if len(short) > 5 else ''}. "
+            "Remove them from the data (or restore truncated files)."
+        )
 
 
 def build_training_inputs(dataset, model, processor, model_args, data_args, output_dir):
@@ -814,6 +843,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         (Path(fold_dir) / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
     set_seed(args.seed)
     model, processor, base_models = build_model_and_processor(model_args, data_args, preset, label_names)
+    check_audio_lengths(dataset, model, getattr(processor, "sampling_rate", 16_000))  # not at step 28, unnamed
     # the whole dataset, then the fold: one feature cache serves every fold (cached mode)
     dataset, collator = build_training_inputs(dataset, model, processor, model_args, data_args, training_args.output_dir)
     splits = make_fold(dataset, fold, data_args, seed=args.seed)

@@ -211,7 +211,7 @@ def _list_txt_files(folder: Path, excluded: Counter) -> list[Path]:
 
 def _read_text(path: Path) -> list[str]:
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()  # utf-8-sig: a byte-order mark is not text
     except UnicodeDecodeError as error:
         raise ValueError(f"Not a UTF-8 text file: {path} ({error})") from error
 
@@ -405,7 +405,7 @@ def check_counts(summary: IemocapSummary, strict: bool = True) -> None:
     raises ValueError with a per-session table, or warns when ``strict`` is False.
     """
     if set(summary.sessions) != set(EXPECTED_4CLASS_COUNTS):
-        logger.info(
+        logger.warning(
             "IEMOCAP count check not run: sessions %s found, it needs all of %s",
             list(summary.sessions),
             sorted(EXPECTED_4CLASS_COUNTS),
@@ -422,6 +422,23 @@ def check_counts(summary: IemocapSummary, strict: bool = True) -> None:
     if strict:
         raise ValueError(message)
     warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def check_sessions(summary: IemocapSummary, strict: bool = True) -> None:
+    """A copy without one of Session1 … Session5 changes the protocol (fewer folds, other training data): an error
+    naming the missing sessions when ``strict``, else a warning."""
+    missing = sorted(set(range(1, NUM_SESSIONS + 1)) - set(summary.sessions))
+    if not missing:
+        return
+    message = (
+        f"IEMOCAP copy in {summary.data_dir} has no {', '.join(f'Session{n}' for n in missing)} (found sessions "
+        f"{list(summary.sessions)}): leave-one-session-out would run {len(summary.sessions)} folds and results would "
+        "not be comparable with the 5-session protocol. Restore the missing folder(s), or pass strict_counts=False "
+        "(run_mgcma.py: --strict_counts false) to use the sessions present."
+    )
+    if strict:
+        raise ValueError(message)
+    logger.warning(message)
 
 
 def _get_config(config: str | IemocapConfig) -> IemocapConfig:
@@ -448,7 +465,13 @@ def _fingerprint(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def _check_wav(path: str, utterance_id: str) -> None:
+# A wav holding less than this share of its label's span (end - start) is taken as truncated.
+MIN_SPAN_FRACTION = 0.5
+
+
+def _check_wav(path: str, utterance_id: str, span: float | None = None) -> None:
+    """Raise naming the utterance and file for an empty, unreadable or truncated wav (shorter than
+    `MIN_SPAN_FRACTION` of the label's `span` seconds)."""
     import soundfile
 
     size = os.path.getsize(path)
@@ -460,6 +483,12 @@ def _check_wav(path: str, utterance_id: str) -> None:
         raise ValueError(f"Unreadable wav for utterance {utterance_id}: {path} ({error})") from error
     if info.frames == 0:
         raise ValueError(f"Empty wav (no samples) for utterance {utterance_id}: {path}")
+    seconds = info.frames / info.samplerate
+    if span is not None and span > 0 and seconds < MIN_SPAN_FRACTION * span:
+        raise ValueError(
+            f"Truncated wav for utterance {utterance_id}: {path} holds {seconds:.3f} s ({info.frames} samples) but "
+            f"its label spans {span:.3f} s; restore the file from the release"
+        )
 
 
 class IemocapBuilder(datasets.GeneratorBasedBuilder):
@@ -537,7 +566,8 @@ class IemocapBuilder(datasets.GeneratorBasedBuilder):
         """Parse labels and transcripts, log the one-line summary, run the count check."""
         if self.summary is None:
             utterances, summary = scan_iemocap(self.config.data_dir, self.config)
-            logger.info(summary.log_line())
+            logger.warning(summary.log_line())  # WARNING: shown by plain Python and run_mgcma.py alike
+            check_sessions(summary, strict=self.strict_counts)
             check_counts(summary, strict=self.strict_counts)
             self._utterances, self.summary = utterances, summary
         return self.summary
@@ -547,7 +577,8 @@ class IemocapBuilder(datasets.GeneratorBasedBuilder):
         # Validate every wav here: errors raised inside _generate_examples reach the user wrapped
         # in datasets' DatasetGenerationError, which hides the path.
         for utterance in self._utterances:
-            _check_wav(utterance["audio"], utterance["id"])
+            span = utterance["end"] - utterance["start"]
+            _check_wav(utterance["audio"], utterance["id"], span)
         return [datasets.SplitGenerator(name=datasets.Split.TRAIN, gen_kwargs={"utterances": self._utterances})]
 
     def _generate_examples(self, utterances):

@@ -58,7 +58,7 @@ def write_tree(root: Path, dialogs: list[Dialog], quirks: bool = True) -> Path:
             if utt.text is not None:
                 transcript_lines.append(f"{utt.id} [{utt.start:08.4f}-{utt.end:08.4f}]: {utt.text}")
             if utt.wav:
-                write_wav(session_dir / "sentences" / "wav" / dialog.name / f"{utt.id}.wav")
+                write_wav(session_dir / "sentences" / "wav" / dialog.name / f"{utt.id}.wav", utt.end - utt.start)
         transcript_lines.extend(dialog.extra_transcript_lines)
         (label_dir / f"{dialog.name}.txt").write_text("\n".join(label_lines) + "\n")
         (transcript_dir / f"{dialog.name}.txt").write_text("\n".join(transcript_lines) + "\n")

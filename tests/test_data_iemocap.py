@@ -18,6 +18,8 @@ def release(tmp_path):
 
 
 def load(release, tmp_path, **kwargs):
+    """Most trees here hold Session1 only: not strict (a missing session is an error under the strict default)."""
+    kwargs.setdefault("strict_counts", False)
     return load_iemocap(release, cache_dir=tmp_path / "cache", **kwargs)
 
 
@@ -55,7 +57,7 @@ def test_rows_columns_and_quirks(release, tmp_path):
 
 def test_audio_decodes_at_16k(release, tmp_path):
     samples = load(release, tmp_path)[0]["audio"].get_all_samples()
-    assert samples.sample_rate == 16000 and samples.data.shape == (1, 1600)
+    assert samples.sample_rate == 16000 and samples.data.shape == (1, 16000)  # the 1 s label span
 
 
 def test_full_config_keeps_every_label_unmerged(release, tmp_path):
@@ -180,7 +182,7 @@ def _five_sessions(tmp_path, per_session):
 def test_count_check_on_a_full_release_fails_with_a_table(tmp_path):
     root = _five_sessions(tmp_path, {1: 2, 2: 1, 3: 1, 4: 1, 5: 1})
     with pytest.raises(ValueError) as raised:
-        load(root, tmp_path)
+        load(root, tmp_path, strict_counts=True)
     message = str(raised.value)
     assert "session" in message and "angry" in message and "total" in message
     assert "Session1 | 2 (expected 229)" in message
@@ -195,10 +197,13 @@ def test_count_check_opt_out_warns_and_loads(tmp_path):
     assert len(dataset) == 6
 
 
-def test_partial_copy_is_not_count_checked(release, tmp_path):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+def test_partial_copy_is_refused_when_strict_and_named_in_a_warning_otherwise(release, tmp_path, caplog):
+    with pytest.raises(ValueError, match=r"IEMOCAP copy in .* has no Session2, Session3, Session4, Session5 \(found sessions \[1\]\)"):
+        load(release, tmp_path, strict_counts=True)
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("error")  # no count check (a partial copy cannot match the full release's counts)
         assert len(load(release, tmp_path)) == 5
+    assert "has no Session2, Session3, Session4, Session5" in caplog.text
 
 
 def test_count_check_passes_on_expected_counts(monkeypatch):

@@ -449,3 +449,80 @@ def test_card_base_model_lists_hub_ids_only(tmp_path):
     card = render_model_card(results, MGCMAConfig(), model_name="m", data_source="demo", hyperparameters={},
                              base_models=[str(local), "bert-base-uncased"])  # fmt: skip
     assert card.data.base_model == ["bert-base-uncased"] and str(tmp_path) not in str(card)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# IEMOCAP copies: byte-order marks, truncated wavs, the exclusion summary
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def session1_release(tmp_path):
+    from fixtures_data import quirky_session1, write_tree
+
+    return write_tree(tmp_path / "IEMOCAP_full_release", quirky_session1())
+
+
+@pytest.mark.parametrize("folder", ["transcriptions", "EmoEvaluation"])
+def test_iemocap_text_files_with_a_byte_order_mark(tmp_path, folder):
+    from modeling_mgcma.data import load_iemocap
+
+    release = session1_release(tmp_path)
+    target = release / "Session1" / "dialog" / folder / "Ses01F_script01_1.txt"
+    target.write_bytes(target.read_text().encode("utf-8-sig"))
+    dataset = load_iemocap(release, cache_dir=tmp_path / "cache", strict_counts=False)
+    assert "Ses01F_script01_1_M012" in dataset["id"] and len(dataset) == 5
+
+
+def five_session_release(tmp_path):
+    from fixtures_data import Dialog, Utt, write_tree
+
+    dialogs = [Dialog(f"Ses0{s}F_impro01", s, [Utt(f"Ses0{s}F_impro01_F00{i}", c, "words") for i, c in enumerate(("ang", "hap", "sad", "neu"))])
+               for s in range(1, 6)]  # fmt: skip
+    return write_tree(tmp_path / "IEMOCAP_full_release", dialogs, quirks=False)
+
+
+def test_truncated_iemocap_wav_is_named_at_load_time(tmp_path):
+    from fixtures_data import write_wav
+
+    from modeling_mgcma.data import load_iemocap
+
+    release = five_session_release(tmp_path)
+    wav = release / "Session2" / "sentences" / "wav" / "Ses02F_impro01" / "Ses02F_impro01_F001.wav"
+    write_wav(wav, 0.03)  # its label spans 1 s
+    with pytest.raises(ValueError, match=r"Truncated wav for utterance Ses02F_impro01_F001: .*Ses02F_impro01_F001.wav holds 0.030 s \(480 samples\) but its label spans 1.000 s"):
+        load_iemocap(release, cache_dir=tmp_path / "cache", strict_counts=False)
+
+
+def test_iemocap_exclusion_summary_is_shown_at_warning_level(tmp_path, caplog):
+    from modeling_mgcma.data import load_iemocap
+
+    with caplog.at_level("WARNING"):
+        load_iemocap(session1_release(tmp_path), cache_dir=tmp_path / "cache", strict_counts=False)
+    summary = [r for r in caplog.records if "kept 5 utterances" in r.getMessage()]
+    assert summary and summary[0].levelname == "WARNING"
+    assert "label_outside_config=2 (fru=1, xxx=1)" in summary[0].getMessage()
+    assert "has no Session2, Session3, Session4, Session5" in caplog.text
+
+
+def test_run_mgcma_refuses_an_iemocap_copy_without_a_session(tmp_path, nothing_may_be_built):
+    import shutil
+
+    release = five_session_release(tmp_path)
+    shutil.rmtree(release / "Session3")
+    with pytest.raises(ValueError, match=r"has no Session3 \(found sessions \[1, 2, 4, 5\]\): leave-one-session-out would run 4 folds"):
+        run_mgcma.main(["--data_dir", str(release), "--output_dir", str(tmp_path / "out"), "--cross_validate"])
+
+
+def test_a_clip_shorter_than_the_encoder_needs_is_named_before_training(wavs):
+    from fixtures_data import write_wav
+
+    from modeling_mgcma.data import load_manifest
+
+    write_wav(wavs / "tiny.wav", 100 / 16_000)  # 100 samples
+    lines = ["id,audio,text,label", "u1,a.wav,x,sad", "u2,tiny.wav,y,angry", "u3,b.wav,z,happy"]
+    dataset = load_manifest(csv_manifest(wavs, lines))
+    model_args, data_args, *_ = run_mgcma.parse_arguments(["--output_dir", str(wavs / "out")])
+    model, processor, _ = run_mgcma.build_model_and_processor(model_args, data_args, "demo", ["angry", "happy", "sad", "neutral"])
+    with pytest.raises(ValueError, match=r"1 utterance\(s\) are shorter than the speech encoder's receptive field \(\d+ samples at 16000 Hz.*u2 \(.*tiny.wav: 100 samples\)"):
+        run_mgcma.check_audio_lengths(dataset, model)
+    run_mgcma.check_audio_lengths(dataset.filter(lambda row: row["id"] != "u2"), model)
