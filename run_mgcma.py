@@ -44,7 +44,6 @@ from pathlib import Path
 import numpy as np
 import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from modeling_mgcma.configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
 from modeling_mgcma.sampling import DEFAULT_MAX_DURATION
@@ -400,6 +399,10 @@ def validate_arguments(model_args, data_args, training_args):
     resume = training_args.resume_from_checkpoint
     if resume and resume.lower() not in ("true", "last") and not Path(resume).is_dir():
         raise ValueError(f"--resume_from_checkpoint {resume!r} is neither a checkpoint folder nor 'last'.")
+    if resume and resume.lower() not in ("true", "last"):
+        problem = checkpoint_problem(resume)
+        if problem is not None:
+            raise ValueError(f"--resume_from_checkpoint {resume!r} cannot be resumed from: {problem}.")
     if resume and data_args.cross_validate and resume.lower() not in ("true", "last"):
         raise ValueError("with --cross_validate, --resume_from_checkpoint must be 'last' (each fold resumes its own).")
 
@@ -736,6 +739,48 @@ def _checkpoint_folders(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("checkpoint-*") if p.is_dir()) if folder.is_dir() else []
 
 
+def checkpoint_problem(checkpoint) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (half-written when the run was killed: no trainer state,
+    truncated weights or optimizer state), or None."""
+    import zipfile
+
+    from modeling_mgcma.cli import safetensors_problem
+
+    checkpoint = Path(checkpoint)
+    state = checkpoint / "trainer_state.json"
+    if not state.is_file():
+        return f"no {state.name}"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return f"{state} is not valid JSON (truncated?)"
+    weights = sorted(checkpoint.glob("*.safetensors"))
+    if not weights:
+        return "no .safetensors weights"
+    for file in weights:
+        problem = safetensors_problem(file)
+        if problem is not None:
+            return f"{file}: {problem}"
+    for file in sorted([*checkpoint.glob("*.pt"), *checkpoint.glob("*.pth")]):  # torch.save writes zip archives
+        if not zipfile.is_zipfile(file):
+            return f"{file}: truncated or not a torch.save archive"
+    return None
+
+
+def last_complete_checkpoint(folder) -> str | None:
+    """The newest checkpoint-N in `folder` that is complete (see `checkpoint_problem`); newer half-written ones are
+    skipped with a warning naming what is wrong."""
+    def step(path):
+        return int(path.name.split("-")[-1]) if path.name.split("-")[-1].isdigit() else -1
+
+    for checkpoint in sorted(_checkpoint_folders(Path(folder)), key=step, reverse=True):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return str(checkpoint)
+        logger.warning("Not resuming from %s: %s (half-written when the run stopped?).", checkpoint, problem)
+    return None
+
+
 def clear_run(folder: Path) -> None:
     """Delete what a run recorded in `folder` (results, fingerprint, trainer state, checkpoints, fold folders)."""
     import shutil
@@ -863,7 +908,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
 
     resume = args.resume_from_checkpoint
     if resume and resume.lower() in ("true", "last"):
-        resume = get_last_checkpoint(str(fold_dir)) if Path(fold_dir).is_dir() else None
+        resume = last_complete_checkpoint(fold_dir)
         if resume is None:
             logger.warning("No checkpoint in %s to resume from: training from the start.", fold_dir)
     train_result = trainer.train(resume_from_checkpoint=resume or None)

@@ -526,3 +526,42 @@ def test_a_clip_shorter_than_the_encoder_needs_is_named_before_training(wavs):
     with pytest.raises(ValueError, match=r"1 utterance\(s\) are shorter than the speech encoder's receptive field \(\d+ samples at 16000 Hz.*u2 \(.*tiny.wav: 100 samples\)"):
         run_mgcma.check_audio_lengths(dataset, model)
     run_mgcma.check_audio_lengths(dataset.filter(lambda row: row["id"] != "u2"), model)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Resuming: the newest complete checkpoint, and half-written files named
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def write_checkpoint(folder, step, *, state=True, truncate=None):
+    from safetensors.torch import save_file
+
+    checkpoint = folder / f"checkpoint-{step}"
+    checkpoint.mkdir(parents=True)
+    save_file({"w": torch.zeros(64, 64)}, str(checkpoint / "model.safetensors"))
+    torch.save({"step": step}, checkpoint / "optimizer.pt")
+    if state:
+        (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    if truncate is not None:
+        data = (checkpoint / truncate).read_bytes()
+        (checkpoint / truncate).write_bytes(data[: len(data) // 2])
+    return checkpoint
+
+
+def test_resume_last_skips_half_written_checkpoints(tmp_path, caplog):
+    write_checkpoint(tmp_path, 2)
+    write_checkpoint(tmp_path, 10)
+    write_checkpoint(tmp_path, 12, truncate="model.safetensors")  # killed while writing the weights
+    write_checkpoint(tmp_path, 14, truncate="optimizer.pt")
+    write_checkpoint(tmp_path, 16, state=False)  # killed before the trainer state
+    with caplog.at_level("WARNING"):
+        assert run_mgcma.last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert f"{tmp_path / 'checkpoint-12' / 'model.safetensors'}: truncated" in caplog.text
+    assert f"{tmp_path / 'checkpoint-14' / 'optimizer.pt'}: truncated" in caplog.text
+    assert "checkpoint-16: no trainer_state.json" in caplog.text
+
+
+def test_resuming_from_a_half_written_checkpoint_names_the_file(tmp_path):
+    checkpoint = write_checkpoint(tmp_path, 6, truncate="model.safetensors")
+    with pytest.raises(ValueError, match=r"--resume_from_checkpoint '.*checkpoint-6' cannot be resumed from: .*checkpoint-6/model.safetensors: truncated \(\d+ bytes, its tensors need \d+\)"):
+        run_mgcma.parse_arguments(["--output_dir", str(tmp_path / "out"), "--resume_from_checkpoint", str(checkpoint)])
