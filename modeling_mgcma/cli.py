@@ -124,6 +124,48 @@ def _read_manifest(path: str, audio_column: str, text_column: str, id_column: st
     return items
 
 
+def _check_device(device: str) -> None:
+    """Fail before loading anything on a device this torch cannot use."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise CommandError(f"--device {device!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    backends = {"cuda": torch.cuda, "xpu": getattr(torch, "xpu", None), "mps": getattr(torch.backends, "mps", None)}
+    if parsed.type in backends:
+        backend = backends[parsed.type]
+        if backend is None or not backend.is_available():
+            raise CommandError(f"--device {device}: this torch build or machine has no {parsed.type.upper()} device; use --device cpu")
+        count = backend.device_count() if hasattr(backend, "device_count") else 1
+        if parsed.index is not None and parsed.index >= count:
+            raise CommandError(f"--device {device}: only {count} {parsed.type} device(s) here (0-{count - 1})")
+
+
+def _check_local_weights(folder: str) -> None:
+    """A local model folder must hold whole safetensors weights: pickled weights (pytorch_model.bin) are never loaded,
+    and a truncated file is named."""
+    names = set(os.listdir(folder))
+    weights = sorted(n for n in names if n.endswith(".safetensors"))
+    if not weights:
+        pickles = sorted(n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt")))
+        if pickles:
+            raise CommandError(
+                f"{folder} holds only pickled weights ({', '.join(pickles)}), which mgcma never loads (unpickling can "
+                "run code); convert them to model.safetensors"
+            )
+        return
+    for name in weights:
+        problem = safetensors_problem(os.path.join(folder, name))
+        if problem is not None:
+            raise CommandError(f"cannot load an MGCMA model from {folder!r}: {os.path.join(folder, name)}: {problem}")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def _load_pipeline(args):
     # The command line runs this package's own code: the classes are registered on import, so a model folder or repo
     # loads without executing code from it (no trust_remote_code).
@@ -135,20 +177,60 @@ def _load_pipeline(args):
 
     hf_logging.disable_progress_bar()  # stdout carries the JSON lines; keep stderr for errors
     looks_like_path = os.path.isabs(args.model) or args.model.startswith((".", "~")) or args.model.count("/") > 1
-    if looks_like_path and not os.path.isdir(os.path.expanduser(args.model)):
+    local = os.path.expanduser(args.model)
+    if looks_like_path and not os.path.isdir(local):
         raise CommandError(f"model folder not found: {args.model}")
+    _check_device(args.device)
+    if os.path.isdir(local):
+        _check_local_weights(local)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a failed load's multi-line report would break the one-line promise
     try:
-        model = MGCMAForEmotionClassification.from_pretrained(args.model, revision=args.revision)
+        model = MGCMAForEmotionClassification.from_pretrained(args.model, revision=args.revision, use_safetensors=True)
         processor = MGCMAProcessor.from_pretrained(args.model, revision=args.revision)
-    except (OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CommandError(f"cannot load an MGCMA model from {args.model!r}: {first_line}") from None
+    except RuntimeError as error:
+        if "mismatch" in str(error):
+            raise CommandError(
+                f"cannot load an MGCMA model from {args.model!r}: its weights do not fit its config.json "
+                f"({_size_mismatches(args.model, args.revision) or _first_line(error)}); num_labels / id2label or the "
+                "model sizes were edited after training?"
+            ) from None
+        raise CommandError(f"cannot load an MGCMA model from {args.model!r}: {_first_line(error)}") from None
+    except Exception as error:  # OSError, ValueError, safetensors' own errors, ...
+        raise CommandError(f"cannot load an MGCMA model from {args.model!r}: {_first_line(error)}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     try:
         return MultimodalEmotionRecognitionPipeline(
             model=model, processor=processor, device=args.device, asr=args.asr, batch_size=args.batch_size
         )
     except (OSError, RuntimeError) as error:
         raise CommandError(f"cannot set up the pipeline on device {args.device!r}: {error}") from None
+
+
+def _size_mismatches(model: str, revision: str | None) -> str:
+    """"classifier.out_proj.weight: (4, 32) in the weights, (5, 32) for the config", for a local folder's
+    single-file weights; "" when that cannot be told without loading."""
+    import torch
+    from safetensors import safe_open
+
+    from .configuration_mgcma import MGCMAConfig
+    from .modeling_mgcma import MGCMAForEmotionClassification
+
+    path = os.path.join(os.path.expanduser(model), "model.safetensors")
+    if not os.path.isfile(path):
+        return ""
+    try:
+        config = MGCMAConfig.from_pretrained(model, revision=revision)
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in MGCMAForEmotionClassification(config).state_dict().items()}
+        with safe_open(path, "pt") as handle:
+            found = {k: tuple(handle.get_slice(k).get_shape()) for k in handle.keys()}
+    except Exception:
+        return ""
+    differing = [f"{k}: {found[k]} in the weights, {expected[k]} for the config" for k in sorted(found)
+                 if k in expected and found[k] != expected[k]]  # fmt: skip
+    return "; ".join(differing[:3])
 
 
 def _predict(args) -> int:
@@ -169,6 +251,14 @@ def _predict(args) -> int:
         if args.text is not None and len(args.text) != len(args.audio):
             parser.error(f"got {len(args.audio)} AUDIO file(s) but {len(args.text)} --text; give one --text per file")
         texts = args.text if args.text is not None else [None] * len(args.audio)
+        for number, text in enumerate(texts, start=1):
+            bad = next((c for c in text or "" if "\ud800" <= c <= "\udfff"), None)
+            if bad is not None:  # bytes that were not UTF-8 on the command line arrive as lone surrogates
+                raise CommandError(
+                    f"--text #{number} is not valid UTF-8 text (undecodable byte 0x{ord(bad) - 0xDC00:02X} at position "
+                    f"{text.index(bad)})" if "\udc80" <= bad <= "\udcff" else
+                    f"--text #{number} holds a lone surrogate U+{ord(bad):04X} at position {text.index(bad)}"
+                )  # fmt: skip
         items = [{"id": path, "audio": path, "text": text} for path, text in zip(args.audio, texts)]
     for item in items:  # fail before loading the model
         if not os.path.isfile(item["audio"]):
@@ -207,6 +297,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"mgcma {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # anything else still gets one line, with the error's type for a bug report
+        print(f"mgcma {args.command}: error: {type(error).__name__}: {' '.join(_first_line(error).split())}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

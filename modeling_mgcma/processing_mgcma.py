@@ -254,6 +254,12 @@ class MGCMAProcessor(ProcessorMixin):
             for index, item in enumerate(texts):
                 if not isinstance(item, str):
                     raise ValueError(f"text #{index} must be a string, got {type(item).__name__}.")
+                surrogate = next((c for c in item if "\ud800" <= c <= "\udfff"), None)
+                if surrogate is not None:  # tokenizers would fail with an unrelated type error
+                    raise ValueError(
+                        f"text #{index} holds a lone surrogate U+{ord(surrogate):04X} at position {item.index(surrogate)}: "
+                        f"not valid Unicode (text decoded from bytes that were not UTF-8?): {item[:60]!r}"
+                    )
             encoded = self.tokenizer(
                 texts,
                 padding=padding,

@@ -565,3 +565,101 @@ def test_resuming_from_a_half_written_checkpoint_names_the_file(tmp_path):
     checkpoint = write_checkpoint(tmp_path, 6, truncate="model.safetensors")
     with pytest.raises(ValueError, match=r"--resume_from_checkpoint '.*checkpoint-6' cannot be resumed from: .*checkpoint-6/model.safetensors: truncated \(\d+ bytes, its tensors need \d+\)"):
         run_mgcma.parse_arguments(["--output_dir", str(tmp_path / "out"), "--resume_from_checkpoint", str(checkpoint)])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# mgcma predict: one line on stderr, exit status 1, for every bad model folder, device or transcript
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    import numpy as np
+    import soundfile
+
+    from modeling_mgcma import MGCMAForEmotionClassification, save_for_hub
+    from modeling_mgcma.from_scratch import small_config, word_processor
+
+    root = tmp_path_factory.mktemp("saved")
+    processor = word_processor(["i", "am", "happy"])
+    torch.manual_seed(0)
+    save_for_hub(MGCMAForEmotionClassification(small_config(len(processor.tokenizer))), processor, root / "model")
+    soundfile.write(root / "a.wav", (np.random.default_rng(0).standard_normal(9000) * 0.2).astype(np.float32), 16000)
+    return root
+
+
+def model_variant(saved_model, tmp_path, edit):
+    import shutil
+
+    folder = tmp_path / "variant"
+    shutil.copytree(saved_model / "model", folder)
+    edit(folder)
+    return folder
+
+
+def five_labels(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {str(i): f"c{i}" for i in range(5)}
+    config["label2id"] = {f"c{i}": i for i in range(5)}
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def truncated_weights(folder):
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+def pickled_weights(folder):
+    from safetensors.torch import load_file
+
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (five_labels, r"its weights do not fit its config.json \(classifier.out_proj.bias: \(4,\) in the weights, \(5,\) for the config"),
+        (truncated_weights, r"variant/model.safetensors: truncated \(\d+ bytes, its tensors need \d+\)"),
+        (pickled_weights, r"holds only pickled weights \(pytorch_model.bin\), which mgcma never loads"),
+    ],
+)
+def test_cli_bad_model_folders_give_one_line(saved_model, tmp_path, capsys, edit, message):
+    import re
+
+    from modeling_mgcma.cli import main
+
+    folder = model_variant(saved_model, tmp_path, edit)
+    status = main(["predict", "--model", str(folder), str(saved_model / "a.wav"), "--text", "i am happy"])
+    err = capsys.readouterr().err
+    assert status == 1 and len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--device", "cuda", "--text", "i am"], r"--device cuda: this torch build or machine has no CUDA device; use --device cpu"),
+        (["--device", "gpu", "--text", "i am"], r"--device 'gpu' is not a torch device"),
+        (["--text", "i am \udcff happy"], r"--text #1 is not valid UTF-8 text \(undecodable byte 0xFF at position 5\)"),
+        (["--text", "i \ud83d"], r"--text #1 holds a lone surrogate U\+D83D at position 2"),
+    ],
+)
+def test_cli_bad_device_or_transcript_give_one_line(saved_model, capsys, monkeypatch, extra, message):
+    import re
+
+    from modeling_mgcma.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a machine with a GPU
+    status = main(["predict", "--model", str(saved_model / "model"), str(saved_model / "a.wav"), *extra])
+    err = capsys.readouterr().err
+    assert status == 1 and len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+
+
+def test_processor_names_a_lone_surrogate_in_a_transcript(saved_model):
+    from modeling_mgcma.processing_mgcma import MGCMAProcessor
+
+    processor = MGCMAProcessor.from_pretrained(saved_model / "model")
+    with pytest.raises(ValueError, match=r"text #1 holds a lone surrogate U\+D800 at position 3: not valid Unicode"):
+        processor(text=["fine", "bad\ud800"])
