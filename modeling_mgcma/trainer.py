@@ -202,11 +202,14 @@ class MGCMATrainer(Trainer):
         if outputs.loss is None:
             raise ValueError(f"the model returned no loss: the batch needs `labels`; it has {sorted(inputs)}.")
         phase = "train" if model.training else "eval"
+        # Evaluation averages per utterance, as the Trainer averages eval_loss (each batch's loss repeated batch-size
+        # times), so eval_loss = sum of weight * eval_loss_<component> whatever the batch sizes; training per batch.
+        weight = len(inputs["labels"]) if phase == "eval" and inputs.get("labels") is not None else 1
         for name in LOSS_COMPONENTS:
             value = getattr(outputs, name, None)
             if value is not None:
-                self._component_sums[phase][name] = self._component_sums[phase][name] + value.detach().float()
-                self._component_counts[phase][name] += 1
+                self._component_sums[phase][name] = self._component_sums[phase][name] + value.detach().float() * weight
+                self._component_counts[phase][name] += weight
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def _flush_components(self, phase: str) -> dict[str, float]:
@@ -216,9 +219,11 @@ class MGCMATrainer(Trainer):
         for name in LOSS_COMPONENTS:  # the same names on every process: the model config is the same
             if counts[name] == 0:
                 continue
-            mean = torch.as_tensor(sums[name], dtype=torch.float32, device=self.args.device) / counts[name]
+            total = torch.stack([torch.as_tensor(sums[name], dtype=torch.float32, device=self.args.device).reshape(()),
+                                 torch.tensor(float(counts[name]), device=self.args.device)])  # fmt: skip
             if self.accelerator.num_processes > 1:
-                mean = self.accelerator.reduce(mean, reduction="mean")
+                total = self.accelerator.reduce(total, reduction="sum")  # over every process's items, not their means
+            mean = total[0] / total[1]
             means[name] = round(float(mean.item()), 6)
         sums.clear()
         counts.clear()
