@@ -22,7 +22,8 @@
 
 Data: the demo corpus (generated on first use), IEMOCAP (`--data_dir`, via `load_iemocap`) or a CSV/JSONL manifest
 (`--manifest`, via `load_manifest`). Folds: one test session (`--test_session k`) or all (`--cross_validate`, each
-fold in `fold_k/`, finished folds skipped on rerun). Inside a fold, a validation set drawn from the training
+fold in `fold_k/`; on rerun a finished fold is reused only when its recorded fingerprint (data, model and training
+settings) matches, anything else is refused unless `--overwrite_output_dir`). Inside a fold, a validation set drawn from the training
 sessions picks the best checkpoint (validation UA); the test session is evaluated once, at the end, with that model.
 
 Outputs (per fold): the model folder (safetensors weights, config with `auto_map`, code files, processor),
@@ -329,12 +330,19 @@ def parse_arguments(argv: list[str]):
         path = Path(argv[0])
         if not path.is_file():
             raise ValueError(f"config file {argv[0]!r} not found.")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the file's text
         if path.suffix == ".json":
-            raw = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{argv[0]}, line {error.lineno}: not valid JSON ({error.msg}).") from None
         else:
             import yaml
 
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            try:
+                raw = yaml.safe_load(text) or {}
+            except yaml.YAMLError as error:
+                raise ValueError(f"{argv[0]}: not valid YAML ({' '.join(str(error).split())}).") from None
         if not isinstance(raw, dict):
             raise ValueError(f"{argv[0]} must hold a mapping of argument names to values, got {type(raw).__name__}.")
         preset, defaults = preset_defaults(raw.get("preset"), bool(raw.get("data_dir") or raw.get("manifest")))
@@ -428,13 +436,25 @@ def load_data(data_args, training_args):
     return load_iemocap(root, strict_counts=False)  # the demo corpus is smaller than the real release
 
 
+def sorted_groups(values) -> list:
+    """The distinct group values, numbers before text, each in its own order."""
+    return sorted(set(values), key=lambda value: (not isinstance(value, (int, float)), value))
+
+
 def fold_names(dataset, data_args) -> list:
     """The test groups of the run: sessions for IEMOCAP and the demo, the group column's values for a manifest, or
     ["split"] for a manifest without a group column (one stratified train/validation/test split)."""
     column = "session" if data_args.source != "manifest" else data_args.group_column
     if column not in dataset.column_names:
         return ["split"]
-    groups = sorted(set(dataset.select_columns([column])[column]))
+    values = dataset.select_columns([column])[column]
+    empty = [index for index, value in enumerate(values) if value is None or str(value).strip() == ""]
+    if empty:
+        raise ValueError(
+            f"{len(empty)} row(s) have no value in the group column {column!r} (row(s) {empty[:10]}, counted from 0 "
+            "without the header): every row needs a group, or none (then a stratified split is used)."
+        )
+    groups = sorted_groups(values)
     if data_args.cross_validate:
         return groups
     if data_args.test_session is None:
@@ -476,7 +496,7 @@ def make_fold(dataset, fold, data_args, seed):
     else:
         column = "session" if data_args.source != "manifest" else data_args.group_column
         if data_args.source == "manifest":  # loso_fold takes integer groups: number the groups 1..G
-            groups = sorted(set(dataset.select_columns([column])[column]))
+            groups = sorted_groups(dataset.select_columns([column])[column])
             index = {group: number for number, group in enumerate(groups, start=1)}
             values = dataset.select_columns([column])[column]  # never decodes audio
             dataset = dataset.add_column("_fold_group", [index[value] for value in values])
@@ -1205,7 +1225,11 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
         if plans[fold] == "reuse":
             done = fold_dir / "results.json"
             logger.warning("Fold %s already finished with the same settings (%s): reusing it.", fold, done)
-            results.append(json.loads(done.read_text())["folds"][0])
+            try:
+                results.append(json.loads(done.read_text(encoding="utf-8"))["folds"][0])
+            except (ValueError, KeyError, IndexError, TypeError) as error:
+                raise ValueError(f"{done} is not a readable fold result ({error!r}); pass --overwrite_output_dir to "
+                                 "train the fold again.") from None  # fmt: skip
             continue
         results.append(run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks,
                                 fingerprint=fingerprints[fold]))  # fmt: skip

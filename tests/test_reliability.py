@@ -690,3 +690,32 @@ def test_test_loss_is_the_weighted_sum_of_its_components_whatever_the_batch_size
     parts = {key: metrics[f"test_loss_{key}"] for key in weights if f"test_loss_{key}" in metrics}
     assert set(parts) == ({"ce"} if ablation == "S4" else {"ce", "da", "ia"})
     assert metrics["test_loss"] == pytest.approx(sum(weights[k] * v for k, v in parts.items()), rel=1e-5, abs=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Further cases of the same classes
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_a_config_file_with_a_byte_order_mark_or_bad_json(tmp_path):
+    config_file = tmp_path / "run.json"
+    config_file.write_bytes(json.dumps({"output_dir": str(tmp_path / "o"), "num_train_epochs": 2}).encode("utf-8-sig"))
+    assert run_mgcma.parse_arguments([str(config_file)])[2].num_train_epochs == 2
+    config_file.write_text('{"output_dir": "o",\n "num_train_epochs": }')
+    with pytest.raises(ValueError, match=r"run.json, line 2: not valid JSON"):
+        run_mgcma.parse_arguments([str(config_file)])
+
+
+def test_rows_without_a_group_are_refused_not_made_a_fold(tmp_path, wavs, nothing_may_be_built):
+    labels = ["angry", "happy", "sad", "neutral"]
+    rows = [f"a.wav,w,{labels[i % 4]},{1 + i % 3}" for i in range(24)] + ["b.wav,w,sad,"]
+    with pytest.raises(ValueError, match=r"1 row\(s\) have no value in the group column 'session' \(row\(s\) \[24\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--cross_validate"))
+
+
+def test_a_damaged_fold_result_is_named_not_a_traceback(tmp_path, corpus):
+    out = tmp_path / "cv"
+    run_mgcma.main(tiny_args(out, corpus, "--cross_validate"))
+    (out / "fold_2" / "results.json").write_text('{"folds": [')
+    with pytest.raises(ValueError, match=r"fold_2/results.json is not a readable fold result"):
+        run_mgcma.main(tiny_args(out, corpus, "--cross_validate"))
