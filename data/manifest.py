@@ -201,7 +201,7 @@ def load_manifest(
         for column in (audio_column, text_column, label_column):
             if row.get(column) is None or (column != text_column and str(row.get(column)).strip() == ""):
                 raise ValueError(f"Manifest {path}, line {line}: empty value in column {column!r}")
-        audio_path = Path(str(row[audio_column])).expanduser()
+        audio_path = Path(str(row[audio_column]).strip()).expanduser()
         if not audio_path.is_absolute():
             audio_path = base / audio_path
         if not audio_path.is_file():

@@ -233,6 +233,25 @@ def _size_mismatches(model: str, revision: str | None) -> str:
     return "; ".join(differing[:3])
 
 
+def _check_durations(items: list[dict], pipe) -> None:
+    """Name the file (and id) of a clip shorter than the speech encoder's receptive field, before any is run."""
+    from .sampling import _header_duration
+
+    minimum, rate = getattr(pipe, "_min_samples", None), pipe.processor.sampling_rate
+    if not minimum:
+        return
+    for item in items:
+        try:
+            samples = round(_header_duration(item["audio"], None) * rate)
+        except ValueError:
+            continue  # unreadable headers are reported by the decoder, with the path
+        if samples < minimum:
+            raise CommandError(
+                f"{item['audio']} (id {item['id']}) is too short: {samples} samples at {rate} Hz "
+                f"({1000 * samples / rate:.1f} ms); this model's speech encoder needs at least {minimum}"
+            )
+
+
 def _predict(args) -> int:
     parser = args.command_parser
     if args.manifest is not None and args.audio:
@@ -265,6 +284,7 @@ def _predict(args) -> int:
             raise CommandError(f"audio file not found: {item['audio']} (id {item['id']})")
 
     pipe = _load_pipeline(args)
+    _check_durations(items, pipe)
     inputs = [{"audio": item["audio"]} | ({"text": item["text"]} if item["text"] is not None else {}) for item in items]
     results = pipe(inputs, top_k=args.top_k)
     for item, result in zip(items, results):

@@ -719,3 +719,16 @@ def test_a_damaged_fold_result_is_named_not_a_traceback(tmp_path, corpus):
     (out / "fold_2" / "results.json").write_text('{"folds": [')
     with pytest.raises(ValueError, match=r"fold_2/results.json is not a readable fold result"):
         run_mgcma.main(tiny_args(out, corpus, "--cross_validate"))
+
+
+def test_cli_names_a_clip_too_short_for_the_encoder(saved_model, tmp_path, capsys):
+    from fixtures_data import write_wav
+
+    from modeling_mgcma.cli import main
+
+    write_wav(tmp_path / "tiny.wav", 100 / 16_000)
+    status = main(["predict", "--model", str(saved_model / "model"), str(saved_model / "a.wav"), str(tmp_path / "tiny.wav"),
+                   "--text", "i am", "--text", "happy"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"{tmp_path / 'tiny.wav'} (id {tmp_path / 'tiny.wav'}) is too short: 100 samples at 16000 Hz" in err
