@@ -1,7 +1,7 @@
 """IEMOCAP builder, demo corpus, manifests and cross-validation splits (see data/README.md)."""
 
 from .demo_corpus import EMOTION_KEYWORDS, FILLER_WORDS, PROSODY, demo_vocabulary, generate_demo_corpus
-from .manifest import load_manifest
+from .manifest import load_manifest, normalize_label, read_manifest_rows
 from .splits import VALIDATION_STRATEGIES, loso_fold
 from .iemocap import (
     CONFIG_NAMES,
@@ -19,6 +19,8 @@ from .iemocap import (
 
 __all__ = [
     "load_manifest",
+    "normalize_label",
+    "read_manifest_rows",
     "loso_fold",
     "VALIDATION_STRATEGIES",
     "EMOTION_KEYWORDS",
