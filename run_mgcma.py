@@ -766,6 +766,9 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     model_args, data_args, training_args, preset = parse_arguments(sys.argv[1:] if argv is None else list(argv))
     setup_logging(training_args)
     set_torch_threads(model_args, training_args, preset)
+    from modeling_mgcma.trainer import refuse_data_parallel
+
+    refuse_data_parallel(training_args)  # before any data is read: several GPUs need one process each (DDP)
     logger.warning(
         "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
         training_args.process_index, training_args.world_size, training_args.device,

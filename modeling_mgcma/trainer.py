@@ -63,6 +63,129 @@ def gather_with_grad(tensor: torch.Tensor, group=None) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# Multi-GPU checks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def refuse_data_parallel(args) -> None:
+    """Raise when the Trainer would wrap the model in `nn.DataParallel` (one process seeing several GPUs).
+
+    Under DataParallel every loss component comes back as a per-GPU vector and each replica computes the contrastive
+    losses over its own rows only, a different objective. One process per GPU (DDP) is what MGCMA supports.
+    """
+    n_gpu = args.n_gpu
+    if n_gpu > 1:
+        raise RuntimeError(
+            f"{n_gpu} GPUs are visible to a single process, so the Trainer would train with nn.DataParallel, under "
+            "which MGCMA's contrastive losses would see only each GPU's share of the batch. Start one process per "
+            f"GPU instead: `accelerate launch --multi_gpu --num_processes {n_gpu} run_mgcma.py ...` or "
+            f"`torchrun --nproc_per_node {n_gpu} run_mgcma.py ...`; or train on one GPU with CUDA_VISIBLE_DEVICES=0."
+        )
+
+
+def _layerdrop_reasons(model: nn.Module) -> list[str]:
+    reasons = []
+    for name, module in model.named_modules():
+        config = getattr(module, "config", None)
+        layerdrop = getattr(config, "layerdrop", 0.0) or 0.0
+        if layerdrop > 0 and any(p.requires_grad for p in module.parameters()):
+            reasons.append(f"{name or type(module).__name__} skips layers at random in training (layerdrop={layerdrop})")
+    return reasons
+
+
+def _probe_unused_alignment_parameters(model: nn.Module) -> list[str]:
+    """Names of trainable parameters outside the encoders that get no gradient from the training loss, found by one
+    forward/backward of a 2-utterance batch of random encoder features (the encoders themselves are not run).
+    RNG state, gradients and the feature gatherer are restored afterwards."""
+    backbone = getattr(model, "mgcma", model)
+    config = getattr(model, "config", None)
+    if not hasattr(backbone, "speech_encoder") or not hasattr(backbone, "contrastive_feature_gatherer") or config is None:
+        return []
+    encoders = {id(p) for encoder in (backbone.speech_encoder, backbone.text_encoder) for p in encoder.parameters()}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in encoders]
+    if not trainable:
+        return []
+    reference = trainable[0][1]
+    saved_grads = {n: p.grad for n, p in trainable}
+    gatherer, was_training = backbone.contrastive_feature_gatherer, model.training
+    generator = torch.Generator().manual_seed(0)
+
+    def features(width):
+        return torch.randn(2, 3, width, generator=generator).to(device=reference.device, dtype=reference.dtype)
+
+    inputs = {"speech_features": features(config.speech_config.hidden_size), "text_features": features(config.text_config.hidden_size)}
+    if hasattr(model, "classifier"):
+        inputs["labels"] = torch.arange(2, device=reference.device) % max(config.num_labels, 1)
+    else:
+        inputs["return_loss"] = True
+    try:
+        with torch.random.fork_rng(devices=[] if reference.device.type == "cpu" else None), torch.enable_grad():
+            backbone.contrastive_feature_gatherer = None
+            model.train()
+            for _, parameter in trainable:
+                parameter.grad = None
+            loss = model(**inputs).loss
+            if loss is None:
+                return []
+            loss.float().backward()
+            return [n for n, p in trainable if p.grad is None]
+    finally:
+        backbone.contrastive_feature_gatherer = gatherer
+        model.train(was_training)
+        for name, parameter in trainable:
+            parameter.grad = saved_grads[name]
+
+
+def unused_parameter_reasons(model: nn.Module) -> list[str]:
+    """Why some trainable parameters of `model` may get no gradient in a training step (empty: every one does).
+
+    Two causes: a trainable encoder with `layerdrop > 0` (a skipped layer gets no gradient in that step), and modules
+    whose outputs never reach the loss in the configuration built (e.g. `classifier_features="speech"` with the
+    token alignment last: its text branch), found by one probe step on random encoder features.
+    """
+    reasons = _layerdrop_reasons(model)
+    unused = _probe_unused_alignment_parameters(model)
+    if unused:
+        shown = ", ".join(unused[:4]) + (f" and {len(unused) - 4} more" if len(unused) > 4 else "")
+        reasons.append(f"{len(unused)} parameter(s) never reach the loss in this configuration ({shown})")
+    return reasons
+
+
+def configure_unused_parameters(model: nn.Module, args) -> list[str]:
+    """Set DDP's `find_unused_parameters` from the model actually built, under multi-process training.
+
+    The Trainer turns it off whenever gradient checkpointing is on; with parameters that miss their gradient in a
+    step (see `unused_parameter_reasons`) DDP then stops with "Expected to have finished reduction in the prior
+    iteration" (or waits forever). When such parameters exist this turns it on and, with gradient checkpointing,
+    selects non-reentrant checkpointing (`use_reentrant=False`), the variant DDP's unused-parameter search works
+    with. An explicit `ddp_find_unused_parameters` is kept (with a warning when it is False and some exist).
+    """
+    if args.world_size <= 1:
+        return []
+    reasons = unused_parameter_reasons(model)
+    if not reasons:
+        return reasons
+    if args.ddp_find_unused_parameters is False:
+        logger.warning(
+            "ddp_find_unused_parameters=False, but some parameters can miss their gradient in a step: %s. DDP will "
+            "fail at the first such step; leave ddp_find_unused_parameters unset.", "; ".join(reasons)
+        )
+        return reasons
+    args.ddp_find_unused_parameters = True
+    logger.info("DDP looks for unused parameters every step: %s.", "; ".join(reasons))
+    if args.gradient_checkpointing:
+        kwargs = dict(args.gradient_checkpointing_kwargs or {})
+        if kwargs.get("use_reentrant") is True:
+            raise ValueError(
+                "gradient_checkpointing_kwargs={'use_reentrant': True} cannot be combined with parameters that miss "
+                f"their gradient under DDP ({'; '.join(reasons)}); use use_reentrant=False (the default here)."
+            )
+        kwargs["use_reentrant"] = False
+        args.gradient_checkpointing_kwargs = kwargs
+    return reasons
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # Data collator
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -128,6 +251,12 @@ class MGCMATrainer(Trainer):
     """
 
     def __init__(self, *args, **kwargs):
+        model = kwargs.get("model", args[0] if args else None)
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if training_args is not None:
+            refuse_data_parallel(training_args)
+            if model is not None:
+                configure_unused_parameters(model, training_args)
         super().__init__(*args, **kwargs)
         if self.args.remove_unused_columns:
             logger.info("MGCMATrainer sets remove_unused_columns=False: the data collator reads `audio` and `text`.")
@@ -169,10 +298,56 @@ class MGCMATrainer(Trainer):
         train_dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy != "group_by_length" or not hasattr(train_dataset, "column_names"):
             return super()._get_train_sampler(train_dataset)
-        from .sampling import build_length_grouped_sampler
+        from .sampling import LengthGroupedBatchSampler
 
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return build_length_grouped_sampler(self._audio_lengths(train_dataset), self.args.train_batch_size, seed=seed)
+        # every rank draws the same epoch and takes its batch of each step (one sorted group per global step)
+        return LengthGroupedBatchSampler(
+            self._audio_lengths(train_dataset),
+            self._train_batch_size,
+            seed=seed,
+            num_replicas=self.args.world_size,
+            rank=self.args.process_index,
+            drop_last=self.args.dataloader_drop_last,
+        )
+
+    def get_train_dataloader(self):
+        """With `group_by_length`, a DataLoader over the `LengthGroupedBatchSampler`'s batches: the batches the
+        sampler forms are the batches training sees (a flat sampler would be re-chunked by the DataLoader, and its
+        groups dealt whole to the ranks in turn). Otherwise the Trainer's own."""
+        from .sampling import LengthGroupedBatchSampler
+
+        if self.train_dataset is None:
+            return super().get_train_dataloader()
+        batch_sampler = self._get_train_sampler(self.train_dataset)
+        if not isinstance(batch_sampler, LengthGroupedBatchSampler):
+            return super().get_train_dataloader()
+        return self._batch_sampler_dataloader(self.train_dataset, batch_sampler)
+
+    def _batch_sampler_dataloader(self, dataset, batch_sampler):
+        from functools import partial
+
+        from torch.utils.data import DataLoader
+        from transformers.trainer_utils import seed_worker
+
+        args = self.args
+        workers = args.dataloader_num_workers
+        params = {"batch_sampler": batch_sampler, "collate_fn": self.data_collator, "num_workers": workers,
+                  "pin_memory": args.dataloader_pin_memory}  # fmt: skip
+        if workers > 0:
+            params["persistent_workers"] = args.dataloader_persistent_workers
+            params["prefetch_factor"] = args.dataloader_prefetch_factor
+            params["worker_init_fn"] = partial(seed_worker, num_workers=workers, rank=args.process_index)
+            context = getattr(args, "dataloader_multiprocessing_context", None)
+            if context is not None:
+                params["multiprocessing_context"] = context
+        loader = self.accelerator.prepare(DataLoader(dataset, **params))
+        # The batch sampler already gives each rank its own batches; accelerate's `BatchSamplerShard` would deal them
+        # out again (rank r keeping every W-th of its own batches). Make that wrapper a passthrough.
+        wrapper = getattr(loader, "batch_sampler", None)
+        if wrapper is not batch_sampler and getattr(wrapper, "batch_sampler", None) is batch_sampler:
+            wrapper.num_processes, wrapper.process_index = 1, 0
+        return loader
 
     def _get_eval_sampler(self, eval_dataset):
         if self.args.train_sampling_strategy != "group_by_length" or not hasattr(eval_dataset, "column_names"):
@@ -259,4 +434,13 @@ class MGCMATrainer(Trainer):
         return loss, logits, labels
 
 
-__all__ = ["MGCMADataCollator", "MGCMATrainer", "gather_with_grad", "decode_audio", "LOSS_COMPONENTS"]
+__all__ = [
+    "MGCMADataCollator",
+    "MGCMATrainer",
+    "gather_with_grad",
+    "decode_audio",
+    "refuse_data_parallel",
+    "unused_parameter_reasons",
+    "configure_unused_parameters",
+    "LOSS_COMPONENTS",
+]

@@ -1,0 +1,166 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Multi-GPU readiness, reproduced on CPUs: DDP with parameters that miss their gradient (layerdrop, modules whose
+output does not reach the loss) under gradient checkpointing, the batches the training DataLoader really yields
+(padding, rank balance), and the refusal of `nn.DataParallel`. The 2-process tests run 2 gloo processes under
+`accelerate launch --multi_gpu` (see tests/gpu_readiness_worker.py)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_mgcma.sampling import LengthGroupedBatchSampler, length_grouped_steps, padding_fraction, useful_frame_share
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKER = REPO_ROOT / "tests" / "gpu_readiness_worker.py"
+LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    """One 2-process launch: the DataLoader's batches over two epochs, then a few training steps of each variant."""
+    out = tmp_path_factory.mktemp("gpu_readiness")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "MASTER_PORT": str(30500 + os.getpid() % 1000), "HF_HUB_OFFLINE": "1"}  # fmt: skip
+    command = [*LAUNCH, "--main_process_port", env["MASTER_PORT"], str(WORKER), "all", str(out)]
+    try:
+        completed = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as error:  # a DDP hang shows as a timeout
+        pytest.fail(f"the 2-process run hung: {str(error.stdout)[-2000:]} {str(error.stderr)[-3000:]}")
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
+    return out
+
+
+def _read(folder, name):
+    return [json.loads((folder / f"{name}_rank{rank}.json").read_text()) for rank in (0, 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["layerdrop_checkpointing", "speech_classifier_tam_last"])
+def test_ddp_with_gradient_checkpointing_and_unused_parameters_trains(two_process_run, variant):
+    # wav2vec2 layerdrop 0.5 (a skipped layer gets no gradient) / text branch of a last TAM unused by a speech-only
+    # classifier: with the Trainer's default under checkpointing (find_unused_parameters=False) DDP stops with
+    # "Expected to have finished reduction in the prior iteration"
+    results = _read(two_process_run / variant, "train")
+    for result in results:
+        assert result["world"] == 2 and result["global_step"] == 6
+        assert result["find_unused_parameters"] is True
+        assert result["checkpointing_kwargs"] == {"use_reentrant": False}
+        assert np.isfinite(result["train_loss"])
+
+
+@pytest.mark.slow
+def test_two_process_dataloader_batches_are_grouped_and_balanced(two_process_run):
+    results = _read(two_process_run, "batches")
+    lengths = results[0]["lengths"]
+    batch_sets = []
+    for epoch in range(2):
+        rank_batches = [result["epochs"][epoch] for result in results]
+        assert len(rank_batches[0]) == len(rank_batches[1]) == results[0]["len_loader"]  # same number of steps
+        steps = list(zip(*rank_batches))
+        flat = [batch for step in steps for batch in step]
+        assert sorted(i for batch in flat for i in batch) == list(range(len(lengths)))  # every utterance once
+        # measured on what the DataLoader yields: a flat sampler re-chunked by the DataLoader and dealt to the ranks
+        # in turn gives ~17 % padding and ~0.75 useful share here
+        assert padding_fraction(flat, lengths) < 0.05
+        assert useful_frame_share(steps, lengths) > 0.9
+        batch_sets.append({tuple(sorted(batch)) for batch in flat})
+    assert len(batch_sets[0] & batch_sets[1]) < len(batch_sets[0]) // 2  # groups re-drawn each epoch
+
+
+def _lengths(n=403, seed=0):
+    rng = np.random.default_rng(seed)
+    seconds = np.clip(rng.lognormal(np.log(4.5) - 0.18, 0.6, n), 0.6, 15.0)
+    return np.round(seconds * 50).astype(int).tolist()
+
+
+def _trainer(tmp_path, dataset, collator, **arguments):
+    from transformers import TrainingArguments
+
+    from modeling_mgcma import MGCMAForEmotionClassification
+    from modeling_mgcma.from_scratch import small_config
+    from modeling_mgcma.trainer import MGCMATrainer
+
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, **arguments)
+    return MGCMATrainer(model=MGCMAForEmotionClassification(small_config(20)), args=args, train_dataset=dataset, data_collator=collator)
+
+
+def test_one_process_dataloader_yields_the_grouped_batches(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    lengths = _lengths()
+    rows = datasets.Dataset.from_dict({"length": lengths, "index": list(range(len(lengths)))})
+    trainer = _trainer(
+        tmp_path, rows, lambda b: {"index": [r["index"] for r in b]}, per_device_train_batch_size=4,
+        train_sampling_strategy="group_by_length", seed=3,
+    )  # fmt: skip
+    loader = trainer.get_train_dataloader()
+    loader.set_epoch(0)
+    yielded = [batch["index"] for batch in loader]
+    expected = [step[0] for step in length_grouped_steps(lengths, 4, 1, seed=3, epoch=0)]
+    assert yielded == expected and len(loader) == len(expected)
+    assert padding_fraction(yielded, lengths) < 0.03
+
+
+def test_steps_group_sorted_lengths_over_ranks():
+    lengths = _lengths(n=997)
+    for world in (1, 2, 8):
+        steps = length_grouped_steps(lengths, 4, world, seed=1, epoch=0)
+        assert all(len(step) == world and all(len(b) >= 1 for b in step) for step in steps)
+        items = [i for step in steps for b in step for i in b]
+        assert set(items) == set(range(997)) and len(items) - 997 == (world - 997 % (4 * world)) % world * (997 % (4 * world) < world)
+        assert useful_frame_share(steps, lengths) > 0.9, world
+        # the same items dealt whole to ranks in turn (groups of one rank's batch size): ranks wait for each other
+        batches = length_grouped_steps(lengths, 4, 1, seed=1, epoch=0)
+        dealt = [[b[0] for b in batches[s : s + world]] for s in range(0, len(batches) - world + 1, world)]
+        if world > 1:
+            assert useful_frame_share(dealt, lengths) < useful_frame_share(steps, lengths) - 0.1
+    # fewer utterances than ranks in the last group (9 = 8 + 1): filled from the first step, or dropped
+    steps = length_grouped_steps(list(range(1, 10)), 4, 2)
+    assert sorted(len(b) for step in steps for b in step) == [1, 1, 4, 4]
+    assert set(i for step in steps for b in step for i in b) == set(range(9))
+    assert [[len(b) for b in step] for step in length_grouped_steps(list(range(1, 10)), 4, 2, drop_last=True)] == [[4, 4]]
+    sampler = LengthGroupedBatchSampler(list(range(1, 10)), 4, num_replicas=2, rank=1, drop_last=True)
+    assert len(sampler) == len(list(sampler)) == 1
+
+
+def test_data_parallel_is_refused(tmp_path, monkeypatch):
+    from transformers import TrainingArguments
+
+    from modeling_mgcma.trainer import refuse_data_parallel
+
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    refuse_data_parallel(args)  # one device: fine
+    # a single process that sees 2 GPUs: the Trainer would wrap the model in nn.DataParallel
+    monkeypatch.setattr(TrainingArguments, "n_gpu", property(lambda self: 2))
+    with pytest.raises(RuntimeError, match="accelerate launch --multi_gpu --num_processes 2"):
+        refuse_data_parallel(args)
+    with pytest.raises(RuntimeError, match="torchrun --nproc_per_node 2"):
+        _trainer(tmp_path, None, None)
+
+
+def test_unused_parameters_are_found_from_the_model_built():
+    from modeling_mgcma import MGCMAForEmotionClassification
+    from modeling_mgcma.from_scratch import small_config
+    from modeling_mgcma.trainer import unused_parameter_reasons
+
+    torch.manual_seed(0)
+    assert unused_parameter_reasons(MGCMAForEmotionClassification(small_config(20))) == []
+    config = small_config(20, classifier_features="speech", module_order=["dam", "iam", "tam"])
+    model = MGCMAForEmotionClassification(config).eval()
+    before = [p.detach().clone() for p in model.parameters()]
+    reasons = unused_parameter_reasons(model)
+    assert len(reasons) == 1 and "never reach the loss" in reasons[0] and "token_alignment" in reasons[0], reasons
+    # the probe leaves the model as it was: no gradients, same weights, same mode
+    assert all(p.grad is None for p in model.parameters()) and not model.training
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    model.mgcma.speech_encoder.config.layerdrop = 0.3
+    assert any("layerdrop=0.3" in reason for reason in unused_parameter_reasons(model))
+    model.mgcma.speech_encoder.requires_grad_(False)  # frozen encoders: their layerdrop does not matter
+    assert not any("layerdrop" in reason for reason in unused_parameter_reasons(model))
