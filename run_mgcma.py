@@ -427,7 +427,7 @@ def make_fold(dataset, fold, data_args, seed):
     return splits
 
 
-def build_training_inputs(dataset, model, processor, model_args, data_args, output_dir):
+def build_training_inputs(dataset, model, processor, model_args, data_args, output_dir, device=None):
     """(the dataset as the Trainer reads it, data_collator), before it is split into a fold.
 
     The single place where the data meet the model. Raw mode: rows keep their audio and text, and
@@ -446,7 +446,8 @@ def build_training_inputs(dataset, model, processor, model_args, data_args, outp
     # Encoders frozen and in eval mode, as the cache computes them (no dropout / SpecAugment in the features).
     freeze_encoders_in_eval_mode(model)
     cache_dir = data_args.feature_cache_dir or str(Path(output_dir) / "feature_cache")
-    return cache_features(model, processor, dataset, cache_dir), CachedFeatureCollator()
+    # encoded on the training device, each process its share of the rows
+    return cache_features(model, processor, dataset, cache_dir, device=device), CachedFeatureCollator()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -551,7 +552,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     set_seed(args.seed)
     model, processor, base_models = build_model_and_processor(model_args, data_args, preset, label_names)
     # the whole dataset, then the fold: one feature cache serves every fold (cached mode)
-    dataset, collator = build_training_inputs(dataset, model, processor, model_args, data_args, training_args.output_dir)
+    dataset, collator = build_training_inputs(
+        dataset, model, processor, model_args, data_args, training_args.output_dir, device=args.device
+    )
     splits = make_fold(dataset, fold, data_args, seed=args.seed)
     logger.info("Fold %s: %s", fold, {name: len(split) for name, split in splits.items()})
     train_dataset, eval_dataset = splits["train"], splits["validation"]

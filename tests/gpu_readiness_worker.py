@@ -4,7 +4,8 @@
     gpu_readiness_worker.py train <out> <variant>   # a few MGCMATrainer steps with gradient checkpointing; variant:
                                                      # layerdrop_checkpointing, speech_classifier_tam_last
     gpu_readiness_worker.py batches <out>            # two epochs of the group_by_length training DataLoader
-    gpu_readiness_worker.py all <out>                # batches, then each train variant in <out>/<variant>
+    gpu_readiness_worker.py cache <out>              # the feature cache of <out>/wavs/*.wav, built by both ranks
+    gpu_readiness_worker.py all <out>                # batches, cache, then each train variant in <out>/<variant>
 
 `train` writes `<out>/train_rank<k>.json` (steps done, find_unused_parameters, losses); `batches` writes
 `<out>/batches_rank<k>.json` (the indices of every batch the Trainer's DataLoader yields on this rank, and the
@@ -70,6 +71,43 @@ def train(out_dir: str, variant: str):
     }))  # fmt: skip
 
 
+def cache_dataset(folder):
+    """12 utterances (0.2-0.5 s WAV files under `folder`, written by the test) with transcripts and labels."""
+    import datasets
+
+    paths = sorted(str(p) for p in Path(folder).glob("*.wav"))
+    words = ["i", "am", "so", "happy", "sad", "today"]
+    return datasets.Dataset.from_dict(
+        {"audio": paths, "text": [words[i % 6] + " " + words[(i * 5) % 6] for i in range(len(paths))],
+         "label": [i % 4 for i in range(len(paths))]}
+    ), words  # fmt: skip
+
+
+def cache_model(words):
+    from modeling_mgcma import MGCMAForEmotionClassification
+    from modeling_mgcma.feature_cache import freeze_encoders_in_eval_mode
+    from modeling_mgcma.from_scratch import small_config, word_processor
+
+    processor = word_processor(words)
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(small_config(len(processor.tokenizer)))
+    freeze_encoders_in_eval_mode(model)
+    return model, processor
+
+
+def cache(out_dir: str):
+    """Build the feature cache of the test's WAV files under 2 processes (each encodes its share)."""
+    from accelerate import PartialState
+
+    from modeling_mgcma.feature_cache import cache_features
+
+    state = PartialState()
+    dataset, words = cache_dataset(Path(out_dir) / "wavs")
+    model, processor = cache_model(words)
+    cached = cache_features(model, processor, dataset, Path(out_dir) / "cache", batch_size=1)
+    Path(out_dir, f"cache_rank{state.process_index}.json").write_text(json.dumps({"rows": len(cached)}))
+
+
 def batches(out_dir: str):
     import datasets
     from transformers import TrainingArguments
@@ -103,7 +141,10 @@ if __name__ == "__main__":
         train(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "batches":
         batches(sys.argv[2])
+    elif sys.argv[1] == "cache":
+        cache(sys.argv[2])
     else:  # all: one launch for the test suite
         batches(sys.argv[2])
+        cache(sys.argv[2])
         for name in ("layerdrop_checkpointing", "speech_classifier_tam_last"):
             train(str(Path(sys.argv[2]) / name), name)

@@ -27,6 +27,7 @@ LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--
 def two_process_run(tmp_path_factory):
     """One 2-process launch: the DataLoader's batches over two epochs, then a few training steps of each variant."""
     out = tmp_path_factory.mktemp("gpu_readiness")
+    write_wavs(out / "wavs")
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
            "MASTER_PORT": str(30500 + os.getpid() % 1000), "HF_HUB_OFFLINE": "1"}  # fmt: skip
     command = [*LAUNCH, "--main_process_port", env["MASTER_PORT"], str(WORKER), "all", str(out)]
@@ -36,6 +37,20 @@ def two_process_run(tmp_path_factory):
         pytest.fail(f"the 2-process run hung: {str(error.stdout)[-2000:]} {str(error.stderr)[-3000:]}")
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-5000:]
     return out
+
+
+def write_wavs(folder, n=12):
+    import wave
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        samples = (rng.standard_normal(int(rng.integers(3200, 8000))) * 3000).astype(np.int16)
+        with wave.open(str(folder / f"utt{i:02d}.wav"), "wb") as handle:
+            handle.setnchannels(1)
+            handle.setsampwidth(2)
+            handle.setframerate(16_000)
+            handle.writeframes(samples.tobytes())
 
 
 def _read(folder, name):
@@ -164,3 +179,69 @@ def test_unused_parameters_are_found_from_the_model_built():
     assert any("layerdrop=0.3" in reason for reason in unused_parameter_reasons(model))
     model.mgcma.speech_encoder.requires_grad_(False)  # frozen encoders: their layerdrop does not matter
     assert not any("layerdrop" in reason for reason in unused_parameter_reasons(model))
+
+
+@pytest.mark.slow
+def test_two_process_feature_cache_equals_one_process(two_process_run, tmp_path):
+    sys.path.insert(0, str(WORKER.parent))
+    from gpu_readiness_worker import cache_dataset, cache_model
+
+    from modeling_mgcma.feature_cache import SPEECH_COLUMN, TEXT_COLUMN, cache_features
+
+    assert [r["rows"] for r in _read(two_process_run, "cache")] == [12, 12]
+    dataset, words = cache_dataset(two_process_run / "wavs")
+    model, processor = cache_model(words)
+    sharded = cache_features(model, processor, dataset, two_process_run / "cache")  # built by the 2 ranks: reused
+    assert len(list((two_process_run / "cache").iterdir())) == 1  # one cache folder, no shard left behind
+    single = cache_features(model, processor, dataset, tmp_path / "cache", batch_size=1)
+    for row in range(12):  # equal up to the rounding of different thread counts (the ranks ran with one thread)
+        for column in (SPEECH_COLUMN, TEXT_COLUMN):
+            assert sharded[row][column].shape == single[row][column].shape
+            np.testing.assert_allclose(sharded[row][column], single[row][column], atol=1e-5, rtol=1e-5)
+
+
+def test_feature_cache_encodes_on_the_given_device_in_batches_with_progress(tmp_path, capfd):
+    sys.path.insert(0, str(WORKER.parent))
+    from gpu_readiness_worker import cache_dataset, cache_model
+
+    from modeling_mgcma.feature_cache import SPEECH_COLUMN, cache_features, merge_shards, write_shard
+
+    write_wavs(tmp_path / "wavs")
+    dataset, words = cache_dataset(tmp_path / "wavs")
+    model, processor = cache_model(words)
+    backbone = model.mgcma
+    moves, batch_sizes = [], []
+    original_to, original_encode = backbone.speech_encoder.to, backbone.encode_speech
+    backbone.speech_encoder.to = lambda *args, **kwargs: (moves.append(torch.device(args[0])), original_to(*args, **kwargs))[1]
+    backbone.encode_speech = lambda values, mask: (batch_sizes.append(values.shape[0]), original_encode(values, mask))[1]
+    capfd.readouterr()
+    cached = cache_features(model, processor, dataset, tmp_path / "cache", device="cpu", batch_size=4)
+    # the encoders were sent to the requested device (the training device in run_mgcma.py) and back afterwards
+    assert moves == [torch.device("cpu"), torch.device("cpu")]
+    assert batch_sizes == [4, 4, 4]  # batched: layer-normalised conv features ignore padding
+    progress = capfd.readouterr().err
+    assert "Encoding features for the cache: 100%" in progress and "12/12" in progress, progress[-500:]
+    # two shards written as two ranks would and joined: the same rows as the one-process cache
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for index in range(2):
+        write_shard(folder, model, processor, dataset, 2, index, batch_size=4, show_progress=False)
+    merge_shards(folder, tmp_path / "joined", model, len(dataset), 2)
+    joined = __import__("datasets").Dataset.from_file(str(tmp_path / "joined" / "features.arrow")).with_format("numpy")
+    for row in range(12):
+        np.testing.assert_allclose(joined[row][SPEECH_COLUMN], cached[row][SPEECH_COLUMN], atol=1e-5)
+
+
+def test_feature_cache_refuses_batches_when_padding_changes_features(tmp_path):
+    from modeling_mgcma.feature_cache import encode_dataset
+
+    sys.path.insert(0, str(WORKER.parent))
+    from gpu_readiness_worker import cache_dataset, cache_model
+
+    write_wavs(tmp_path / "wavs", n=2)
+    dataset, words = cache_dataset(tmp_path / "wavs")
+    model, processor = cache_model(words)
+    model.mgcma.config.speech_config.feat_extract_norm = "group"  # wav2vec2-base: group norm reads padding
+    with pytest.raises(ValueError, match="only batch_size=1"):
+        list(encode_dataset(model, processor, dataset, batch_size=4))
+    assert len(list(encode_dataset(model, processor, dataset))) == 2  # default: one utterance at a time
