@@ -772,6 +772,14 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     from modeling_mgcma.trainer import refuse_data_parallel
 
     refuse_data_parallel(training_args)  # before any data is read: several GPUs need one process each (DDP)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    given = " ".join(arguments) + (Path(arguments[0]).read_text() if len(arguments) == 1 and Path(arguments[0]).is_file() else "")
+    if "dataloader_num_workers" not in given:  # an explicit value, 0 included, is kept
+        from modeling_mgcma.trainer import apply_dataloader_defaults
+
+        changed = apply_dataloader_defaults(training_args)
+        if changed:
+            logger.info("Input pipeline in DataLoader workers on %s: %s", training_args.device, changed)
     logger.warning(
         "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
         training_args.process_index, training_args.world_size, training_args.device,

@@ -83,6 +83,33 @@ def refuse_data_parallel(args) -> None:
         )
 
 
+def apply_dataloader_defaults(args, device_type: str | None = None, cpu_count: int | None = None) -> dict:
+    """Input pipeline defaults for accelerator runs: DataLoader workers (decoding, resampling and padding overlap
+    the GPU step), persistent across epochs, prefetching 2 batches each. Applied only when `dataloader_num_workers`
+    is 0 and the device is not a CPU, where the workers would compete with training for the cores (the demo).
+
+    Workers: min(4, CPU cores per process - 1), from `cpu_count` (default `os.cpu_count()`) and `args.world_size`
+    processes on the machine. Returns the settings changed (empty when none).
+    """
+    import os
+
+    device_type = device_type or args.device.type
+    if device_type == "cpu" or args.dataloader_num_workers > 0:
+        return {}
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", args.world_size) or 1)
+    workers = min(4, (cpu_count or os.cpu_count() or 1) // max(1, local_processes) - 1)
+    if workers < 1:
+        return {}
+    changes = {
+        "dataloader_num_workers": workers,
+        "dataloader_persistent_workers": True,
+        "dataloader_prefetch_factor": args.dataloader_prefetch_factor or 2,
+    }
+    for name, value in changes.items():
+        setattr(args, name, value)
+    return changes
+
+
 def _layerdrop_reasons(model: nn.Module) -> list[str]:
     reasons = []
     for name, module in model.named_modules():
@@ -440,6 +467,7 @@ __all__ = [
     "gather_with_grad",
     "decode_audio",
     "refuse_data_parallel",
+    "apply_dataloader_defaults",
     "unused_parameter_reasons",
     "configure_unused_parameters",
     "LOSS_COMPONENTS",

@@ -245,3 +245,46 @@ def test_feature_cache_refuses_batches_when_padding_changes_features(tmp_path):
     with pytest.raises(ValueError, match="only batch_size=1"):
         list(encode_dataset(model, processor, dataset, batch_size=4))
     assert len(list(encode_dataset(model, processor, dataset))) == 2  # default: one utterance at a time
+
+
+@pytest.mark.parametrize("strategy", ["group_by_length", "random"])
+def test_worker_pipeline_yields_the_same_batches_as_single_process(tmp_path, strategy):
+    sys.path.insert(0, str(WORKER.parent))
+    from gpu_readiness_worker import cache_dataset, cache_model
+
+    from modeling_mgcma.trainer import MGCMADataCollator
+
+    write_wavs(tmp_path / "wavs", n=10)
+    dataset, words = cache_dataset(tmp_path / "wavs")
+    _, processor = cache_model(words)
+    epochs = {}
+    for workers in (0, 2):
+        trainer = _trainer(
+            tmp_path, dataset, MGCMADataCollator(processor), per_device_train_batch_size=4, seed=1,
+            train_sampling_strategy=strategy, dataloader_num_workers=workers, dataloader_persistent_workers=workers > 0,
+        )  # fmt: skip
+        loader = trainer.get_train_dataloader()
+        epochs[workers] = []
+        for epoch in range(2):
+            loader.set_epoch(epoch)
+            epochs[workers].append(list(loader))
+    assert [len(e) for e in epochs[2]] == [len(e) for e in epochs[0]] == [3, 3]
+    for single_epoch, worker_epoch in zip(epochs[0], epochs[2]):
+        for single, worker in zip(single_epoch, worker_epoch):
+            assert single.keys() == worker.keys()
+            assert all(torch.equal(single[k], worker[k]) for k in single), "workers changed a batch"
+
+
+def test_dataloader_defaults_for_accelerators(tmp_path):
+    from transformers import TrainingArguments
+
+    from modeling_mgcma.trainer import apply_dataloader_defaults
+
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    assert apply_dataloader_defaults(args) == {} and args.dataloader_num_workers == 0  # CPU (the demo): in-process
+    changed = apply_dataloader_defaults(args, device_type="cuda", cpu_count=16)
+    assert changed == {"dataloader_num_workers": 4, "dataloader_persistent_workers": True, "dataloader_prefetch_factor": 2}
+    assert args.dataloader_num_workers == 4 and args.dataloader_persistent_workers
+    assert apply_dataloader_defaults(args, device_type="cuda", cpu_count=16) == {}  # an explicit value is kept
+    small = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    assert apply_dataloader_defaults(small, device_type="cuda", cpu_count=3)["dataloader_num_workers"] == 2
