@@ -9,7 +9,8 @@
   interval; evaluation reports its own averages (``eval_loss_ce`` ...) without touching the training ones.
 * `gather_with_grad` is the open_clip-style all-gather: under multi-process training every process computes each
   contrastive loss on the features of the global batch, with gradients flowing back to the process that produced
-  them. With one process it is never installed and no distributed call is made.
+  them. `FeatureGatherer` is what the trainer installs: the batch sizes are exchanged once per step, and several
+  tensors can share one collective. With one process nothing is installed and no distributed call is made.
 """
 
 from __future__ import annotations
@@ -37,6 +38,28 @@ LOSS_COMPONENTS = ("loss_ce", "loss_da", "loss_ia")
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _exchange_sizes(local: int, device, group=None) -> list[int]:
+    import torch.distributed as dist
+
+    local_size = torch.tensor([local], device=device, dtype=torch.long)
+    sizes = [torch.zeros_like(local_size) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(sizes, local_size, group=group)
+    return [int(size.item()) for size in sizes]  # one host sync
+
+
+def _gather_rows(tensor: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
+    import torch.distributed.nn.functional as dist_nn
+
+    largest = max(sizes)
+    if tensor.shape[0] < largest:
+        padding = tensor.new_zeros((largest - tensor.shape[0], *tensor.shape[1:]))
+        tensor = torch.cat([tensor, padding], dim=0)
+    gathered = dist_nn.all_gather(tensor.contiguous(), group=group)
+    if all(size == largest for size in sizes):
+        return torch.cat(gathered, dim=0)
+    return torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)], dim=0)
+
+
 def gather_with_grad(tensor: torch.Tensor, group=None) -> torch.Tensor:
     """All-gather `[B, ...]` tensors of every process into `[sum_r B_r, ...]` (rank order) with gradients.
 
@@ -46,20 +69,55 @@ def gather_with_grad(tensor: torch.Tensor, group=None) -> torch.Tensor:
     tensor is padded to the largest size for the collective, and the padding is cut off again, so the result holds
     exactly the real rows and no padded row ever becomes a negative.
     """
-    import torch.distributed as dist
-    import torch.distributed.nn.functional as dist_nn
+    return _gather_rows(tensor, _exchange_sizes(tensor.shape[0], tensor.device, group), group)
 
-    world_size = dist.get_world_size(group)
-    local_size = torch.tensor([tensor.shape[0]], device=tensor.device, dtype=torch.long)
-    sizes = [torch.zeros_like(local_size) for _ in range(world_size)]
-    dist.all_gather(sizes, local_size, group=group)
-    sizes = [int(size.item()) for size in sizes]
-    largest = max(sizes)
-    if tensor.shape[0] < largest:
-        padding = tensor.new_zeros((largest - tensor.shape[0], *tensor.shape[1:]))
-        tensor = torch.cat([tensor, padding], dim=0)
-    gathered = dist_nn.all_gather(tensor.contiguous(), group=group)
-    return torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)], dim=0)
+
+class FeatureGatherer:
+    """`gather_with_grad` for a training step: the batch sizes are exchanged once per step (`new_step()`, called
+    by `MGCMATrainer.compute_loss`), not once per gathered tensor, and several tensors passed in one call travel in
+    one collective (`gatherer(a, b, c)` returns the gathered `(a, b, c)`; rows concatenated in the widest dtype and
+    split again, gradients included). One tensor in, one tensor out, as the model's `contrastive_feature_gatherer`.
+    """
+
+    def __init__(self, group=None):
+        self.group = group
+        self._sizes = None
+        self.size_exchanges = 0
+        self.collectives = 0
+
+    def new_step(self) -> None:
+        self._sizes = None
+
+    def _step_sizes(self, local: int, device) -> list[int]:
+        import torch.distributed as dist
+
+        if self._sizes is None or self._sizes[dist.get_rank(self.group)] != local:
+            self._sizes = _exchange_sizes(local, device, self.group)
+            self.size_exchanges += 1
+        return self._sizes
+
+    def __call__(self, *tensors: torch.Tensor):
+        if not tensors:
+            raise ValueError("nothing to gather.")
+        rows = tensors[0].shape[0]
+        if any(t.shape[0] != rows for t in tensors):
+            raise ValueError(f"tensors gathered together need one batch size, got {[tuple(t.shape) for t in tensors]}.")
+        sizes = self._step_sizes(rows, tensors[0].device)
+        self.collectives += 1
+        if len(tensors) == 1:
+            return _gather_rows(tensors[0], sizes, self.group)
+        dtype = tensors[0].dtype
+        for t in tensors[1:]:
+            dtype = torch.promote_types(dtype, t.dtype)
+        flat = torch.cat([t.reshape(rows, -1).to(dtype) for t in tensors], dim=1)
+        gathered = _gather_rows(flat, sizes, self.group)
+        widths = [t[0].numel() if rows else int(np.prod(t.shape[1:])) for t in tensors]
+        parts = torch.split(gathered, widths, dim=1)
+        return tuple(part.reshape(-1, *t.shape[1:]).to(t.dtype) for part, t in zip(parts, tensors))
+
+
+def _on_cpu(module: nn.Module) -> bool:
+    return all(p.device.type == "cpu" for p in module.parameters())
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -295,6 +353,7 @@ class MGCMATrainer(Trainer):
         self._component_sums = {"train": collections.defaultdict(float), "eval": collections.defaultdict(float)}
         self._component_counts = {"train": collections.Counter(), "eval": collections.Counter()}
         self._install_feature_gatherer()
+        self._keep_unused_encoders_on_cpu()
 
     # -- length-grouped batching (`--train_sampling_strategy group_by_length`) -------------------------------------
 
@@ -384,13 +443,67 @@ class MGCMATrainer(Trainer):
         # sorted by length, deterministic; predictions and label_ids come back in this order, together
         return build_length_grouped_sampler(self._audio_lengths(eval_dataset), self.args.eval_batch_size, shuffle=False)
 
+    # -- cached-feature training: the frozen encoders are not run ----------------------------------------------------
+
+    def _unused_encoders(self) -> list[tuple[str, nn.Module]]:
+        """(name, module) of the encoders when training reads cached features (a `speech_features` column) and the
+        encoders are frozen: they never run in a step, so they need neither accelerator memory nor DDP."""
+        from .feature_cache import SPEECH_COLUMN
+
+        dataset = self.__dict__.get("train_dataset")
+        if dataset is None or SPEECH_COLUMN not in getattr(dataset, "column_names", ()):
+            return []
+        model = self.accelerator.unwrap_model(self.model)
+        backbone = getattr(model, "mgcma", None)
+        if backbone is None or not hasattr(backbone, "speech_encoder"):
+            return []
+        prefix = "mgcma." if backbone is not model else ""
+        encoders = [(prefix + "speech_encoder", backbone.speech_encoder), (prefix + "text_encoder", backbone.text_encoder)]
+        if any(p.requires_grad for _, encoder in encoders for p in encoder.parameters()):
+            return []
+        return encoders
+
+    def _keep_unused_encoders_on_cpu(self):
+        """Keep the frozen encoders of cached-feature training on the CPU, ignored by DDP. accelerate's `prepare`
+        moves the whole model to the device before wrapping it, so `compute_loss` moves them back (once)."""
+        if "train_dataset" not in self.__dict__:  # the Trainer moves the model before it stores the datasets
+            return
+        if "_offloaded_encoders" not in self.__dict__:
+            self._offloaded_encoders = self._unused_encoders()
+        encoders = self._offloaded_encoders
+        if not encoders:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        if not getattr(model, "_mgcma_encoders_ignored_by_ddp", False):
+            names = [
+                f"{name}.{entry}"
+                for name, encoder in encoders
+                for entry, _ in (*encoder.named_parameters(), *encoder.named_buffers())
+            ]
+            # DDP neither broadcasts nor checks the devices of what it ignores
+            ignored = set(getattr(model, "_ddp_params_and_buffers_to_ignore", ()))
+            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sorted(ignored | set(names)))
+            model._mgcma_encoders_ignored_by_ddp = True
+        if all(_on_cpu(encoder) for _, encoder in encoders):
+            return
+        for _, encoder in encoders:
+            encoder.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        logger.info("Cached features: the frozen encoders stay on the CPU, outside DDP (they are not run in training).")
+
+    def _move_model_to_device(self, model, device):
+        super()._move_model_to_device(model, device)
+        self._keep_unused_encoders_on_cpu()
+
     def _install_feature_gatherer(self):
         model = self.accelerator.unwrap_model(self.model)
         backbone = getattr(model, "mgcma", model)
         if not hasattr(backbone, "contrastive_feature_gatherer"):
             return
         use_gather = self.accelerator.num_processes > 1 and model.config.gather_distributed_negatives
-        backbone.contrastive_feature_gatherer = gather_with_grad if use_gather else None
+        self.feature_gatherer = FeatureGatherer() if use_gather else None
+        backbone.contrastive_feature_gatherer = self.feature_gatherer
         if use_gather:
             logger.info(
                 "Contrastive losses use the negatives of all %d processes (gathered with gradients).",
@@ -400,6 +513,9 @@ class MGCMATrainer(Trainer):
     # -- loss ----------------------------------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        self._keep_unused_encoders_on_cpu()
+        if getattr(self, "feature_gatherer", None) is not None:
+            self.feature_gatherer.new_step()  # batch sizes may change between steps: exchanged once per step
         outputs = model(**inputs)
         if outputs.loss is None:
             raise ValueError(f"the model returned no loss: the batch needs `labels`; it has {sorted(inputs)}.")
@@ -465,6 +581,7 @@ __all__ = [
     "MGCMADataCollator",
     "MGCMATrainer",
     "gather_with_grad",
+    "FeatureGatherer",
     "decode_audio",
     "refuse_data_parallel",
     "apply_dataloader_defaults",

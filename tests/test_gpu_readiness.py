@@ -96,7 +96,7 @@ def _lengths(n=403, seed=0):
     return np.round(seconds * 50).astype(int).tolist()
 
 
-def _trainer(tmp_path, dataset, collator, **arguments):
+def _trainer(tmp_path, dataset, collator, model=None, **arguments):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
@@ -104,7 +104,8 @@ def _trainer(tmp_path, dataset, collator, **arguments):
     from modeling_mgcma.trainer import MGCMATrainer
 
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, **arguments)
-    return MGCMATrainer(model=MGCMAForEmotionClassification(small_config(20)), args=args, train_dataset=dataset, data_collator=collator)
+    model = model if model is not None else MGCMAForEmotionClassification(small_config(20))
+    return MGCMATrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
 
 
 def test_one_process_dataloader_yields_the_grouped_batches(tmp_path):
@@ -288,3 +289,39 @@ def test_dataloader_defaults_for_accelerators(tmp_path):
     assert apply_dataloader_defaults(args, device_type="cuda", cpu_count=16) == {}  # an explicit value is kept
     small = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     assert apply_dataloader_defaults(small, device_type="cuda", cpu_count=3)["dataloader_num_workers"] == 2
+
+
+def test_cached_training_keeps_the_frozen_encoders_off_the_accelerator_and_out_of_ddp(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    import modeling_mgcma.trainer as trainer_module
+    from modeling_mgcma import MGCMAForEmotionClassification
+    from modeling_mgcma.feature_cache import CachedFeatureCollator, freeze_encoders_in_eval_mode
+    from modeling_mgcma.from_scratch import small_config
+
+    rng = np.random.default_rng(0)
+    rows = datasets.Dataset.from_dict({
+        "speech_features": [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(3, 9, 8)],
+        "text_features": [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(2, 6, 8)],
+        "label": [i % 4 for i in range(8)],
+    }).with_format("numpy")  # fmt: skip
+    model = MGCMAForEmotionClassification(small_config(20))
+    freeze_encoders_in_eval_mode(model)
+    trainer = _trainer(tmp_path, rows, CachedFeatureCollator(), model, per_device_train_batch_size=4, max_steps=2, save_strategy="no")
+    ignored = set(model._ddp_params_and_buffers_to_ignore)  # DDP neither syncs nor device-checks these
+    assert "mgcma.speech_encoder.encoder.layers.0.attention.q_proj.weight" in ignored
+    assert "mgcma.text_encoder.embeddings.word_embeddings.weight" in ignored
+    assert not any(not n.startswith(("mgcma.speech_encoder.", "mgcma.text_encoder.")) for n in ignored)
+    # emulated accelerator: the Trainer (and accelerate's prepare) move the whole model to the device, after which
+    # the encoders are found off the CPU; they go back to it
+    moves = []
+    for encoder in (model.mgcma.speech_encoder, model.mgcma.text_encoder):
+        encoder.to = lambda *a, _to=encoder.to, **k: (moves.append(str(a[0] if a else k.get("device"))), _to(*a, **k))[1]
+    monkeypatch.setattr(trainer_module, "_on_cpu", lambda module: False)
+    trainer._move_model_to_device(model, torch.device("cpu"))
+    assert moves == ["cpu", "cpu"]
+    moves.clear()
+    trainer.compute_loss(model, CachedFeatureCollator()([rows[i] for i in range(4)]))  # prepare moved them: again
+    assert moves == ["cpu", "cpu"]
+    monkeypatch.undo()
+    trainer.train()  # training steps run with the encoders on the CPU
+    assert trainer.state.global_step == 2
