@@ -780,6 +780,11 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
         changed = apply_dataloader_defaults(training_args)
         if changed:
             logger.info("Input pipeline in DataLoader workers on %s: %s", training_args.device, changed)
+    from modeling_mgcma.trainer import apply_mixed_precision
+
+    precision_note = apply_mixed_precision(training_args, explicit="bf16" in given or "fp16" in given)
+    if precision_note:
+        logger.warning(precision_note)
     logger.warning(
         "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
         training_args.process_index, training_args.world_size, training_args.device,

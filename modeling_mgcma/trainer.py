@@ -168,6 +168,46 @@ def apply_dataloader_defaults(args, device_type: str | None = None, cpu_count: i
     return changes
 
 
+def choose_mixed_precision(device_type: str, capability: tuple[int, int] | None = None, requested: str = "auto") -> str:
+    """The mixed precision to train with: "bf16", "fp16" or "no".
+
+    * `requested="auto"`: bf16 on GPUs with bf16 tensor cores (CUDA compute capability >= 8.0: A100, H100, RTX 30xx
+      and later), fp16 with loss scaling on older ones (V100 = 7.0, T4 = 7.5), none on a CPU (fp32).
+    * An explicit "fp16" or "no" is kept; an explicit "bf16" is kept except on a CUDA GPU older than 8.0, which runs
+      bf16 without tensor cores (slower than fp32): fp16 instead.
+    """
+    if requested not in ("auto", "bf16", "fp16", "no"):
+        raise ValueError(f"`requested` must be 'auto', 'bf16', 'fp16' or 'no', got {requested!r}.")
+    bf16_tensor_cores = device_type == "cuda" and capability is not None and tuple(capability) >= (8, 0)
+    if requested in ("fp16", "no"):
+        return requested
+    if requested == "bf16":
+        return "fp16" if device_type == "cuda" and not bf16_tensor_cores else "bf16"
+    if device_type == "cuda":
+        return "bf16" if bf16_tensor_cores else "fp16"
+    return "no"
+
+
+def apply_mixed_precision(args, explicit: bool, device_type: str | None = None, capability=None) -> str | None:
+    """Set `args` to `choose_mixed_precision` for its device; `explicit` = the user set bf16/fp16 (or
+    accelerate's `--mixed_precision`, read from ACCELERATE_MIXED_PRECISION). Returns a message when it changed."""
+    import os
+
+    device_type = device_type or args.device.type
+    if capability is None and device_type == "cuda":
+        capability = torch.cuda.get_device_capability(args.device)
+    current = "bf16" if args.bf16 else "fp16" if args.fp16 else args.mixed_precision or "no"
+    explicit = explicit or "ACCELERATE_MIXED_PRECISION" in os.environ or current != "no"
+    choice = choose_mixed_precision(device_type, capability, current if explicit else "auto")
+    if choice == current:
+        return None
+    args.bf16, args.fp16, args.mixed_precision = choice == "bf16", choice == "fp16", choice
+    where = f"{device_type} (compute capability {capability[0]}.{capability[1]})" if capability else device_type
+    if explicit:
+        return f"bf16 has no tensor cores on {where}: training with fp16 and loss scaling instead."
+    return f"mixed precision {choice} chosen for {where} (set --bf16/--fp16, or accelerate's --mixed_precision, to choose)."
+
+
 def _layerdrop_reasons(model: nn.Module) -> list[str]:
     reasons = []
     for name, module in model.named_modules():
@@ -585,6 +625,8 @@ __all__ = [
     "decode_audio",
     "refuse_data_parallel",
     "apply_dataloader_defaults",
+    "choose_mixed_precision",
+    "apply_mixed_precision",
     "unused_parameter_reasons",
     "configure_unused_parameters",
     "LOSS_COMPONENTS",

@@ -325,3 +325,51 @@ def test_cached_training_keeps_the_frozen_encoders_off_the_accelerator_and_out_o
     monkeypatch.undo()
     trainer.train()  # training steps run with the encoders on the CPU
     assert trainer.state.global_step == 2
+
+
+def test_mixed_precision_is_chosen_from_the_device(tmp_path):
+    from transformers import TrainingArguments
+
+    from modeling_mgcma.trainer import apply_mixed_precision, choose_mixed_precision
+
+    assert choose_mixed_precision("cuda", (9, 0)) == "bf16"  # H100
+    assert choose_mixed_precision("cuda", (8, 0)) == "bf16"  # A100
+    assert choose_mixed_precision("cuda", (7, 0)) == "fp16"  # V100
+    assert choose_mixed_precision("cuda", (7, 5)) == "fp16"  # T4
+    assert choose_mixed_precision("cpu") == "no"
+    assert choose_mixed_precision("cuda", (7, 0), requested="bf16") == "fp16"  # the paper config's bf16 on a V100
+    assert choose_mixed_precision("cuda", (9, 0), requested="no") == "no" and choose_mixed_precision("cpu", requested="bf16") == "bf16"
+    env = os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
+    try:
+        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+        assert apply_mixed_precision(args, explicit=False) is None and args.mixed_precision == "no"
+        assert "fp16 chosen" in apply_mixed_precision(args, explicit=False, device_type="cuda", capability=(7, 5))
+        assert args.fp16 and not args.bf16 and args.mixed_precision == "fp16"
+        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, bf16=True)
+        assert "no tensor cores" in apply_mixed_precision(args, explicit=True, device_type="cuda", capability=(7, 0))
+        assert args.fp16 and not args.bf16
+    finally:
+        if env is not None:
+            os.environ["ACCELERATE_MIXED_PRECISION"] = env
+
+
+def test_fp16_autocast_with_loss_scaling_gives_finite_losses_and_gradients():
+    from modeling_mgcma import MGCMAForEmotionClassification
+    from modeling_mgcma.from_scratch import small_config
+
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(small_config(20, temperature=0.07, learnable_similarity=True))
+    features = {
+        "speech_features": torch.randn(4, 9, 32) * 30, "text_features": torch.randn(4, 5, 32) * 30,
+        "labels": torch.tensor([0, 1, 2, 3]),
+    }  # fmt: skip
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
+    with torch.autocast("cpu", dtype=torch.float16):
+        outputs = model(**features)
+    for name in ("loss", "loss_ce", "loss_da", "loss_ia"):
+        assert torch.isfinite(getattr(outputs, name)).all(), name
+    scaler.scale(outputs.loss).backward()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler.unscale_(optimizer)
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
