@@ -83,6 +83,10 @@ PAPER_TRAINING_DEFAULTS = {
     "weight_decay": 0.0,
     "lr_scheduler_type": "constant",
     "num_train_epochs": 100,
+    # a checkpoint (weights + Adam state, ~3 GB at base size) only when validation UA improves, one kept per fold:
+    # load_best_model_at_end accepts "best"; a resumed run restarts from the best epoch rather than the last
+    "save_strategy": "best",
+    "save_total_limit": 1,
 }
 PAPER_CONFIG = {"num_attention_heads": 12, "num_alignment_layers": 6, "temperature": 0.07}
 
@@ -785,6 +789,15 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     precision_note = apply_mixed_precision(training_args, explicit="bf16" in given or "fp16" in given)
     if precision_note:
         logger.warning(precision_note)
+    if preset == "paper" and training_args.world_size > 1 and training_args.process_index == 0:
+        logger.warning(
+            "Global batch %d = %d processes x %d (the paper trains with 4; the learning rate is not scaled). For the "
+            "paper's batch: %s.", training_args.world_size
+            * training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps,
+            training_args.world_size, training_args.per_device_train_batch_size,
+            f"--per_device_train_batch_size {4 // training_args.world_size}" if 4 % training_args.world_size == 0
+            else "2 or 4 processes with --per_device_train_batch_size 2 or 1",
+        )  # fmt: skip
     logger.warning(
         "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
         training_args.process_index, training_args.world_size, training_args.device,
