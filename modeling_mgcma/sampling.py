@@ -374,10 +374,10 @@ def build_length_grouped_sampler(
     shuffle: bool = True,
     mega_batch_size: int = DEFAULT_MEGA_BATCH_SIZE,
 ) -> LengthGroupedSampler:
-    """The sampler for `Trainer._get_train_sampler` (shuffle=True) / `_get_eval_sampler` (shuffle=False).
-
-    `batch_size` must be the per-device batch size the DataLoader uses (for training with several processes,
-    accelerate splits the batch order into whole batches per rank).
+    """A flat sampler for a `DataLoader(batch_size=...)`: `MGCMATrainer._get_eval_sampler` (shuffle=False: sorted,
+    deterministic). `batch_size` must be the DataLoader's. For training use `LengthGroupedBatchSampler`: a DataLoader
+    re-chunks a flat order, which breaks the groups whenever its start shifts, and accelerate deals whole batches to
+    the ranks in turn.
     """
     return LengthGroupedSampler(lengths, batch_size, seed=seed, shuffle=shuffle, mega_batch_size=mega_batch_size)
 

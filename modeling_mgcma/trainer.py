@@ -189,15 +189,16 @@ def choose_mixed_precision(device_type: str, capability: tuple[int, int] | None 
 
 
 def apply_mixed_precision(args, explicit: bool, device_type: str | None = None, capability=None) -> str | None:
-    """Set `args` to `choose_mixed_precision` for its device; `explicit` = the user set bf16/fp16 (or
-    accelerate's `--mixed_precision`, read from ACCELERATE_MIXED_PRECISION). Returns a message when it changed."""
+    """Set `args` to `choose_mixed_precision` for its device; `explicit` = the user set bf16/fp16 (including to
+    false). accelerate's `--mixed_precision bf16|fp16` (ACCELERATE_MIXED_PRECISION) counts as explicit; its "no" does
+    not, since `accelerate launch` sets it whenever nothing was chosen. Returns a message when it changed."""
     import os
 
     device_type = device_type or args.device.type
     if capability is None and device_type == "cuda":
         capability = torch.cuda.get_device_capability(args.device)
     current = "bf16" if args.bf16 else "fp16" if args.fp16 else args.mixed_precision or "no"
-    explicit = explicit or "ACCELERATE_MIXED_PRECISION" in os.environ or current != "no"
+    explicit = explicit or os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no" or current != "no"
     choice = choose_mixed_precision(device_type, capability, current if explicit else "auto")
     if choice == current:
         return None
@@ -209,11 +210,12 @@ def apply_mixed_precision(args, explicit: bool, device_type: str | None = None, 
 
 
 def _layerdrop_reasons(model: nn.Module) -> list[str]:
-    reasons = []
-    for name, module in model.named_modules():
+    reasons, seen = [], set()
+    for name, module in model.named_modules():  # outermost first; submodules share their model's config
         config = getattr(module, "config", None)
         layerdrop = getattr(config, "layerdrop", 0.0) or 0.0
-        if layerdrop > 0 and any(p.requires_grad for p in module.parameters()):
+        if layerdrop > 0 and id(config) not in seen and any(p.requires_grad for p in module.parameters()):
+            seen.add(id(config))
             reasons.append(f"{name or type(module).__name__} skips layers at random in training (layerdrop={layerdrop})")
     return reasons
 

@@ -348,7 +348,15 @@ def test_mixed_precision_is_chosen_from_the_device(tmp_path):
         args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, bf16=True)
         assert "no tensor cores" in apply_mixed_precision(args, explicit=True, device_type="cuda", capability=(7, 0))
         assert args.fp16 and not args.bf16
+        os.environ["ACCELERATE_MIXED_PRECISION"] = "no"  # what `accelerate launch` sets when nothing was chosen
+        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+        assert "bf16 chosen" in apply_mixed_precision(args, explicit=False, device_type="cuda", capability=(9, 0))
+        os.environ["ACCELERATE_MIXED_PRECISION"] = "fp16"
+        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+        assert apply_mixed_precision(args, explicit=False, device_type="cuda", capability=(9, 0)) is None
+        assert args.mixed_precision == "fp16"  # as TrainingArguments read it from the environment
     finally:
+        os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
         if env is not None:
             os.environ["ACCELERATE_MIXED_PRECISION"] = env
 
