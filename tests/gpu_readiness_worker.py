@@ -5,7 +5,8 @@
                                                      # layerdrop_checkpointing, speech_classifier_tam_last
     gpu_readiness_worker.py batches <out>            # two epochs of the group_by_length training DataLoader
     gpu_readiness_worker.py cache <out>              # the feature cache of <out>/wavs/*.wav, built by both ranks
-    gpu_readiness_worker.py all <out>                # batches, cache, then each train variant in <out>/<variant>
+    gpu_readiness_worker.py all <out>                # batches, cache, each train variant in <out>/<variant>, then
+                                                     # cached-feature training in <out>/cached
 
 `train` writes `<out>/train_rank<k>.json` (steps done, find_unused_parameters, losses); `batches` writes
 `<out>/batches_rank<k>.json` (the indices of every batch the Trainer's DataLoader yields on this rank, and the
@@ -68,6 +69,43 @@ def train(out_dir: str, variant: str):
         "rank": rank, "world": trainer.accelerator.num_processes, "global_step": trainer.state.global_step,
         "find_unused_parameters": trainer.args.ddp_find_unused_parameters,
         "checkpointing_kwargs": trainer.args.gradient_checkpointing_kwargs, "train_loss": result.training_loss,
+    }))  # fmt: skip
+
+
+def train_cached(out_dir: str):
+    """A few DDP steps of cached-feature training: the frozen encoders stay on the CPU and DDP ignores them."""
+    import datasets
+    from transformers import TrainingArguments
+
+    from modeling_mgcma import MGCMAForEmotionClassification
+    from modeling_mgcma.feature_cache import CachedFeatureCollator, freeze_encoders_in_eval_mode
+    from modeling_mgcma.from_scratch import small_config
+    from modeling_mgcma.trainer import MGCMATrainer
+
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(small_config(20))
+    freeze_encoders_in_eval_mode(model)
+    rng = np.random.default_rng(0)
+    rows = datasets.Dataset.from_dict({
+        "speech_features": [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(3, 9, 16)],
+        "text_features": [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(2, 6, 16)],
+        "label": [i % 4 for i in range(16)],
+    }).with_format("numpy")  # fmt: skip
+    args = TrainingArguments(
+        output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=4, max_steps=3, save_strategy="no",
+        report_to="none", use_cpu=True, disable_tqdm=True,
+    )  # fmt: skip
+    trainer = MGCMATrainer(model=model, args=args, train_dataset=rows, data_collator=CachedFeatureCollator())
+    trainer.train()
+    wrapped = trainer.model_wrapped
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    Path(out_dir, f"train_rank{trainer.accelerator.process_index}.json").write_text(json.dumps({
+        "global_step": trainer.state.global_step, "ddp": type(wrapped).__name__,
+        "ddp_ignored": len(getattr(wrapped, "parameters_to_ignore", ())),
+        "encoder_params": sum(1 for _ in (*model.mgcma.speech_encoder.named_parameters(),
+                                          *model.mgcma.text_encoder.named_parameters())),
+        "ddp_params": len(getattr(wrapped, "_module_parameters", ())),
+        "trainable_params": sum(1 for p in model.parameters() if p.requires_grad),
     }))  # fmt: skip
 
 
@@ -148,3 +186,4 @@ if __name__ == "__main__":
         cache(sys.argv[2])
         for name in ("layerdrop_checkpointing", "speech_classifier_tam_last"):
             train(str(Path(sys.argv[2]) / name), name)
+        train_cached(str(Path(sys.argv[2]) / "cached"))

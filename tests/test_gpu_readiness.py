@@ -72,6 +72,14 @@ def test_ddp_with_gradient_checkpointing_and_unused_parameters_trains(two_proces
 
 
 @pytest.mark.slow
+def test_two_process_cached_training_leaves_the_frozen_encoders_out_of_ddp(two_process_run):
+    for result in _read(two_process_run / "cached", "train"):
+        assert result["global_step"] == 3 and result["ddp"] == "DistributedDataParallel"
+        assert result["ddp_ignored"] >= result["encoder_params"] > 0  # parameters and buffers of both encoders
+        assert result["ddp_params"] == result["trainable_params"]  # DDP holds only what trains
+
+
+@pytest.mark.slow
 def test_two_process_dataloader_batches_are_grouped_and_balanced(two_process_run):
     results = _read(two_process_run, "batches")
     lengths = results[0]["lengths"]
