@@ -375,6 +375,12 @@ class MGCMATrainer(Trainer):
       `collect_embeddings` is set, for the t-SNE plot), not every hidden state.
     * The MGCMA losses are batch means (a contrastive loss does not decompose into per-item terms), so
       `num_items_in_batch` is accepted and not used; the Trainer scales for gradient accumulation itself.
+    * With `train_sampling_strategy="group_by_length"` the training DataLoader iterates a
+      `LengthGroupedBatchSampler`: the batches it yields are the sampler's, and under DDP each step's batches come
+      from one length-sorted group.
+    * Multi-GPU: refuses `nn.DataParallel` (`refuse_data_parallel`), sets DDP's `find_unused_parameters` from the
+      model built (`configure_unused_parameters`), and in cached-feature training keeps the frozen encoders on the
+      CPU and out of DDP.
     """
 
     def __init__(self, *args, **kwargs):
