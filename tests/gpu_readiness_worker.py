@@ -72,9 +72,20 @@ def train(out_dir: str, variant: str):
     }))  # fmt: skip
 
 
+def random_feature_rows(n: int):
+    """A cached-feature dataset of `n` rows: random 32-wide speech (3-8 frames) and text (2-5 tokens) features."""
+    import datasets
+
+    rng = np.random.default_rng(0)
+    return datasets.Dataset.from_dict({
+        "speech_features": [rng.standard_normal((int(k), 32)).astype(np.float32) for k in rng.integers(3, 9, n)],
+        "text_features": [rng.standard_normal((int(k), 32)).astype(np.float32) for k in rng.integers(2, 6, n)],
+        "label": [i % 4 for i in range(n)],
+    }).with_format("numpy")  # fmt: skip
+
+
 def train_cached(out_dir: str):
     """A few DDP steps of cached-feature training: the frozen encoders stay on the CPU and DDP ignores them."""
-    import datasets
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
@@ -85,12 +96,7 @@ def train_cached(out_dir: str):
     torch.manual_seed(0)
     model = MGCMAForEmotionClassification(small_config(20))
     freeze_encoders_in_eval_mode(model)
-    rng = np.random.default_rng(0)
-    rows = datasets.Dataset.from_dict({
-        "speech_features": [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(3, 9, 16)],
-        "text_features": [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(2, 6, 16)],
-        "label": [i % 4 for i in range(16)],
-    }).with_format("numpy")  # fmt: skip
+    rows = random_feature_rows(16)
     args = TrainingArguments(
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=4, max_steps=3, save_strategy="no",
         report_to="none", use_cpu=True, disable_tqdm=True,

@@ -300,18 +300,15 @@ def test_dataloader_defaults_for_accelerators(tmp_path):
 
 
 def test_cached_training_keeps_the_frozen_encoders_off_the_accelerator_and_out_of_ddp(tmp_path, monkeypatch):
-    datasets = pytest.importorskip("datasets")
+    sys.path.insert(0, str(WORKER.parent))
+    from gpu_readiness_worker import random_feature_rows
+
     import modeling_mgcma.trainer as trainer_module
     from modeling_mgcma import MGCMAForEmotionClassification
     from modeling_mgcma.feature_cache import CachedFeatureCollator, freeze_encoders_in_eval_mode
     from modeling_mgcma.from_scratch import small_config
 
-    rng = np.random.default_rng(0)
-    rows = datasets.Dataset.from_dict({
-        "speech_features": [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(3, 9, 8)],
-        "text_features": [rng.standard_normal((int(n), 32)).astype(np.float32) for n in rng.integers(2, 6, 8)],
-        "label": [i % 4 for i in range(8)],
-    }).with_format("numpy")  # fmt: skip
+    rows = random_feature_rows(8)
     model = MGCMAForEmotionClassification(small_config(20))
     freeze_encoders_in_eval_mode(model)
     trainer = _trainer(tmp_path, rows, CachedFeatureCollator(), model, per_device_train_batch_size=4, max_steps=2, save_strategy="no")
