@@ -84,6 +84,10 @@ PAPER_TRAINING_DEFAULTS = {
     "weight_decay": 0.0,
     "lr_scheduler_type": "constant",
     "num_train_epochs": 100,
+    # a checkpoint (weights + Adam state, ~3 GB at base size) only when validation UA improves, one kept per fold:
+    # load_best_model_at_end accepts "best"; a resumed run restarts from the best epoch rather than the last
+    "save_strategy": "best",
+    "save_total_limit": 1,
 }
 PAPER_CONFIG = {"num_attention_heads": 12, "num_alignment_layers": 6, "temperature": 0.07}
 
@@ -569,7 +573,7 @@ def check_audio_lengths(dataset, model, sampling_rate: int = 16_000) -> None:
         )
 
 
-def build_training_inputs(dataset, model, processor, model_args, data_args, output_dir):
+def build_training_inputs(dataset, model, processor, model_args, data_args, output_dir, device=None):
     """(the dataset as the Trainer reads it, data_collator), before it is split into a fold.
 
     The single place where the data meet the model. Raw mode: rows keep their audio and text, and
@@ -588,7 +592,8 @@ def build_training_inputs(dataset, model, processor, model_args, data_args, outp
     # Encoders frozen and in eval mode, as the cache computes them (no dropout / SpecAugment in the features).
     freeze_encoders_in_eval_mode(model)
     cache_dir = data_args.feature_cache_dir or str(Path(output_dir) / "feature_cache")
-    return cache_features(model, processor, dataset, cache_dir), CachedFeatureCollator()
+    # encoded on the training device, each process its share of the rows
+    return cache_features(model, processor, dataset, cache_dir, device=device), CachedFeatureCollator()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -910,7 +915,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     model, processor, base_models = build_model_and_processor(model_args, data_args, preset, label_names)
     check_audio_lengths(dataset, model, getattr(processor, "sampling_rate", 16_000))  # not at step 28, unnamed
     # the whole dataset, then the fold: one feature cache serves every fold (cached mode)
-    dataset, collator = build_training_inputs(dataset, model, processor, model_args, data_args, training_args.output_dir)
+    dataset, collator = build_training_inputs(
+        dataset, model, processor, model_args, data_args, training_args.output_dir, device=args.device
+    )
     splits = make_fold(dataset, fold, data_args, seed=args.seed)
     logger.info("Fold %s: %s", fold, {name: len(split) for name, split in splits.items()})
     train_dataset, eval_dataset = splits["train"], splits["validation"]
@@ -1180,12 +1187,47 @@ def set_torch_threads(model_args, training_args, preset):
         torch.set_num_threads(threads)
 
 
+def explicit_argument_names(argv: list[str]) -> set[str]:
+    """The argument names the user set: the keys of a single .json/.yaml file, or every `--name` / `--name=value` on
+    the command line. Defaults chosen from the device (workers, precision) never override these."""
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        import yaml
+
+        raw = yaml.safe_load(Path(argv[0]).read_text(encoding="utf-8-sig")) or {}  # JSON is YAML
+        return set(raw) if isinstance(raw, dict) else set()
+    return {token[2:].split("=", 1)[0] for token in argv if token.startswith("--")}
+
+
 def main(argv: list[str] | None = None, callbacks=None) -> dict:
     """Run the job described by `argv` (default: the command line); returns the results summary."""
     model_args, data_args, training_args, preset = parse_arguments(sys.argv[1:] if argv is None else list(argv))
     setup_logging(training_args)
     check_output_dir_writable(training_args.output_dir)
     set_torch_threads(model_args, training_args, preset)
+    from modeling_mgcma.trainer import refuse_data_parallel
+
+    refuse_data_parallel(training_args)  # before any data is read: several GPUs need one process each (DDP)
+    given = explicit_argument_names(sys.argv[1:] if argv is None else list(argv))
+    if "dataloader_num_workers" not in given:  # an explicit value, 0 included, is kept
+        from modeling_mgcma.trainer import apply_dataloader_defaults
+
+        changed = apply_dataloader_defaults(training_args)
+        if changed:
+            logger.info("Input pipeline in DataLoader workers on %s: %s", training_args.device, changed)
+    from modeling_mgcma.trainer import apply_mixed_precision
+
+    precision_note = apply_mixed_precision(training_args, explicit=bool({"bf16", "fp16"} & given))
+    if precision_note:
+        logger.warning(precision_note)
+    if preset == "paper" and training_args.world_size > 1 and training_args.process_index == 0:
+        logger.warning(
+            "Global batch %d = %d processes x %d (the paper trains with 4; the learning rate is not scaled). For the "
+            "paper's batch: %s.", training_args.world_size
+            * training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps,
+            training_args.world_size, training_args.per_device_train_batch_size,
+            f"--per_device_train_batch_size {4 // training_args.world_size}" if 4 % training_args.world_size == 0
+            else "2 or 4 processes with --per_device_train_batch_size 2 or 1",
+        )  # fmt: skip
     logger.warning(
         "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
         training_args.process_index, training_args.world_size, training_args.device,

@@ -11,15 +11,25 @@ bytes) and configs, the processor (feature extractor settings, tokenizer vocabul
 `max_text_length`), the data (per row: the audio file's path, size and modification time, or the hash of its bytes;
 the transcript) and the storage dtype. Changing any of them makes a new cache; the same model and data reuse it
 across runs and folds (cache the whole corpus once, then split the cached dataset with `loso_fold`: the non-audio
-columns are kept). Under several processes the main process computes, the others wait and read
-(`data._main_process.main_process_first`, accelerate's guard under a distributed launch).
+columns are kept).
+
+Where it runs. The encoders run on `device` (`run_mgcma.py` passes the training device, i.e. each process's GPU)
+and go back where they were afterwards. Under several processes every rank encodes its own contiguous share of the
+rows into a shard file, then the main process joins the shards in row order, so no rank waits long in a barrier and
+the cache equals the one a single process builds (`cache_dir` must be on a filesystem all ranks share). A progress
+bar counts the rows of the main process's share.
+
+Batching. Utterances are encoded `batch_size` at a time (sorted by length within a window of rows, so batches pad
+little) when padding cannot change an utterance's features: a speech encoder with layer-normalised conv features
+and an attention mask (`feat_extract_norm="layer"`, as `from_scratch` models and wav2vec2-large-lv60); the text
+encoder uses its attention mask. wav2vec2-base (group-normalised conv features, which read padding) is encoded one
+utterance at a time.
 
 Exactness. The encoders run in eval mode: no dropout and no SpecAugment time/feature masking (wav2vec2 masks only in
 training mode). Frozen-encoder end-to-end training matches cached training (up to float rounding) only under the same
-conditions, i.e. with the encoders in eval mode (`freeze_encoders_in_eval_mode`). Each utterance is encoded alone
-(batch of one), so no padding enters the features; end-to-end batches match this when the encoder ignores padding
-(layer-norm conv features + attention mask, as `from_scratch` models and wav2vec2-large-lv60; wav2vec2-base's group
-norm reads padding, so its end-to-end features depend on the batch and the cache holds the padding-free ones).
+conditions, i.e. with the encoders in eval mode (`freeze_encoders_in_eval_mode`). No padding enters the features
+(see Batching); end-to-end batches match this when the encoder ignores padding (wav2vec2-base's group norm reads
+padding, so its end-to-end features depend on the batch and the cache holds the padding-free ones).
 """
 
 from __future__ import annotations
@@ -28,7 +38,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -121,66 +130,166 @@ def _decoded_audio(value, row: int, audio_column: str):
         raise ValueError(f"row {row} of column {audio_column!r}: {error}") from error
 
 
+def padding_safe(model) -> bool:
+    """True when padding an utterance in a batch cannot change its speech features (see the module docstring)."""
+    config = _backbone(model).config.speech_config
+    return getattr(config, "feat_extract_norm", None) == "layer"
+
+
+def _row_inputs(dataset, row: int, audio_column: str, text_column: str):
+    example = dataset[row]
+    audio, rate = _decoded_audio(example[audio_column], row, audio_column)
+    text = example[text_column]
+    if not isinstance(text, str):
+        raise ValueError(f"row {row} of column {text_column!r}: expected a string, got {type(text).__name__}.")
+    return audio, rate, text
+
+
 @torch.no_grad()
-def encode_dataset(model, processor, dataset, audio_column="audio", text_column="text", dtype=np.float32):
-    """Yield `(speech_features [frames, H_s], text_features [tokens, H_t])` per row, encoders in eval mode."""
+def encode_dataset(
+    model, processor, dataset, audio_column="audio", text_column="text", dtype=np.float32, device=None, batch_size=None,
+    rows=None, progress=None,
+):  # fmt: skip
+    """Yield `(speech_features [frames, H_s], text_features [tokens, H_t])` per row, in row order, encoders in eval
+    mode on `device` (default: where they are; moved back afterwards).
+
+    Args:
+        batch_size: utterances per encoder call; default 16 when padding is safe (`padding_safe`), else 1. A value
+            above 1 for an encoder that reads padding is refused.
+        rows: the row indices to encode (default: all).
+        progress: a tqdm-like object whose `update(n)` is called after each batch.
+    """
     backbone = _backbone(model)
-    device = next(backbone.parameters()).device
+    safe = padding_safe(model)
+    if batch_size is None:
+        batch_size = 16 if safe else 1
+    if batch_size < 1 or (batch_size > 1 and not safe):
+        raise ValueError(
+            f"batch_size={batch_size}: the speech encoder normalises its conv features over padding "
+            "(feat_extract_norm != 'layer'), so only batch_size=1 gives padding-free features."
+        )
+    rows = list(range(len(dataset))) if rows is None else list(rows)
     encoders = (backbone.speech_encoder, backbone.text_encoder)
     was_training = [encoder.training for encoder in encoders]
+    home = [next(encoder.parameters()).device for encoder in encoders]
+    device = torch.device(device) if device is not None else home[0]
     for encoder in encoders:
+        encoder.to(device)
         encoder.eval()
+    window = batch_size * 16  # rows decoded at once and sorted by length, so batches pad little
     try:
-        for row in range(len(dataset)):
-            example = dataset[row]
-            audio, rate = _decoded_audio(example[audio_column], row, audio_column)
-            text = example[text_column]
-            if not isinstance(text, str):
-                raise ValueError(f"row {row} of column {text_column!r}: expected a string, got {type(text).__name__}.")
-            inputs = processor(audio=audio, text=text, sampling_rate=rate)
-            speech, speech_mask = backbone.encode_speech(
-                inputs["input_values"].to(device), inputs["speech_attention_mask"].to(device)
-            )
-            text_hidden, text_mask = backbone.encode_text(
-                inputs["input_ids"].to(device),
-                inputs["text_attention_mask"].to(device),
-                inputs["token_type_ids"].to(device) if "token_type_ids" in inputs else None,
-            )
-            yield (
-                speech[0][speech_mask[0]].float().cpu().numpy().astype(dtype, copy=False),
-                text_hidden[0][text_mask[0]].float().cpu().numpy().astype(dtype, copy=False),
-            )
+        for start in range(0, len(rows), window):
+            chunk = rows[start : start + window]
+            inputs = [_row_inputs(dataset, row, audio_column, text_column) for row in chunk]
+            order = sorted(range(len(chunk)), key=lambda i: -len(inputs[i][0]) / inputs[i][1])
+            out = [None] * len(chunk)
+            for b in range(0, len(order), batch_size):
+                members = order[b : b + batch_size]
+                batch = processor(
+                    audio=[inputs[i][0] for i in members],
+                    text=[inputs[i][2] for i in members],
+                    sampling_rate=[inputs[i][1] for i in members],
+                )
+                speech, speech_mask = backbone.encode_speech(
+                    batch["input_values"].to(device), batch["speech_attention_mask"].to(device)
+                )
+                text_hidden, text_mask = backbone.encode_text(
+                    batch["input_ids"].to(device),
+                    batch["text_attention_mask"].to(device),
+                    batch["token_type_ids"].to(device) if "token_type_ids" in batch else None,
+                )
+                speech, speech_mask = speech.float().cpu(), speech_mask.cpu()
+                text_hidden, text_mask = text_hidden.float().cpu(), text_mask.cpu()
+                for j, i in enumerate(members):
+                    out[i] = (
+                        speech[j][speech_mask[j]].numpy().astype(dtype, copy=False),
+                        text_hidden[j][text_mask[j]].numpy().astype(dtype, copy=False),
+                    )
+                if progress is not None:
+                    progress.update(len(members))
+            yield from out
     finally:
-        for encoder, mode in zip(encoders, was_training):
+        for encoder, mode, where in zip(encoders, was_training, home):
             encoder.train(mode)
+            encoder.to(where)
 
 
-def _write_cache(path: Path, model, processor, dataset, audio_column, text_column, dtype) -> None:
+def _features(model, dtype):
     import datasets
-    from datasets.arrow_writer import ArrowWriter
 
     backbone = _backbone(model)
-    features = datasets.Features(
+    return datasets.Features(
         {
             SPEECH_COLUMN: datasets.Array2D(shape=(None, backbone.config.speech_config.hidden_size), dtype=dtype),
             TEXT_COLUMN: datasets.Array2D(shape=(None, backbone.config.text_config.hidden_size), dtype=dtype),
         }
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=".tmp-"))
-    try:
-        writer = ArrowWriter(features=features, path=str(tmp / "features.arrow"))
-        for speech, text in encode_dataset(model, processor, dataset, audio_column, text_column, np.dtype(dtype)):
+
+
+def shard_rows(num_rows: int, num_shards: int, index: int) -> range:
+    """The contiguous rows of shard `index` of `num_shards` (sizes differ by at most one)."""
+    bounds = np.linspace(0, num_rows, num_shards + 1).round().astype(int)
+    return range(int(bounds[index]), int(bounds[index + 1]))
+
+
+def write_shard(folder: Path, model, processor, dataset, num_shards, index, audio_column="audio", text_column="text",
+                dtype="float32", device=None, batch_size=None, show_progress=True) -> Path:  # fmt: skip
+    """Encode shard `index` of `num_shards` into `folder/shard-<index>.arrow` (see `cache_features`)."""
+    from datasets.arrow_writer import ArrowWriter
+    from tqdm.auto import tqdm
+
+    rows = shard_rows(len(dataset), num_shards, index)
+    target = Path(folder) / f"shard-{index:05d}.arrow"
+    description = "Encoding features for the cache" + (f" (rank {index} of {num_shards})" if num_shards > 1 else "")
+    with tqdm(total=len(rows), desc=description, unit="utt", disable=not show_progress) as bar:
+        writer = ArrowWriter(features=_features(model, dtype), path=str(target))
+        for speech, text in encode_dataset(
+            model, processor, dataset, audio_column, text_column, np.dtype(dtype), device=device,
+            batch_size=batch_size, rows=rows, progress=bar,
+        ):  # fmt: skip
             writer.write({SPEECH_COLUMN: speech, TEXT_COLUMN: text})
         writer.finalize()
         writer.close()
-        (tmp / "cache_info.json").write_text(
-            json.dumps({"format_version": CACHE_FORMAT_VERSION, "rows": len(dataset), "dtype": dtype}, indent=2)
-        )
-        os.replace(tmp, path)  # atomic: a cache folder is complete or absent
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def merge_shards(folder: Path, path: Path, model, num_rows: int, num_shards: int, dtype="float32") -> None:
+    """Join `folder`'s shards in row order into `folder/features.arrow`, then move `folder` to `path` (atomically:
+    a cache folder is complete or absent)."""
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+
+    folder = Path(folder)
+    shards = [folder / f"shard-{index:05d}.arrow" for index in range(num_shards)]
+    if num_shards == 1:
+        os.replace(shards[0], folder / "features.arrow")
+    else:
+        writer = ArrowWriter(features=_features(model, dtype), path=str(folder / "features.arrow"))
+        for shard in shards:
+            writer.write_table(datasets.Dataset.from_file(str(shard)).data.table)
+        writer.finalize()
+        writer.close()
+        for shard in shards:
+            shard.unlink()
+    (folder / "cache_info.json").write_text(
+        json.dumps({"format_version": CACHE_FORMAT_VERSION, "rows": num_rows, "dtype": dtype}, indent=2)
+    )
+    os.replace(folder, path)
+
+
+def _process_group():
+    """(world size, rank, barrier) of the running distributed job; (1, 0, no-op) in one process."""
+    import torch.distributed as dist
+
+    from .data._main_process import _launched_distributed
+
+    if not (dist.is_available() and dist.is_initialized()) and _launched_distributed():
+        from accelerate import PartialState
+
+        PartialState()  # sets up the process group the launcher prepared
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_world_size(), dist.get_rank(), dist.barrier
+    return 1, 0, lambda: None
 
 
 def cache_features(
@@ -191,6 +300,9 @@ def cache_features(
     audio_column: str = "audio",
     text_column: str = "text",
     dtype: str = "float32",
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    show_progress: bool = True,
 ):
     """The dataset with its audio replaced by cached encoder outputs, computing them if the cache lacks them.
 
@@ -200,6 +312,9 @@ def cache_features(
         dataset: a `datasets.Dataset` with an `Audio` column and a transcript column.
         cache_dir: parent folder; the features go to `cache_dir/<key>/features.arrow` (memory-mapped on read).
         dtype: storage dtype, "float32" (exact) or "float16" (half the disk, ~1e-3 relative rounding).
+        device: where the encoders run while encoding (default: where they are), e.g. the training GPU.
+        batch_size: utterances per encoder call (see `encode_dataset`; default 16 when padding is safe, else 1).
+        show_progress: a progress bar on the main process.
 
     Returns:
         A `datasets.Dataset` with `speech_features` and `text_features` (variable-length 2-D arrays) plus every
@@ -217,11 +332,26 @@ def cache_features(
             raise ValueError(f"the dataset already has a {column!r} column; pass the raw dataset.")
     key = feature_cache_key(model, processor, dataset, audio_column, text_column, dtype)
     path = Path(cache_dir) / key
-    from .data._main_process import main_process_first  # the data layer's guard: a no-op in one process
-
-    with main_process_first():
-        if not (path / "features.arrow").exists():
-            _write_cache(path, model, processor, dataset, audio_column, text_column, dtype)
+    if not (path / "features.arrow").exists():
+        world, rank, barrier = _process_group()
+        # every rank encodes its share into one shared temporary folder; the main process joins the shards
+        tmp = Path(cache_dir) / f".tmp-{key}-{world}"
+        if rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)  # what an interrupted build left
+            tmp.mkdir(parents=True)
+        barrier()
+        try:
+            write_shard(
+                tmp, model, processor, dataset, world, rank, audio_column, text_column, dtype, device=device,
+                batch_size=batch_size, show_progress=show_progress and rank == 0,
+            )  # fmt: skip
+            barrier()
+            if rank == 0:
+                merge_shards(tmp, path, model, len(dataset), world, dtype)
+        finally:
+            if rank == 0 and tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        barrier()
     cached = datasets.Dataset.from_file(str(path / "features.arrow"))
     if len(cached) != len(dataset):
         raise ValueError(f"feature cache {path} holds {len(cached)} rows but the dataset has {len(dataset)}; delete it.")
@@ -300,6 +430,10 @@ __all__ = [
     "CACHE_FORMAT_VERSION",
     "feature_cache_key",
     "encode_dataset",
+    "padding_safe",
+    "shard_rows",
+    "write_shard",
+    "merge_shards",
     "cache_features",
     "CachedFeatureCollator",
     "cached_feature_lengths",

@@ -9,7 +9,8 @@
   interval; evaluation reports its own averages (``eval_loss_ce`` ...) without touching the training ones.
 * `gather_with_grad` is the open_clip-style all-gather: under multi-process training every process computes each
   contrastive loss on the features of the global batch, with gradients flowing back to the process that produced
-  them. With one process it is never installed and no distributed call is made.
+  them. `FeatureGatherer` is what the trainer installs: the batch sizes are exchanged once per step, and several
+  tensors can share one collective. With one process nothing is installed and no distributed call is made.
 """
 
 from __future__ import annotations
@@ -37,6 +38,28 @@ LOSS_COMPONENTS = ("loss_ce", "loss_da", "loss_ia")
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def _exchange_sizes(local: int, device, group=None) -> list[int]:
+    import torch.distributed as dist
+
+    local_size = torch.tensor([local], device=device, dtype=torch.long)
+    sizes = [torch.zeros_like(local_size) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(sizes, local_size, group=group)
+    return [int(size.item()) for size in sizes]  # one host sync
+
+
+def _gather_rows(tensor: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
+    import torch.distributed.nn.functional as dist_nn
+
+    largest = max(sizes)
+    if tensor.shape[0] < largest:
+        padding = tensor.new_zeros((largest - tensor.shape[0], *tensor.shape[1:]))
+        tensor = torch.cat([tensor, padding], dim=0)
+    gathered = dist_nn.all_gather(tensor.contiguous(), group=group)
+    if all(size == largest for size in sizes):
+        return torch.cat(gathered, dim=0)
+    return torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)], dim=0)
+
+
 def gather_with_grad(tensor: torch.Tensor, group=None) -> torch.Tensor:
     """All-gather `[B, ...]` tensors of every process into `[sum_r B_r, ...]` (rank order) with gradients.
 
@@ -46,20 +69,247 @@ def gather_with_grad(tensor: torch.Tensor, group=None) -> torch.Tensor:
     tensor is padded to the largest size for the collective, and the padding is cut off again, so the result holds
     exactly the real rows and no padded row ever becomes a negative.
     """
-    import torch.distributed as dist
-    import torch.distributed.nn.functional as dist_nn
+    return _gather_rows(tensor, _exchange_sizes(tensor.shape[0], tensor.device, group), group)
 
-    world_size = dist.get_world_size(group)
-    local_size = torch.tensor([tensor.shape[0]], device=tensor.device, dtype=torch.long)
-    sizes = [torch.zeros_like(local_size) for _ in range(world_size)]
-    dist.all_gather(sizes, local_size, group=group)
-    sizes = [int(size.item()) for size in sizes]
-    largest = max(sizes)
-    if tensor.shape[0] < largest:
-        padding = tensor.new_zeros((largest - tensor.shape[0], *tensor.shape[1:]))
-        tensor = torch.cat([tensor, padding], dim=0)
-    gathered = dist_nn.all_gather(tensor.contiguous(), group=group)
-    return torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)], dim=0)
+
+class FeatureGatherer:
+    """`gather_with_grad` for a training step: the batch sizes are exchanged once per step (`new_step()`, called
+    by `MGCMATrainer.compute_loss`), not once per gathered tensor, and several tensors passed in one call travel in
+    one collective (`gatherer(a, b, c)` returns the gathered `(a, b, c)`; rows concatenated in the widest dtype and
+    split again, gradients included). One tensor in, one tensor out, as the model's `contrastive_feature_gatherer`.
+    """
+
+    def __init__(self, group=None):
+        self.group = group
+        self._sizes = None
+        self.size_exchanges = 0
+        self.collectives = 0
+
+    def new_step(self) -> None:
+        self._sizes = None
+
+    def _step_sizes(self, local: int, device) -> list[int]:
+        import torch.distributed as dist
+
+        if self._sizes is None or self._sizes[dist.get_rank(self.group)] != local:
+            self._sizes = _exchange_sizes(local, device, self.group)
+            self.size_exchanges += 1
+        return self._sizes
+
+    def __call__(self, *tensors: torch.Tensor):
+        if not tensors:
+            raise ValueError("nothing to gather.")
+        rows = tensors[0].shape[0]
+        if any(t.shape[0] != rows for t in tensors):
+            raise ValueError(f"tensors gathered together need one batch size, got {[tuple(t.shape) for t in tensors]}.")
+        sizes = self._step_sizes(rows, tensors[0].device)
+        self.collectives += 1
+        if len(tensors) == 1:
+            return _gather_rows(tensors[0], sizes, self.group)
+        dtype = tensors[0].dtype
+        for t in tensors[1:]:
+            dtype = torch.promote_types(dtype, t.dtype)
+        flat = torch.cat([t.reshape(rows, -1).to(dtype) for t in tensors], dim=1)
+        gathered = _gather_rows(flat, sizes, self.group)
+        widths = [t[0].numel() if rows else int(np.prod(t.shape[1:])) for t in tensors]
+        parts = torch.split(gathered, widths, dim=1)
+        return tuple(part.reshape(-1, *t.shape[1:]).to(t.dtype) for part, t in zip(parts, tensors))
+
+
+def _on_cpu(module: nn.Module) -> bool:
+    return all(p.device.type == "cpu" for p in module.parameters())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Multi-GPU checks
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def refuse_data_parallel(args) -> None:
+    """Raise when the Trainer would wrap the model in `nn.DataParallel` (one process seeing several GPUs).
+
+    Under DataParallel every loss component comes back as a per-GPU vector and each replica computes the contrastive
+    losses over its own rows only, a different objective. One process per GPU (DDP) is what MGCMA supports.
+    """
+    n_gpu = args.n_gpu
+    if n_gpu > 1:
+        raise RuntimeError(
+            f"{n_gpu} GPUs are visible to a single process, so the Trainer would train with nn.DataParallel, under "
+            "which MGCMA's contrastive losses would see only each GPU's share of the batch. Start one process per "
+            f"GPU instead: `accelerate launch --multi_gpu --num_processes {n_gpu} run_mgcma.py ...` or "
+            f"`torchrun --nproc_per_node {n_gpu} run_mgcma.py ...`; or train on one GPU with CUDA_VISIBLE_DEVICES=0."
+        )
+
+
+def apply_dataloader_defaults(args, device_type: str | None = None, cpu_count: int | None = None) -> dict:
+    """Input pipeline defaults for accelerator runs: DataLoader workers (decoding, resampling and padding overlap
+    the GPU step), persistent across epochs, prefetching 2 batches each. Applied only when `dataloader_num_workers`
+    is 0 and the device is not a CPU, where the workers would compete with training for the cores (the demo).
+
+    Workers: min(4, CPU cores per process - 1), from `cpu_count` (default `os.cpu_count()`) and `args.world_size`
+    processes on the machine. Returns the settings changed (empty when none).
+    """
+    import os
+
+    device_type = device_type or args.device.type
+    if device_type == "cpu" or args.dataloader_num_workers > 0:
+        return {}
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", args.world_size) or 1)
+    workers = min(4, (cpu_count or os.cpu_count() or 1) // max(1, local_processes) - 1)
+    if workers < 1:
+        return {}
+    changes = {
+        "dataloader_num_workers": workers,
+        "dataloader_persistent_workers": True,
+        "dataloader_prefetch_factor": args.dataloader_prefetch_factor or 2,
+    }
+    for name, value in changes.items():
+        setattr(args, name, value)
+    return changes
+
+
+def choose_mixed_precision(device_type: str, capability: tuple[int, int] | None = None, requested: str = "auto") -> str:
+    """The mixed precision to train with: "bf16", "fp16" or "no".
+
+    * `requested="auto"`: bf16 on GPUs with bf16 tensor cores (CUDA compute capability >= 8.0: A100, H100, RTX 30xx
+      and later), fp16 with loss scaling on older ones (V100 = 7.0, T4 = 7.5), none on a CPU (fp32).
+    * An explicit "fp16" or "no" is kept; an explicit "bf16" is kept except on a CUDA GPU older than 8.0, which runs
+      bf16 without tensor cores (slower than fp32): fp16 instead.
+    """
+    if requested not in ("auto", "bf16", "fp16", "no"):
+        raise ValueError(f"`requested` must be 'auto', 'bf16', 'fp16' or 'no', got {requested!r}.")
+    bf16_tensor_cores = device_type == "cuda" and capability is not None and tuple(capability) >= (8, 0)
+    if requested in ("fp16", "no"):
+        return requested
+    if requested == "bf16":
+        return "fp16" if device_type == "cuda" and not bf16_tensor_cores else "bf16"
+    if device_type == "cuda":
+        return "bf16" if bf16_tensor_cores else "fp16"
+    return "no"
+
+
+def apply_mixed_precision(args, explicit: bool, device_type: str | None = None, capability=None) -> str | None:
+    """Set `args` to `choose_mixed_precision` for its device; `explicit` = the user set bf16/fp16 (including to
+    false). accelerate's `--mixed_precision bf16|fp16` (ACCELERATE_MIXED_PRECISION) counts as explicit; its "no" does
+    not, since `accelerate launch` sets it whenever nothing was chosen. Returns a message when it changed."""
+    import os
+
+    device_type = device_type or args.device.type
+    if capability is None and device_type == "cuda":
+        capability = torch.cuda.get_device_capability(args.device)
+    current = "bf16" if args.bf16 else "fp16" if args.fp16 else args.mixed_precision or "no"
+    explicit = explicit or os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no" or current != "no"
+    choice = choose_mixed_precision(device_type, capability, current if explicit else "auto")
+    if choice == current:
+        return None
+    args.bf16, args.fp16, args.mixed_precision = choice == "bf16", choice == "fp16", choice
+    where = f"{device_type} (compute capability {capability[0]}.{capability[1]})" if capability else device_type
+    if explicit:
+        return f"bf16 has no tensor cores on {where}: training with fp16 and loss scaling instead."
+    return f"mixed precision {choice} chosen for {where} (set --bf16/--fp16, or accelerate's --mixed_precision, to choose)."
+
+
+def _layerdrop_reasons(model: nn.Module) -> list[str]:
+    reasons, seen = [], set()
+    for name, module in model.named_modules():  # outermost first; submodules share their model's config
+        config = getattr(module, "config", None)
+        layerdrop = getattr(config, "layerdrop", 0.0) or 0.0
+        if layerdrop > 0 and id(config) not in seen and any(p.requires_grad for p in module.parameters()):
+            seen.add(id(config))
+            reasons.append(f"{name or type(module).__name__} skips layers at random in training (layerdrop={layerdrop})")
+    return reasons
+
+
+def _probe_unused_alignment_parameters(model: nn.Module) -> list[str]:
+    """Names of trainable parameters outside the encoders that get no gradient from the training loss, found by one
+    forward/backward of a 2-utterance batch of random encoder features (the encoders themselves are not run).
+    RNG state, gradients and the feature gatherer are restored afterwards."""
+    backbone = getattr(model, "mgcma", model)
+    config = getattr(model, "config", None)
+    if not hasattr(backbone, "speech_encoder") or not hasattr(backbone, "contrastive_feature_gatherer") or config is None:
+        return []
+    encoders = {id(p) for encoder in (backbone.speech_encoder, backbone.text_encoder) for p in encoder.parameters()}
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in encoders]
+    if not trainable:
+        return []
+    reference = trainable[0][1]
+    saved_grads = {n: p.grad for n, p in trainable}
+    gatherer, was_training = backbone.contrastive_feature_gatherer, model.training
+    generator = torch.Generator().manual_seed(0)
+
+    def features(width):
+        return torch.randn(2, 3, width, generator=generator).to(device=reference.device, dtype=reference.dtype)
+
+    inputs = {"speech_features": features(config.speech_config.hidden_size), "text_features": features(config.text_config.hidden_size)}
+    if hasattr(model, "classifier"):
+        inputs["labels"] = torch.arange(2, device=reference.device) % max(config.num_labels, 1)
+    else:
+        inputs["return_loss"] = True
+    try:
+        with torch.random.fork_rng(devices=[] if reference.device.type == "cpu" else None), torch.enable_grad():
+            backbone.contrastive_feature_gatherer = None
+            model.train()
+            for _, parameter in trainable:
+                parameter.grad = None
+            loss = model(**inputs).loss
+            if loss is None:
+                return []
+            loss.float().backward()
+            return [n for n, p in trainable if p.grad is None]
+    finally:
+        backbone.contrastive_feature_gatherer = gatherer
+        model.train(was_training)
+        for name, parameter in trainable:
+            parameter.grad = saved_grads[name]
+
+
+def unused_parameter_reasons(model: nn.Module) -> list[str]:
+    """Why some trainable parameters of `model` may get no gradient in a training step (empty: every one does).
+
+    Two causes: a trainable encoder with `layerdrop > 0` (a skipped layer gets no gradient in that step), and modules
+    whose outputs never reach the loss in the configuration built (e.g. `classifier_features="speech"` with the
+    token alignment last: its text branch), found by one probe step on random encoder features.
+    """
+    reasons = _layerdrop_reasons(model)
+    unused = _probe_unused_alignment_parameters(model)
+    if unused:
+        shown = ", ".join(unused[:4]) + (f" and {len(unused) - 4} more" if len(unused) > 4 else "")
+        reasons.append(f"{len(unused)} parameter(s) never reach the loss in this configuration ({shown})")
+    return reasons
+
+
+def configure_unused_parameters(model: nn.Module, args) -> list[str]:
+    """Set DDP's `find_unused_parameters` from the model actually built, under multi-process training.
+
+    The Trainer turns it off whenever gradient checkpointing is on; with parameters that miss their gradient in a
+    step (see `unused_parameter_reasons`) DDP then stops with "Expected to have finished reduction in the prior
+    iteration" (or waits forever). When such parameters exist this turns it on and, with gradient checkpointing,
+    selects non-reentrant checkpointing (`use_reentrant=False`), the variant DDP's unused-parameter search works
+    with. An explicit `ddp_find_unused_parameters` is kept (with a warning when it is False and some exist).
+    """
+    if args.world_size <= 1:
+        return []
+    reasons = unused_parameter_reasons(model)
+    if not reasons:
+        return reasons
+    if args.ddp_find_unused_parameters is False:
+        logger.warning(
+            "ddp_find_unused_parameters=False, but some parameters can miss their gradient in a step: %s. DDP will "
+            "fail at the first such step; leave ddp_find_unused_parameters unset.", "; ".join(reasons)
+        )
+        return reasons
+    args.ddp_find_unused_parameters = True
+    logger.info("DDP looks for unused parameters every step: %s.", "; ".join(reasons))
+    if args.gradient_checkpointing:
+        kwargs = dict(args.gradient_checkpointing_kwargs or {})
+        if kwargs.get("use_reentrant") is True:
+            raise ValueError(
+                "gradient_checkpointing_kwargs={'use_reentrant': True} cannot be combined with parameters that miss "
+                f"their gradient under DDP ({'; '.join(reasons)}); use use_reentrant=False (the default here)."
+            )
+        kwargs["use_reentrant"] = False
+        args.gradient_checkpointing_kwargs = kwargs
+    return reasons
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -125,9 +375,21 @@ class MGCMATrainer(Trainer):
       `collect_embeddings` is set, for the t-SNE plot), not every hidden state.
     * The MGCMA losses are batch means (a contrastive loss does not decompose into per-item terms), so
       `num_items_in_batch` is accepted and not used; the Trainer scales for gradient accumulation itself.
+    * With `train_sampling_strategy="group_by_length"` the training DataLoader iterates a
+      `LengthGroupedBatchSampler`: the batches it yields are the sampler's, and under DDP each step's batches come
+      from one length-sorted group.
+    * Multi-GPU: refuses `nn.DataParallel` (`refuse_data_parallel`), sets DDP's `find_unused_parameters` from the
+      model built (`configure_unused_parameters`), and in cached-feature training keeps the frozen encoders on the
+      CPU and out of DDP.
     """
 
     def __init__(self, *args, **kwargs):
+        model = kwargs.get("model", args[0] if args else None)
+        training_args = kwargs.get("args", args[1] if len(args) > 1 else None)
+        if training_args is not None:
+            refuse_data_parallel(training_args)
+            if model is not None:
+                configure_unused_parameters(model, training_args)
         super().__init__(*args, **kwargs)
         if self.args.remove_unused_columns:
             logger.info("MGCMATrainer sets remove_unused_columns=False: the data collator reads `audio` and `text`.")
@@ -139,6 +401,7 @@ class MGCMATrainer(Trainer):
         self._component_sums = {"train": collections.defaultdict(float), "eval": collections.defaultdict(float)}
         self._component_counts = {"train": collections.Counter(), "eval": collections.Counter()}
         self._install_feature_gatherer()
+        self._keep_unused_encoders_on_cpu()
 
     # -- length-grouped batching (`--train_sampling_strategy group_by_length`) -------------------------------------
 
@@ -169,10 +432,56 @@ class MGCMATrainer(Trainer):
         train_dataset = train_dataset if train_dataset is not None else self.train_dataset
         if self.args.train_sampling_strategy != "group_by_length" or not hasattr(train_dataset, "column_names"):
             return super()._get_train_sampler(train_dataset)
-        from .sampling import build_length_grouped_sampler
+        from .sampling import LengthGroupedBatchSampler
 
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return build_length_grouped_sampler(self._audio_lengths(train_dataset), self.args.train_batch_size, seed=seed)
+        # every rank draws the same epoch and takes its batch of each step (one sorted group per global step)
+        return LengthGroupedBatchSampler(
+            self._audio_lengths(train_dataset),
+            self._train_batch_size,
+            seed=seed,
+            num_replicas=self.args.world_size,
+            rank=self.args.process_index,
+            drop_last=self.args.dataloader_drop_last,
+        )
+
+    def get_train_dataloader(self):
+        """With `group_by_length`, a DataLoader over the `LengthGroupedBatchSampler`'s batches: the batches the
+        sampler forms are the batches training sees (a flat sampler would be re-chunked by the DataLoader, and its
+        groups dealt whole to the ranks in turn). Otherwise the Trainer's own."""
+        from .sampling import LengthGroupedBatchSampler
+
+        if self.train_dataset is None:
+            return super().get_train_dataloader()
+        batch_sampler = self._get_train_sampler(self.train_dataset)
+        if not isinstance(batch_sampler, LengthGroupedBatchSampler):
+            return super().get_train_dataloader()
+        return self._batch_sampler_dataloader(self.train_dataset, batch_sampler)
+
+    def _batch_sampler_dataloader(self, dataset, batch_sampler):
+        from functools import partial
+
+        from torch.utils.data import DataLoader
+        from transformers.trainer_utils import seed_worker
+
+        args = self.args
+        workers = args.dataloader_num_workers
+        params = {"batch_sampler": batch_sampler, "collate_fn": self.data_collator, "num_workers": workers,
+                  "pin_memory": args.dataloader_pin_memory}  # fmt: skip
+        if workers > 0:
+            params["persistent_workers"] = args.dataloader_persistent_workers
+            params["prefetch_factor"] = args.dataloader_prefetch_factor
+            params["worker_init_fn"] = partial(seed_worker, num_workers=workers, rank=args.process_index)
+            context = getattr(args, "dataloader_multiprocessing_context", None)
+            if context is not None:
+                params["multiprocessing_context"] = context
+        loader = self.accelerator.prepare(DataLoader(dataset, **params))
+        # The batch sampler already gives each rank its own batches; accelerate's `BatchSamplerShard` would deal them
+        # out again (rank r keeping every W-th of its own batches). Make that wrapper a passthrough.
+        wrapper = getattr(loader, "batch_sampler", None)
+        if wrapper is not batch_sampler and getattr(wrapper, "batch_sampler", None) is batch_sampler:
+            wrapper.num_processes, wrapper.process_index = 1, 0
+        return loader
 
     def _get_eval_sampler(self, eval_dataset):
         if self.args.train_sampling_strategy != "group_by_length" or not hasattr(eval_dataset, "column_names"):
@@ -182,13 +491,67 @@ class MGCMATrainer(Trainer):
         # sorted by length, deterministic; predictions and label_ids come back in this order, together
         return build_length_grouped_sampler(self._audio_lengths(eval_dataset), self.args.eval_batch_size, shuffle=False)
 
+    # -- cached-feature training: the frozen encoders are not run ----------------------------------------------------
+
+    def _unused_encoders(self) -> list[tuple[str, nn.Module]]:
+        """(name, module) of the encoders when training reads cached features (a `speech_features` column) and the
+        encoders are frozen: they never run in a step, so they need neither accelerator memory nor DDP."""
+        from .feature_cache import SPEECH_COLUMN
+
+        dataset = self.__dict__.get("train_dataset")
+        if dataset is None or SPEECH_COLUMN not in getattr(dataset, "column_names", ()):
+            return []
+        model = self.accelerator.unwrap_model(self.model)
+        backbone = getattr(model, "mgcma", None)
+        if backbone is None or not hasattr(backbone, "speech_encoder"):
+            return []
+        prefix = "mgcma." if backbone is not model else ""
+        encoders = [(prefix + "speech_encoder", backbone.speech_encoder), (prefix + "text_encoder", backbone.text_encoder)]
+        if any(p.requires_grad for _, encoder in encoders for p in encoder.parameters()):
+            return []
+        return encoders
+
+    def _keep_unused_encoders_on_cpu(self):
+        """Keep the frozen encoders of cached-feature training on the CPU, ignored by DDP. accelerate's `prepare`
+        moves the whole model to the device before wrapping it, so `compute_loss` moves them back (once)."""
+        if "train_dataset" not in self.__dict__:  # the Trainer moves the model before it stores the datasets
+            return
+        if "_offloaded_encoders" not in self.__dict__:
+            self._offloaded_encoders = self._unused_encoders()
+        encoders = self._offloaded_encoders
+        if not encoders:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        if not getattr(model, "_mgcma_encoders_ignored_by_ddp", False):
+            names = [
+                f"{name}.{entry}"
+                for name, encoder in encoders
+                for entry, _ in (*encoder.named_parameters(), *encoder.named_buffers())
+            ]
+            # DDP neither broadcasts nor checks the devices of what it ignores
+            ignored = set(getattr(model, "_ddp_params_and_buffers_to_ignore", ()))
+            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sorted(ignored | set(names)))
+            model._mgcma_encoders_ignored_by_ddp = True
+        if all(_on_cpu(encoder) for _, encoder in encoders):
+            return
+        for _, encoder in encoders:
+            encoder.to("cpu")
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        logger.info("Cached features: the frozen encoders stay on the CPU, outside DDP (they are not run in training).")
+
+    def _move_model_to_device(self, model, device):
+        super()._move_model_to_device(model, device)
+        self._keep_unused_encoders_on_cpu()
+
     def _install_feature_gatherer(self):
         model = self.accelerator.unwrap_model(self.model)
         backbone = getattr(model, "mgcma", model)
         if not hasattr(backbone, "contrastive_feature_gatherer"):
             return
         use_gather = self.accelerator.num_processes > 1 and model.config.gather_distributed_negatives
-        backbone.contrastive_feature_gatherer = gather_with_grad if use_gather else None
+        self.feature_gatherer = FeatureGatherer() if use_gather else None
+        backbone.contrastive_feature_gatherer = self.feature_gatherer
         if use_gather:
             logger.info(
                 "Contrastive losses use the negatives of all %d processes (gathered with gradients).",
@@ -198,6 +561,9 @@ class MGCMATrainer(Trainer):
     # -- loss ----------------------------------------------------------------------------------------------------------
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        self._keep_unused_encoders_on_cpu()
+        if getattr(self, "feature_gatherer", None) is not None:
+            self.feature_gatherer.new_step()  # batch sizes may change between steps: exchanged once per step
         outputs = model(**inputs)
         if outputs.loss is None:
             raise ValueError(f"the model returned no loss: the batch needs `labels`; it has {sorted(inputs)}.")
@@ -264,4 +630,17 @@ class MGCMATrainer(Trainer):
         return loss, logits, labels
 
 
-__all__ = ["MGCMADataCollator", "MGCMATrainer", "gather_with_grad", "decode_audio", "LOSS_COMPONENTS"]
+__all__ = [
+    "MGCMADataCollator",
+    "MGCMATrainer",
+    "gather_with_grad",
+    "FeatureGatherer",
+    "decode_audio",
+    "refuse_data_parallel",
+    "apply_dataloader_defaults",
+    "choose_mixed_precision",
+    "apply_mixed_precision",
+    "unused_parameter_reasons",
+    "configure_unused_parameters",
+    "LOSS_COMPONENTS",
+]

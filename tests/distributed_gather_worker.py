@@ -16,7 +16,7 @@ from transformers import TrainingArguments
 
 from modeling_mgcma import MGCMAForEmotionClassification
 from modeling_mgcma.from_scratch import small_config
-from modeling_mgcma.trainer import MGCMATrainer, gather_with_grad
+from modeling_mgcma.trainer import FeatureGatherer, MGCMATrainer
 
 
 ROWS_PER_RANK = (3, 2)
@@ -42,7 +42,8 @@ def main(out_dir: str):
     args = TrainingArguments(output_dir=str(Path(out_dir) / "trainer"), report_to="none", use_cpu=True)
     trainer = MGCMATrainer(model=model, args=args)
     rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
-    installed = model.mgcma.contrastive_feature_gatherer is gather_with_grad
+    gatherer = model.mgcma.contrastive_feature_gatherer
+    installed = isinstance(gatherer, FeatureGatherer) and gatherer is trainer.feature_gatherer
 
     generator = torch.Generator().manual_seed(1)
     total = sum(ROWS_PER_RANK)
@@ -63,13 +64,21 @@ def main(out_dir: str):
         }  # fmt: skip
 
     # distributed: local rows, gathered negatives; DDP averages gradients over ranks, emulated by all_reduce / world
+    gatherer.new_step()
     outputs, grads = contrastive_loss_and_grads(model, inputs(local))
+    size_exchanges = gatherer.size_exchanges  # six tensors gathered, one size exchange
     for grad in grads.values():
         dist.all_reduce(grad)
         grad /= world
     # reference: the whole batch in this one process, no gather
     model.mgcma.contrastive_feature_gatherer = None
     reference, reference_grads = contrastive_loss_and_grads(model, inputs(slice(0, total)))
+
+    # several tensors in one collective: the same rows as one collective each
+    a, b = speech[local].reshape(ROWS_PER_RANK[rank], -1)[:, :3].contiguous(), labels[local].float()[:, None] * 2
+    joint = gatherer(a, b.double())
+    multi_tensor_match = torch.equal(joint[0], gatherer(a)) and torch.equal(joint[1], gatherer(b.double()))
+    multi_tensor_match = multi_tensor_match and joint[1].dtype == torch.float64 and joint[0].shape == (total, 3)
 
     max_grad_diff = max((grads[n] - reference_grads[n]).abs().max().item() for n in reference_grads)
     result = {
@@ -83,6 +92,8 @@ def main(out_dir: str):
         "max_grad_diff": max_grad_diff,
         "num_grads": len(reference_grads),
         "grad_names_match": sorted(grads) == sorted(reference_grads),
+        "size_exchanges": size_exchanges,
+        "multi_tensor_match": multi_tensor_match,
     }
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
 

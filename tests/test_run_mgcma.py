@@ -213,6 +213,7 @@ def test_paper_preset_and_ablation_from_a_yaml_file(tmp_path):
     assert training_args.optim == "adamw_torch_fused" and training_args.weight_decay == 0.0
     assert training_args.num_train_epochs == 50  # the file overrides the preset
     assert training_args.metric_for_best_model == "ua" and training_args.load_best_model_at_end
+    assert training_args.save_strategy == "best" and training_args.save_total_limit == 1  # not ~3 GB every epoch
     kwargs = run_mgcma.config_kwargs(model_args, preset, ["angry", "happy", "sad", "neutral"])
     assert kwargs["module_order"] == ["iam", "tam", "dam"]
     assert (kwargs["num_attention_heads"], kwargs["num_alignment_layers"], kwargs["temperature"]) == (12, 6, 0.07)
