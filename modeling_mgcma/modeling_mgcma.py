@@ -159,8 +159,9 @@ class MGCMAModelOutput(ModelOutput):
         speech_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, speech_frames, hidden_size)`):
             Speech token features after the last stage (text-aware speech when TAM is on).
         text_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, text_tokens, hidden_size)`): likewise.
-        speech_mask (`torch.BoolTensor` of shape `(batch_size, speech_frames)`): True on real (non-padding) frames.
-        text_mask (`torch.BoolTensor` of shape `(batch_size, text_tokens)`): True on real tokens.
+        speech_mask (`torch.LongTensor` of shape `(batch_size, speech_frames)`):
+            1 on real frames, 0 on padding (like the input attention masks).
+        text_mask (`torch.LongTensor` of shape `(batch_size, text_tokens)`): 1 on real tokens, 0 on padding.
         speech_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
             Speech token features `(batch_size, speech_frames, hidden_size)` entering the alignment stack (the projected
             encoder output), then after each alignment block in pipeline order: the DAM constructor's output (what DAM
@@ -195,8 +196,8 @@ class MGCMAModelOutput(ModelOutput):
     text_sigma: torch.FloatTensor | None = None
     speech_last_hidden_state: torch.FloatTensor | None = None
     text_last_hidden_state: torch.FloatTensor | None = None
-    speech_mask: torch.BoolTensor | None = None
-    text_mask: torch.BoolTensor | None = None
+    speech_mask: torch.LongTensor | None = None
+    text_mask: torch.LongTensor | None = None
     speech_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     text_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     speech_attentions: tuple[torch.FloatTensor, ...] | None = None
@@ -837,8 +838,8 @@ class MGCMAModel(MGCMAPreTrainedModel):
             text_sigma=text_sigma,
             speech_last_hidden_state=speech,
             text_last_hidden_state=text,
-            speech_mask=speech_mask,
-            text_mask=text_mask,
+            speech_mask=speech_mask.long(),
+            text_mask=text_mask.long(),
             speech_hidden_states=tuple(speech_states) if output_hidden_states else None,
             text_hidden_states=tuple(text_states) if output_hidden_states else None,
             speech_attentions=tuple(speech_attentions) if output_attentions else None,

@@ -101,7 +101,7 @@ def test_hidden_states_and_attentions_as_arguments(tiny_model, tiny_batch):
     assert plain.speech_hidden_states is None and plain.speech_attentions is None
     assert plain.speech_encoder_hidden_states is None and plain.text_encoder_attentions is None
     torch.testing.assert_close(out.logits, plain.logits, rtol=1e-5, atol=1e-5)
-    _check_stack_outputs(out, model.config, tiny_batch, ~out.speech_mask, encoder_attentions=False)
+    _check_stack_outputs(out, model.config, tiny_batch, out.speech_mask == 0, encoder_attentions=False)
 
 
 def test_hidden_states_and_attentions_from_config(tiny_config_factory, tiny_batch):
@@ -111,7 +111,7 @@ def test_hidden_states_and_attentions_from_config(tiny_config_factory, tiny_batc
     with torch.no_grad():
         out = model(**tiny_batch)
         off = model(**tiny_batch, output_hidden_states=False, output_attentions=False)
-    _check_stack_outputs(out, model.config, tiny_batch, ~out.speech_mask, encoder_attentions=True)
+    _check_stack_outputs(out, model.config, tiny_batch, out.speech_mask == 0, encoder_attentions=True)
     assert off.speech_hidden_states is None and off.speech_cross_attentions is None
 
 
