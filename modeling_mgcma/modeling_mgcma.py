@@ -755,7 +755,8 @@ class MGCMAModel(MGCMAPreTrainedModel):
             )
             if value is not None and value.dim() > 0
         }
-        if len(set(given.values())) > 1:
+        sizes = list(given.values())
+        if any(size != sizes[0] for size in sizes[1:]):  # no set(): symbolic sizes under torch.export are unhashable
             raise ValueError(f"batch sizes differ between inputs: {given}.")
         speech, speech_mask, speech_encoder_outputs = self._speech_inputs(
             input_values, speech_attention_mask, speech_features, speech_features_mask, encoder_kwargs
