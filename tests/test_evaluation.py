@@ -138,3 +138,9 @@ def test_tables_have_every_cell_paper_columns_p_values_and_missing_cells(tmp_pat
     assert f"{s1['vs_S0']['p_value']:.4f}" in markdown
     assert "sample standard deviation (ddof=1)" in markdown
     assert "improvised" in markdown
+    assert "(1 fold, no std)" in s1_row(markdown)
+    assert f"{s1['vs_S0']['p_value']:.4f} (folds 1)" in markdown  # a test on fewer folds than S0 says so
+
+
+def s1_row(markdown):
+    return next(line for line in markdown.splitlines() if line.startswith("| S1 |"))
