@@ -61,6 +61,38 @@ def time_steps(
     return StepTiming(seconds, warmup_steps)
 
 
+def trainer_step_function(trainer, num_training_steps: int = 1000) -> Callable[[int], float]:
+    """``step(i)`` for :func:`time_steps` that runs one real optimisation step of a `transformers.Trainer`: the next
+    batch of its train DataLoader (so decoding, resampling and tokenising count, as they do in training), forward,
+    backward (`Trainer.training_step`), optimizer and scheduler step. It returns the batch's loss.
+
+    One step is one micro-batch: with gradient accumulation, pass the number of micro-batches per epoch as
+    `steps_per_epoch` to :func:`estimate_grid_cost`. The weights change, so time a model you then discard.
+    `num_training_steps` only shapes the learning-rate schedule created here.
+    """
+    if trainer.optimizer is None or trainer.lr_scheduler is None:
+        trainer.create_optimizer_and_scheduler(num_training_steps=num_training_steps)
+    model, loader = trainer.model, trainer.get_train_dataloader()
+    # set by the Trainer's own loop for each accumulation window; here every micro-batch is its own step
+    trainer.current_gradient_accumulation_steps = 1
+    batches = iter(loader)
+
+    def step(_index: int) -> float:
+        nonlocal batches
+        try:
+            batch = next(batches)
+        except StopIteration:  # a small training set: start another epoch
+            batches = iter(loader)
+            batch = next(batches)
+        loss = trainer.training_step(model, batch)
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+        model.zero_grad(set_to_none=True)
+        return float(loss)
+
+    return step
+
+
 @dataclass
 class GridCost:
     settings: list[str]
@@ -138,4 +170,4 @@ def format_cost_table(cost: GridCost, device: str | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["StepTiming", "GridCost", "time_steps", "estimate_grid_cost", "format_cost_table"]
+__all__ = ["StepTiming", "GridCost", "time_steps", "trainer_step_function", "estimate_grid_cost", "format_cost_table"]
