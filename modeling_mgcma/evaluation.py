@@ -330,7 +330,7 @@ def _mean_std(entry: dict, metric: str) -> str:
     if "mean" not in entry:
         return MISSING
     mean, std = entry["mean"][metric], entry["std"][metric]
-    return f"{mean:.2f} ± {_number(std)}"
+    return f"{mean:.2f} (1 fold, no std)" if std is None else f"{mean:.2f} ± {std:.2f}"
 
 
 def render_tables_markdown(tables: dict) -> str:
@@ -357,6 +357,8 @@ def render_tables_markdown(tables: dict) -> str:
                 delta = p = MISSING
             else:
                 delta, p = f"{test['difference']:+.2f}", f"{test['p_value']:.4f}"
+                if test["folds"] != [f for f in folds if f in settings[REFERENCE_SETTING].get("per_fold", {})]:
+                    delta, p = delta + f" (folds {', '.join(test['folds'])})", p + f" (folds {', '.join(test['folds'])})"
                 verdicts.append(f"- {test['verdict']}")
             folds_note = f" (missing folds: {', '.join(entry['missing_folds'])})" if entry.get("missing_folds") else ""
             lines.append(
