@@ -85,6 +85,52 @@ class FoldPredictions:
             raise ValueError("utterance ids must be unique within a fold.")
 
 
+# Where a grid unit keeps its test predictions: <output_dir>/<setting>/fold_<k>/PREDICTIONS_FILE.
+PREDICTIONS_FILE = "test_predictions.json"
+_FOLD_FOLDER = re.compile(r"^fold_(.+)$")
+
+
+def save_fold_predictions(fold: FoldPredictions, path: str | os.PathLike) -> str:
+    """Write one unit's test predictions as JSON (``{"ids", "predictions", "references"}``), the input of
+    :func:`collect_grid_predictions`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"ids": list(fold.ids), "predictions": fold.predictions.tolist(), "references": fold.references.tolist()}
+    path.write_text(json.dumps(payload) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def load_fold_predictions(path: str | os.PathLike) -> FoldPredictions:
+    """Read a file written by :func:`save_fold_predictions`; errors name the file."""
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+        return FoldPredictions(payload["ids"], payload["predictions"], payload["references"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a valid predictions file ({type(error).__name__}: {error})") from error
+
+
+def collect_grid_predictions(
+    output_dir: str | os.PathLike, settings: Sequence[str] | None = None, filename: str = PREDICTIONS_FILE
+) -> dict[str, dict[str, FoldPredictions]]:
+    """``{setting: {fold: FoldPredictions}}`` from ``<output_dir>/<setting>/fold_<k>/<filename>``. A unit without
+    the file (not run, or interrupted) is left out, so that :func:`build_tables` shows it as missing. `settings`
+    restricts (and orders) the settings read; by default every sub-folder that holds at least one fold."""
+    output_dir = Path(output_dir)
+    if settings is None:
+        settings = sorted(d.name for d in output_dir.iterdir() if d.is_dir() and any(
+            _FOLD_FOLDER.match(f.name) for f in d.iterdir() if f.is_dir()))  # fmt: skip
+    results = {}
+    for setting in settings:
+        folder = output_dir / setting
+        units = sorted(folder.iterdir()) if folder.is_dir() else []
+        results[setting] = {
+            _FOLD_FOLDER.match(unit.name).group(1): load_fold_predictions(unit / filename)
+            for unit in units
+            if unit.is_dir() and _FOLD_FOLDER.match(unit.name) and (unit / filename).is_file()
+        }
+    return results
+
+
 def wa_ua(predictions: Sequence[int], references: Sequence[int]) -> dict:
     """``{"wa", "ua", "n"}`` in percent; UA averages the recalls of the classes present in `references`."""
     predictions, references = np.asarray(predictions, dtype=np.int64), np.asarray(references, dtype=np.int64)
@@ -403,8 +449,12 @@ __all__ = [
     "PAPER_RESULTS",
     "PAPER_TABLES",
     "SETTING_DESCRIPTIONS",
+    "PREDICTIONS_FILE",
     "FoldPredictions",
     "PairedTestResult",
+    "save_fold_predictions",
+    "load_fold_predictions",
+    "collect_grid_predictions",
     "wa_ua",
     "summarize_folds",
     "iemocap_dialogue_type",

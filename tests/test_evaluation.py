@@ -144,3 +144,22 @@ def test_tables_have_every_cell_paper_columns_p_values_and_missing_cells(tmp_pat
 
 def s1_row(markdown):
     return next(line for line in markdown.splitlines() if line.startswith("| S1 |"))
+
+
+def test_grid_predictions_round_trip_and_missing_units(tmp_path):
+    from modeling_mgcma.evaluation import PREDICTIONS_FILE, collect_grid_predictions, save_fold_predictions
+
+    s0_fold1 = _fold(30, 0.8, 1)
+    s1_fold1 = FoldPredictions(s0_fold1.ids, (s0_fold1.predictions + np.arange(30) % 2) % 4, s0_fold1.references)
+    written = {("S0", "1"): s0_fold1, ("S0", "2"): _fold(30, 0.8, 2), ("S1", "1"): s1_fold1}
+    for (setting, fold), predictions in written.items():
+        save_fold_predictions(predictions, tmp_path / setting / f"fold_{fold}" / PREDICTIONS_FILE)
+    (tmp_path / "S1" / "fold_2").mkdir()  # an interrupted unit: folder, no predictions
+    results = collect_grid_predictions(tmp_path)
+    assert sorted(results) == ["S0", "S1"] and sorted(results["S0"]) == ["1", "2"] and list(results["S1"]) == ["1"]
+    assert results["S1"]["1"].ids == written[("S1", "1")].ids
+    assert np.array_equal(results["S1"]["1"].predictions, written[("S1", "1")].predictions)
+    assert build_tables(results, num_permutations=100)["settings"]["S1"]["missing_folds"] == ["2"]
+    (tmp_path / "S1" / "fold_2" / PREDICTIONS_FILE).write_text("{not json")
+    with pytest.raises(ValueError, match=r"fold_2.*not a valid predictions file"):
+        collect_grid_predictions(tmp_path)
