@@ -98,6 +98,17 @@ def negative_log_likelihood(logits, labels, temperature: float = 1.0) -> float:
     return float(np.mean(log_normaliser - shifted[np.arange(len(labels)), labels]))
 
 
+def calibration_metrics(logits, labels, temperature: float = 1.0, num_bins: int = DEFAULT_NUM_BINS) -> dict:
+    """``{"ece", "nll", "temperature"}`` of softmax(logits / T), to report next to WA/UA (ECE in [0, 1], NLL in
+    nats). With the default T = 1 these describe the model's raw probabilities."""
+    probabilities = apply_temperature(logits, temperature)
+    return {
+        "ece": expected_calibration_error(probabilities, labels, num_bins),
+        "nll": negative_log_likelihood(logits, labels, temperature),
+        "temperature": float(temperature),
+    }
+
+
 @dataclass
 class TemperatureFit:
     temperature: float
@@ -177,6 +188,7 @@ __all__ = [
     "ReliabilityBins",
     "TemperatureFit",
     "apply_temperature",
+    "calibration_metrics",
     "expected_calibration_error",
     "fit_temperature",
     "negative_log_likelihood",

@@ -6,6 +6,7 @@ import pytest
 
 from modeling_mgcma.calibration import (
     apply_temperature,
+    calibration_metrics,
     expected_calibration_error,
     fit_temperature,
     reliability_bins,
@@ -64,3 +65,11 @@ def test_requires_the_split_name_and_valid_inputs():
         fit_temperature(logits, labels + 4, split="validation")
     with pytest.raises(ValueError, match="temperature must be > 0"):
         apply_temperature(logits, 0.0)
+
+
+def test_calibration_metrics_report_the_scaled_probabilities():
+    logits, labels = _synthetic(3000, true_temperature=2.0, seed=4)
+    raw, scaled = calibration_metrics(logits, labels), calibration_metrics(logits, labels, temperature=2.0)
+    assert raw["temperature"] == 1.0 and scaled["temperature"] == 2.0
+    assert scaled["ece"] == pytest.approx(expected_calibration_error(apply_temperature(logits, 2.0), labels))
+    assert scaled["nll"] < raw["nll"] and scaled["ece"] < raw["ece"]
