@@ -1,0 +1,173 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Know the cost of a grid before starting it: time a few real training steps, then multiply out
+(settings x folds x epochs x steps), plus evaluation, into hours per fold, per setting and in total."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass
+class StepTiming:
+    """Seconds of each timed call (warm-up calls excluded) and their mean and median."""
+
+    seconds: list[float]
+    warmup_steps: int
+
+    @property
+    def mean(self) -> float:
+        return sum(self.seconds) / len(self.seconds)
+
+    @property
+    def median(self) -> float:
+        ordered = sorted(self.seconds)
+        middle = len(ordered) // 2
+        return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def time_steps(
+    step: Callable[[int], object],
+    num_steps: int,
+    *,
+    warmup_steps: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+    synchronize: Callable[[], None] | None = None,
+) -> StepTiming:
+    """Call ``step(i)`` for ``warmup_steps + num_steps`` steps and time the last `num_steps` one by one.
+
+    Warm-up steps are excluded: the first calls pay for lazy initialisation, kernel selection and allocator growth,
+    which a long run pays once. `step` is anything that performs one full optimisation step, e.g. a closure over a
+    `Trainer` that runs ``trainer.training_step(model, batch)`` and ``optimizer.step()``. On an accelerator pass
+    ``synchronize=torch.cuda.synchronize`` (asynchronous kernels would otherwise be timed at launch);
+    it is called before each clock reading. `clock` is injectable for tests.
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}.")
+    if warmup_steps < 0:
+        raise ValueError(f"warmup_steps must be >= 0, got {warmup_steps}.")
+    for i in range(warmup_steps):
+        step(i)
+    seconds = []
+    for i in range(warmup_steps, warmup_steps + num_steps):
+        if synchronize is not None:
+            synchronize()
+        start = clock()
+        step(i)
+        if synchronize is not None:
+            synchronize()
+        seconds.append(clock() - start)
+    return StepTiming(seconds, warmup_steps)
+
+
+def trainer_step_function(trainer, num_training_steps: int = 1000) -> Callable[[int], float]:
+    """``step(i)`` for :func:`time_steps` that runs one real optimisation step of a `transformers.Trainer`: the next
+    batch of its train DataLoader (so decoding, resampling and tokenising count, as they do in training), forward,
+    backward (`Trainer.training_step`), optimizer and scheduler step. It returns the batch's loss.
+
+    One step is one micro-batch: with gradient accumulation, pass the number of micro-batches per epoch as
+    `steps_per_epoch` to :func:`estimate_grid_cost`. The weights change, so time a model you then discard.
+    `num_training_steps` only shapes the learning-rate schedule created here.
+    """
+    if trainer.optimizer is None or trainer.lr_scheduler is None:
+        trainer.create_optimizer_and_scheduler(num_training_steps=num_training_steps)
+    model, loader = trainer.model, trainer.get_train_dataloader()
+    # set by the Trainer's own loop for each accumulation window; here every micro-batch is its own step
+    trainer.current_gradient_accumulation_steps = 1
+    batches = iter(loader)
+
+    def step(_index: int) -> float:
+        nonlocal batches
+        try:
+            batch = next(batches)
+        except StopIteration:  # a small training set: start another epoch
+            batches = iter(loader)
+            batch = next(batches)
+        loss = trainer.training_step(model, batch)
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+        model.zero_grad(set_to_none=True)
+        return float(loss)
+
+    return step
+
+
+@dataclass
+class GridCost:
+    settings: list[str]
+    folds: int
+    train_seconds_per_fold: float
+    eval_seconds_per_fold: float
+
+    @property
+    def hours_per_fold(self) -> float:
+        return (self.train_seconds_per_fold + self.eval_seconds_per_fold) / 3600.0
+
+    @property
+    def hours_per_setting(self) -> float:
+        return self.hours_per_fold * self.folds
+
+    @property
+    def total_hours(self) -> float:
+        return self.hours_per_setting * len(self.settings)
+
+    @property
+    def units(self) -> int:
+        return self.folds * len(self.settings)
+
+
+def estimate_grid_cost(
+    seconds_per_step: float,
+    steps_per_epoch: int,
+    epochs: float,
+    folds: int,
+    settings: Sequence[str] | int,
+    *,
+    seconds_per_eval_utterance: float = 0.0,
+    eval_utterances_per_epoch: int = 0,
+    test_utterances_per_fold: int = 0,
+) -> GridCost:
+    """Cost of ``len(settings) x folds`` trainings of ``epochs x steps_per_epoch`` steps each.
+
+    Evaluation per fold: the validation split once per epoch (`eval_utterances_per_epoch`, as with
+    ``eval_strategy="epoch"``) plus one pass over the test split, each utterance costing
+    `seconds_per_eval_utterance`. Every (setting, fold) unit is assumed to cost the same: the ablations that switch
+    modules off are somewhat cheaper, so the total is an upper estimate for Table II's grid.
+    """
+    if isinstance(settings, int):
+        settings = [f"setting_{i}" for i in range(settings)]
+    settings = list(settings)
+    for name, value in (("seconds_per_step", seconds_per_step), ("seconds_per_eval_utterance", seconds_per_eval_utterance)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}.")
+    if steps_per_epoch < 1 or epochs <= 0 or folds < 1 or not settings:
+        raise ValueError(
+            f"need steps_per_epoch >= 1, epochs > 0, folds >= 1 and at least one setting, got {steps_per_epoch}, "
+            f"{epochs}, {folds} and {settings}."
+        )
+    train = seconds_per_step * steps_per_epoch * epochs
+    evaluation = seconds_per_eval_utterance * (eval_utterances_per_epoch * epochs + test_utterances_per_fold)
+    return GridCost(settings, folds, train, evaluation)
+
+
+def format_cost_table(cost: GridCost, device: str | None = None) -> str:
+    """A plain-text table of the estimate, for printing before a run starts."""
+    rows = [
+        ("per fold (train + eval)", cost.hours_per_fold),
+        (f"per setting ({cost.folds} folds)", cost.hours_per_setting),
+        (f"total ({len(cost.settings)} settings x {cost.folds} folds = {cost.units} trainings)", cost.total_hours),
+    ]
+    width = max(len(label) for label, _ in rows)
+    header = "Estimated cost" + (f" on {device}" if device else "")
+    lines = [header, "-" * len(header)]
+    lines += [f"{label:<{width}}  {hours:10.2f} h" for label, hours in rows]
+    lines.append(f"{'settings':<{width}}  {', '.join(cost.settings)}")
+    lines.append(
+        f"(one fold: {cost.train_seconds_per_fold / 3600:.2f} h training, {cost.eval_seconds_per_fold / 3600:.2f} h "
+        "evaluation; measured step times, multiplied out)"
+    )
+    return "\n".join(lines)
+
+
+__all__ = ["StepTiming", "GridCost", "time_steps", "trainer_step_function", "estimate_grid_cost", "format_cost_table"]
