@@ -570,9 +570,10 @@ class MGCMAModel(MGCMAPreTrainedModel):
         else:
             self.log_similarity_scale = None
             self.similarity_shift = None
-        # Set by a trainer under multi-process training: maps a local [B, ...] tensor to the global batch with
-        # gradients (see `modeling_mgcma.trainer`). None: the losses use the local batch.
-        self.contrastive_feature_gatherer: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # Set by a trainer under multi-process training: maps local [B, ...] tensors, all of one loss in one call, to
+        # the global batch with gradients; returns one tensor for one input, else a tuple (see
+        # `modeling_mgcma.trainer.FeatureGatherer`). None: the losses use the local batch.
+        self.contrastive_feature_gatherer: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]] | None = None
         for encoder in (speech_encoder, text_encoder):
             # An encoder built elsewhere shares its config object with ours; building `MGCMAConfig` around it resets
             # the sub-config's attention implementation to None (the unset top-level value is copied down). Resolve
@@ -682,7 +683,9 @@ class MGCMAModel(MGCMAPreTrainedModel):
     def _gather(self, *tensors):
         if self.contrastive_feature_gatherer is None or not self.config.gather_distributed_negatives:
             return tensors
-        return tuple(self.contrastive_feature_gatherer(t) for t in tensors)
+        # one call for all of a loss's tensors, so a gatherer can send them in one collective
+        gathered = self.contrastive_feature_gatherer(*tensors)
+        return gathered if isinstance(gathered, tuple) else (gathered,)
 
     def similarity_parameters(self):
         """(p, q) of eq. 5: learned parameters when `learnable_similarity`, else the config's constants."""

@@ -67,6 +67,7 @@ def main(out_dir: str):
     gatherer.new_step()
     outputs, grads = contrastive_loss_and_grads(model, inputs(local))
     size_exchanges = gatherer.size_exchanges  # six tensors gathered, one size exchange
+    collectives = gatherer.collectives  # one collective per contrastive loss: L_DA's four tensors, L_IA's two
     for grad in grads.values():
         dist.all_reduce(grad)
         grad /= world
@@ -93,6 +94,7 @@ def main(out_dir: str):
         "num_grads": len(reference_grads),
         "grad_names_match": sorted(grads) == sorted(reference_grads),
         "size_exchanges": size_exchanges,
+        "collectives": collectives,
         "multi_tensor_match": multi_tensor_match,
     }
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))

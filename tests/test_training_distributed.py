@@ -33,7 +33,7 @@ def test_gathered_contrastive_losses_equal_one_process_on_the_whole_batch(tmp_pa
     results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     for result in results:
         assert result["world"] == 2 and result["gatherer_installed"]
-        assert result["size_exchanges"] == 1 and result["multi_tensor_match"]
+        assert result["size_exchanges"] == 1 and result["collectives"] == 2 and result["multi_tensor_match"]
         # every rank computes the global-batch loss (5 utterances, 3 + 2 across ranks)
         assert abs(result["loss_da"] - result["reference_loss_da"]) < 1e-5, result
         assert abs(result["loss_ia"] - result["reference_loss_ia"]) < 1e-5, result
