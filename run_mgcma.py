@@ -216,6 +216,11 @@ class DataArguments:
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of training data used for validation."})
     demo_corpus_dir: str = field(default="demo_corpus", metadata={"help": "Where the demo corpus is (or is written)."})
     demo_utterances_per_session: int = field(default=80, metadata={"help": "Demo corpus size per session."})
+    demo_voice: str = field(
+        default="tones",
+        metadata={"help": "Demo corpus speech: 'tones' (one harmonic syllable per word, numpy only) or 'espeak' (the "
+                          "spoken corpus: espeak-ng says each transcript; needs the espeak-ng program)."},
+    )  # fmt: skip
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate training data (debugging)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate validation and test data."})
     cache_features: bool = field(
@@ -247,6 +252,8 @@ class DataArguments:
             raise ValueError(f"--validation_strategy must be 'stratified' or 'speaker', got {self.validation_strategy!r}.")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"--validation_fraction must be in (0, 1), got {self.validation_fraction}.")
+        if self.demo_voice not in ("tones", "espeak"):
+            raise ValueError(f"--demo_voice must be 'tones' or 'espeak', got {self.demo_voice!r}.")
         if self.demo_utterances_per_session < 8:
             raise ValueError(f"--demo_utterances_per_session must be >= 8, got {self.demo_utterances_per_session}.")
 
@@ -371,7 +378,9 @@ def load_data(data_args, training_args):
             data_args.manifest, data_args.audio_column, data_args.text_column, data_args.label_column
         )
         return dataset
-    root = generate_demo_corpus(data_args.demo_corpus_dir, utterances_per_session=data_args.demo_utterances_per_session)
+    root = generate_demo_corpus(
+        data_args.demo_corpus_dir, utterances_per_session=data_args.demo_utterances_per_session, voice=data_args.demo_voice
+    )
     return load_iemocap(root, strict_counts=False)  # the demo corpus is smaller than the real release
 
 
