@@ -17,6 +17,14 @@ unweighted accuracy is about (3 x 0.5 + 1) / 4 = 62.5 %; text-only likewise; fus
 Speech and text also correspond below the label: each word is one voiced syllable whose
 duration grows with the word's length; markers (``[LAUGHTER]``, ``[BREATHING]``) are short
 unvoiced noise bursts. Only numpy and the standard library's `wave` are used.
+
+The *spoken* variant (``voice="espeak"``) has the espeak-ng speech synthesiser (a Debian package,
+installed by ``scripts/setup.sh``) say each transcript, so speech and text share their content.
+Its emotion cues are partly redundant and noisy: an emotional utterance carries the class in the
+text only, in the prosody only, or in both (a third each), and the class prosody (espeak's pitch,
+speaking rate and amplitude) is jittered per utterance so that neighbouring classes overlap. Each
+of the 10 speakers (session x gender) has its own espeak voice variant. espeak-ng writes the same
+bytes for the same arguments, so the corpus is still a pure function of its arguments.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ import logging
 import math
 import os
 import shutil
+import subprocess
+import tempfile
 import wave
 from pathlib import Path
 
@@ -82,6 +92,20 @@ _VAD = {
 _CLASS_TO_CODES = {"angry": ("ang",), "happy": ("hap", "exc"), "sad": ("sad",), "neutral": ("neu",)}
 
 DURATION_PROFILES = ("short", "iemocap")
+VOICES = ("tones", "espeak")
+
+# Spoken variant: class prosody as espeak-ng arguments (pitch 0-99, speed in words per minute, amplitude 0-200).
+# Per-utterance jitter (ESPEAK_JITTER, uniform +-) makes neighbouring classes overlap, so prosody is a noisy cue.
+ESPEAK_PROSODY: dict[str, dict[str, float]] = {
+    "sad": {"pitch": 22.0, "speed": 125.0, "amplitude": 55.0},
+    "neutral": {"pitch": 45.0, "speed": 165.0, "amplitude": 100.0},
+    "happy": {"pitch": 70.0, "speed": 195.0, "amplitude": 130.0},
+    "angry": {"pitch": 58.0, "speed": 225.0, "amplitude": 185.0},
+}
+ESPEAK_JITTER = {"pitch": 10.0, "speed": 0.12, "amplitude": 0.2}  # pitch: absolute; speed, amplitude: relative
+# espeak-ng voice variants per speaker gender; speaker (session s, gender g) uses variant (s - 1) of g's list.
+ESPEAK_VARIANTS = {"F": ("f1", "f2", "f3", "f4", "f5"), "M": ("m1", "m2", "m3", "m4", "m7")}
+ESPEAK_CUES = ("text", "prosody", "both")
 
 
 def demo_vocabulary() -> list[str]:
@@ -99,16 +123,18 @@ def demo_vocabulary() -> list[str]:
     return list(_SPECIAL_TOKENS) + list(MARKERS) + list(_PUNCTUATION) + sorted(words)
 
 
-def _utterance_plan(rng: np.random.Generator, counts: dict[str, int], excluded: int) -> list[dict]:
-    """Class, code and cue of each utterance of one session, shuffled."""
+def _utterance_plan(
+    rng: np.random.Generator, counts: dict[str, int], excluded: int, cues: tuple[str, ...] = ("text", "prosody")
+) -> list[dict]:
+    """Class, code and cue of each utterance of one session, shuffled. Emotional utterances cycle through `cues`."""
     plan = []
     for label in DEFAULT_EMOTION_LABELS:
         n = counts.get(label, 0)
         for i in range(n):
             if label == "neutral":
                 cue = "none"
-            else:  # alternate so text/prosody halves are balanced within each session and class
-                cue = "text" if i % 2 == 0 else "prosody"
+            else:  # cycle so the cue kinds are balanced within each session and class
+                cue = cues[i % len(cues)]
             codes = _CLASS_TO_CODES[label]
             code = codes[int(rng.integers(len(codes)))]
             plan.append({"label": label, "code": code, "cue": cue})
@@ -120,7 +146,7 @@ def _utterance_plan(rng: np.random.Generator, counts: dict[str, int], excluded: 
 
 def _words(rng: np.random.Generator, label: str | None, cue: str, num_words: int) -> list[str]:
     words = [FILLER_WORDS[int(i)] for i in rng.integers(len(FILLER_WORDS), size=num_words)]
-    if cue == "text":
+    if cue in ("text", "both"):
         keywords = EMOTION_KEYWORDS[label]
         words[int(rng.integers(num_words))] = keywords[int(rng.integers(len(keywords)))]
     return words
@@ -178,6 +204,48 @@ def _synthesise(
     return np.clip(signal, -1.0, 1.0)
 
 
+def _espeak(text: str, voice: str, pitch: float, speed: float, amplitude: float, workdir: str) -> np.ndarray:
+    """espeak-ng saying `text`, as float32 at SAMPLING_RATE (espeak writes 22.05 kHz; resampled by FFT)."""
+    path = os.path.join(workdir, "utterance.wav")
+    command = ["espeak-ng", "-v", voice, "-p", str(int(round(pitch))), "-s", str(int(round(speed))),
+               "-a", str(int(round(amplitude))), "-w", path, text]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 or not os.path.isfile(path):
+        raise RuntimeError(f"espeak-ng failed on {text!r} (exit {result.returncode}): {result.stderr.strip()}")
+    with wave.open(path, "rb") as handle:
+        rate = handle.getframerate()
+        pcm = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
+    if rate == SAMPLING_RATE or pcm.size == 0:
+        return pcm
+    length = int(round(pcm.size * SAMPLING_RATE / rate))
+    spectrum = np.fft.rfft(pcm.astype(np.float64))[: length // 2 + 1]
+    return (np.fft.irfft(spectrum, length) * (length / pcm.size)).astype(np.float32)
+
+
+def _speak(
+    rng: np.random.Generator, words: list[str], emotion: str, gender: str, session: int, marker_at: int | None,
+    workdir: str,
+) -> np.ndarray:
+    """The words said by espeak-ng with the class prosody of `emotion`, jittered; a marker is a noise burst."""
+    target = ESPEAK_PROSODY[emotion]
+    pitch = float(np.clip(target["pitch"] + rng.uniform(-1, 1) * ESPEAK_JITTER["pitch"], 0, 99))
+    speed = target["speed"] * (1 + rng.uniform(-1, 1) * ESPEAK_JITTER["speed"])
+    amplitude = float(np.clip(target["amplitude"] * (1 + rng.uniform(-1, 1) * ESPEAK_JITTER["amplitude"]), 10, 200))
+    variants = ESPEAK_VARIANTS[gender]
+    voice = f"en-us+{variants[(session - 1) % len(variants)]}"
+    parts = [words] if marker_at is None else [words[:marker_at], words[marker_at:]]
+    pieces = [np.zeros(int(rng.uniform(0.05, 0.15) * SAMPLING_RATE), dtype=np.float32)]
+    for index, part in enumerate(parts):
+        if index == 1:
+            pieces.append(_noise_burst(rng))
+        if part:
+            pieces.append(_espeak(" ".join(part), voice, pitch, speed, amplitude, workdir))
+    pieces.append(np.zeros(int(rng.uniform(0.05, 0.15) * SAMPLING_RATE), dtype=np.float32))
+    signal = np.concatenate(pieces)
+    signal += rng.normal(0.0, 0.003, size=signal.shape).astype(np.float32)
+    return np.clip(signal, -1.0, 1.0)
+
+
 def _noise_burst(rng: np.random.Generator) -> np.ndarray:
     n = int(rng.uniform(0.12, 0.2) * SAMPLING_RATE)
     return (0.04 * np.hanning(n) * rng.normal(size=n)).astype(np.float32)
@@ -215,7 +283,9 @@ def _words_for_duration(rng: np.random.Generator, profile: str, rate: float) -> 
     return max(1, int(round((seconds - 0.2) / (rate * 0.26))))
 
 
-def _write_session(root: Path, session: int, plan: list[dict], rng: np.random.Generator, durations: str) -> None:
+def _write_session(
+    root: Path, session: int, plan: list[dict], rng: np.random.Generator, durations: str, voice: str = "tones"
+) -> None:
     session_dir = root / f"Session{session}"
     label_dir = session_dir / "dialog" / "EmoEvaluation"
     transcript_dir = session_dir / "dialog" / "transcriptions"
@@ -236,13 +306,18 @@ def _write_session(root: Path, session: int, plan: list[dict], rng: np.random.Ge
             gender = "F" if rng.random() < 0.5 else "M"  # independent of the dialog's letter
             utterance_id = f"{dialog}_{gender}{numbers[gender]:03d}"
             numbers[gender] += 1
-            prosody = PROSODY[item["label"] if item["cue"] == "prosody" else "neutral"]
+            emotion = item["label"] if item["cue"] in ("prosody", "both") else "neutral"
+            prosody = PROSODY[emotion]
             num_words = _words_for_duration(rng, durations, prosody["rate"])
             words = _words(rng, item["label"], item["cue"], num_words)
             marker_at = int(rng.integers(num_words + 1)) if rng.random() < 0.15 else None
             marker = MARKERS[int(rng.integers(len(MARKERS)))]
             text = _transcript(rng, words, marker_at, marker)
-            signal = _synthesise(rng, words, prosody, gender, marker_at)
+            if voice == "espeak":
+                with tempfile.TemporaryDirectory() as workdir:
+                    signal = _speak(rng, words, emotion, gender, session, marker_at, workdir)
+            else:
+                signal = _synthesise(rng, words, prosody, gender, marker_at)
             _write_wav(session_dir / "sentences" / "wav" / dialog / f"{utterance_id}.wav", signal)
 
             start, end = clock, clock + len(signal) / SAMPLING_RATE
@@ -281,6 +356,7 @@ def generate_demo_corpus(
     counts: dict[int, dict[str, int]] | None = None,
     excluded_per_session: int = 4,
     durations: str = "short",
+    voice: str = "tones",
 ) -> Path:
     """Write a synthetic IEMOCAP-layout corpus (Session1 … Session5) and return its root.
 
@@ -293,6 +369,8 @@ def generate_demo_corpus(
         excluded_per_session: extra utterances labelled fru / xxx / sur (skipped by ``4class``).
         durations: ``"short"`` (3-5 words, ~1-2.5 s) or ``"iemocap"`` (log-normal, mean ~4.5 s,
             tail to 30 s).
+        voice: ``"tones"`` (one harmonic syllable per word, numpy only) or ``"espeak"`` (the
+            spoken corpus: espeak-ng says the transcript; needs the ``espeak-ng`` program).
 
     Idempotent: a marker file records the arguments; a second call with the same arguments
     returns at once, different arguments regenerate. A non-empty folder without the marker is
@@ -300,6 +378,13 @@ def generate_demo_corpus(
     """
     if durations not in DURATION_PROFILES:
         raise ValueError(f"durations must be one of {DURATION_PROFILES}, got {durations!r}")
+    if voice not in VOICES:
+        raise ValueError(f"voice must be one of {VOICES}, got {voice!r}")
+    if voice == "espeak" and shutil.which("espeak-ng") is None:
+        raise RuntimeError(
+            "voice='espeak' needs the espeak-ng program on PATH (Debian/Ubuntu: apt-get install espeak-ng; "
+            "scripts/setup.sh installs it)."
+        )
     if counts is None:
         if utterances_per_session < len(DEFAULT_EMOTION_LABELS):
             raise ValueError(f"utterances_per_session must be >= {len(DEFAULT_EMOTION_LABELS)}, got {utterances_per_session}")
@@ -321,6 +406,8 @@ def generate_demo_corpus(
         "excluded_per_session": int(excluded_per_session),
         "durations": durations,
     }
+    if voice != "tones":  # keeps the markers of corpora written before voices existed valid
+        params["voice"] = voice
 
     root = Path(output_dir).expanduser().resolve()
     with main_process_first():
@@ -340,8 +427,9 @@ def generate_demo_corpus(
         staging.mkdir(parents=True)
         for session in range(1, NUM_SESSIONS + 1):
             rng = np.random.default_rng([int(seed), session])
-            plan = _utterance_plan(rng, counts[session], excluded_per_session)
-            _write_session(staging, session, plan, rng, durations)
+            cues = ESPEAK_CUES if voice == "espeak" else ("text", "prosody")
+            plan = _utterance_plan(rng, counts[session], excluded_per_session, cues)
+            _write_session(staging, session, plan, rng, durations, voice)
         (staging / MARKER_FILE).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
         if root.exists():
             root.rmdir()  # empty, checked above

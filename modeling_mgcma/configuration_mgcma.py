@@ -39,6 +39,7 @@ PAPER_ABLATIONS = {
 
 POOLING_MODES = ("mean", "max", "first")
 DISTRIBUTION_POOLING_MODES = ("mean", "first")
+DISTRIBUTION_DISTANCES = ("sum", "mean")
 SIGMA_ACTIVATIONS = ("exp", "softplus")
 DAM_OUTPUTS = ("mu", "sample", "input")
 CLASSIFIER_FEATURES = ("concat", "speech", "text")
@@ -102,6 +103,23 @@ class MGCMAConfig(PreTrainedConfig):
             softmax; it is kept for fidelity to the equation.
         learnable_similarity (`bool`, *optional*, defaults to `False`):
             Learn p and q (p through its logarithm, so it stays positive) instead of keeping them fixed.
+        distribution_distance (`str`, *optional*, defaults to `"sum"`):
+            The distance W in eq. 5: `"sum"`, the squared 2-Wasserstein distance of eq. 4 (a sum over the D
+            dimensions, so with a fixed p the logits of L_DA and their gradients grow with D), or `"mean"`, W / D,
+            whose range does not depend on the width (p then multiplies a per-dimension distance: p = 768 / 200
+            reproduces `"sum"` with p = 1/200 at D = 768).
+        alignment_loss_warmup (`float`, *optional*, defaults to 0.0):
+            Fraction of the training steps over which the weights of L_DA and L_IA ramp linearly from 0 up to
+            `distribution_loss_weight` / `instance_loss_weight` (0: full weight from the first step). Applied by the
+            `AlignmentLossWarmup` trainer callback (`modeling_mgcma.loss_schedule`), which `MGCMATrainer` adds when
+            this is > 0; a plain forward pass always uses the full weights.
+        alignment_gradient_balance (`float`, *optional*, defaults to 0.0):
+            Gradient balancing across losses (0: off, the paper's plain weighted sum). When r > 0, each training
+            forward pass scales the alignment losses (w_da L_DA + w_ia L_IA) by a detached factor
+            c = min(1, r * |grad L_CE| / |grad alignment|), the gradient norms taken on the backbone's parameters,
+            so the alignment losses never pull on the shared encoders harder than r times the classifier's loss.
+            Costs two extra backward passes per step. Training from scratch, their gradients start 10-100x larger
+            than L_CE's and the classes are learned far more slowly (see benchmarks/README.md, "Learning").
         distribution_loss_weight (`float`, *optional*, defaults to 1.0):
             Weight of L_DA in the total loss.
         instance_loss_weight (`float`, *optional*, defaults to 1.0):
@@ -176,6 +194,9 @@ class MGCMAConfig(PreTrainedConfig):
     similarity_scale: float = 0.005
     similarity_shift: float = 4.0
     learnable_similarity: bool = False
+    distribution_distance: str = "sum"
+    alignment_loss_warmup: float = 0.0
+    alignment_gradient_balance: float = 0.0
     distribution_loss_weight: float = 1.0
     instance_loss_weight: float = 1.0
     classification_loss_weight: float = 1.0
@@ -231,6 +252,12 @@ class MGCMAConfig(PreTrainedConfig):
             raise ValueError(
                 f"`module_order` must be a permutation of {list(ALIGNMENT_MODULES)} (e.g. {list(PAPER_MODULE_ORDER)}), "
                 f"got {order!r}."
+            )
+        _check_choice("distribution_distance", self.distribution_distance, DISTRIBUTION_DISTANCES)
+        _check_positive("alignment_gradient_balance", self.alignment_gradient_balance, allow_zero=True)
+        if not isinstance(self.alignment_loss_warmup, (int, float)) or not 0.0 <= self.alignment_loss_warmup <= 1.0:
+            raise ValueError(
+                f"`alignment_loss_warmup` must be a fraction of the training steps in [0, 1], got {self.alignment_loss_warmup!r}."
             )
         _check_choice("distribution_pooling", self.distribution_pooling, DISTRIBUTION_POOLING_MODES)
         _check_choice("sigma_activation", self.sigma_activation, SIGMA_ACTIVATIONS)

@@ -93,6 +93,7 @@ def distribution_contrastive_loss(
     scale: float | torch.Tensor,
     shift: float | torch.Tensor,
     temperature: float | torch.Tensor,
+    distance: str = "sum",
 ) -> torch.Tensor:
     """Distribution-level contrastive loss L_DA (eqs. 5-8), computed in fp32.
 
@@ -100,16 +101,26 @@ def distribution_contrastive_loss(
     positives, all other pairs of the batch negatives; the loss is the mean of the speech-to-text and text-to-speech
     InfoNCE terms (eqs. 6-8).
 
+    W sums squared differences over the D dimensions, so with layer-normalised means it grows linearly with D and a
+    fixed p gives logits (and gradients) that grow with the width. `distance="mean"` uses W / D instead (the mean
+    over dimensions), whose range does not depend on D; p = D_ref * p_ref then gives the same logits as
+    `distance="sum"` with p_ref at width D_ref.
+
     Args:
         mu_s, sigma_s: `[N, D]` speech utterance Gaussians (standard deviations).
         mu_t, sigma_t: `[N, D]` text utterance Gaussians.
         scale: p > 0. shift: q. temperature: tau > 0.
+        distance: `"sum"` (W, eq. 4) or `"mean"` (W / D).
     """
     if mu_s.shape[0] != mu_t.shape[0]:
         raise ValueError(f"need as many speech as text distributions, got {mu_s.shape[0]} and {mu_t.shape[0]}.")
+    if distance not in ("sum", "mean"):
+        raise ValueError(f"`distance` must be 'sum' or 'mean', got {distance!r}.")
     with torch.autocast(device_type=mu_s.device.type, enabled=False):
-        distance = gaussian_wasserstein_distance(mu_s.float(), sigma_s.float(), mu_t.float(), sigma_t.float())
-        similarity = -scale * distance + shift  # eq. (5)
+        w = gaussian_wasserstein_distance(mu_s.float(), sigma_s.float(), mu_t.float(), sigma_t.float())
+        if distance == "mean":
+            w = w / mu_s.shape[-1]
+        similarity = -scale * w + shift  # eq. (5)
         return _symmetric_cross_entropy(similarity / temperature)  # eqs. (6)-(8)
 
 
@@ -127,6 +138,29 @@ def instance_contrastive_loss(x_s: torch.Tensor, x_t: torch.Tensor, temperature:
     with torch.autocast(device_type=x_s.device.type, enabled=False):
         logits = x_s.float() @ x_t.float().transpose(0, 1) / temperature  # eqs. (9)-(10)
         return _symmetric_cross_entropy(logits)  # eq. (11)
+
+
+def alignment_gradient_factor(
+    classification_loss: torch.Tensor, alignment_loss: torch.Tensor, shared: list[torch.Tensor], ratio: float
+) -> torch.Tensor:
+    """Factor c in (0, 1] that caps the alignment losses' gradient on the shared parameters at `ratio` times the
+    classification loss's: c = min(1, ratio * ||d L_CE / d theta|| / ||d L_align / d theta||), theta = `shared`.
+
+    Gradient balancing across losses (an option, `MGCMAConfig.alignment_gradient_balance`): from scratch the
+    contrastive losses' gradients on the encoders start one to two orders of magnitude larger than L_CE's (and grow
+    with the width), so under Adam the shared parameters follow them and the classifier's signal is lost. c is a
+    detached constant: the step's gradient is grad L_CE + c * grad L_align. Costs two extra backward passes, which
+    keep the graph for the step's own backward.
+    """
+    norms = []
+    for term in (classification_loss, alignment_loss):
+        grads = torch.autograd.grad(term, shared, retain_graph=True, allow_unused=True)
+        squares = [g.float().pow(2).sum() for g in grads if g is not None]
+        norms.append(torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=term.device))
+    ce_norm, alignment_norm = norms
+    if alignment_norm == 0:
+        return torch.ones((), device=alignment_loss.device)
+    return (ratio * ce_norm / alignment_norm).clamp(max=1.0).detach()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -582,6 +616,9 @@ class MGCMAModel(MGCMAPreTrainedModel):
                 encoder.config._attn_implementation_internal = encoder._check_and_adjust_attn_implementation(
                     None, is_init_check=True
                 )
+        # Factor on the alignment losses' weights, set each step by `AlignmentLossWarmup` when
+        # `config.alignment_loss_warmup` > 0 (a training-time schedule, not saved with the model).
+        self.alignment_loss_scale = 1.0
         self.post_init()
         self._apply_freezing()
 
@@ -800,6 +837,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
                         scale=scale,
                         shift=shift,
                         temperature=self.config.temperature,
+                        distance=self.config.distribution_distance,
                     )
                 speech = self._dam_output(speech, speech_dist)
                 text = self._dam_output(text, text_dist)
@@ -824,10 +862,11 @@ class MGCMAModel(MGCMAPreTrainedModel):
         loss = None
         if return_loss:
             terms = []
+            ramp = self.alignment_loss_scale  # 1 unless a trainer ramps the alignment losses in (loss_schedule.py)
             if loss_da is not None:
-                terms.append(self.config.distribution_loss_weight * loss_da)
+                terms.append(ramp * self.config.distribution_loss_weight * loss_da)
             if loss_ia is not None:
-                terms.append(self.config.instance_loss_weight * loss_ia)
+                terms.append(ramp * self.config.instance_loss_weight * loss_ia)
             loss = sum(terms) if terms else None
 
         output = MGCMAModelOutput(
@@ -924,6 +963,10 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
 
     from_encoders = MGCMAModel.__dict__["from_encoders"]
 
+    def _shared_parameters(self) -> list[torch.Tensor]:
+        """Trainable parameters that the classification and the alignment losses share (the backbone)."""
+        return [p for p in self.mgcma.parameters() if p.requires_grad]
+
     def freeze_feature_encoder(self):
         """Stop gradients into the speech encoder's convolutional feature encoder."""
         self.mgcma.freeze_feature_encoder()
@@ -998,7 +1041,12 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
                 loss_ce = F.cross_entropy(logits.float(), labels)
             loss = self.config.classification_loss_weight * loss_ce
             if outputs.loss is not None:
-                loss = loss + outputs.loss
+                alignment = outputs.loss
+                if self.config.alignment_gradient_balance > 0 and self.training and alignment.requires_grad:
+                    alignment = alignment * alignment_gradient_factor(
+                        loss, alignment, self._shared_parameters(), self.config.alignment_gradient_balance
+                    )
+                loss = loss + alignment
         # a new output, so that loss and logits come first (setting fields of `outputs` would append them last)
         backbone = {key: value for key, value in outputs.items() if key != "loss"}
         output = MGCMAModelOutput(loss=loss, logits=logits, loss_ce=loss_ce, **backbone)
@@ -1013,5 +1061,6 @@ __all__ = [
     "gaussian_wasserstein_distance",
     "distribution_contrastive_loss",
     "instance_contrastive_loss",
+    "alignment_gradient_factor",
     "masked_pool",
 ]

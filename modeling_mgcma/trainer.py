@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from transformers import Trainer
 
+from .loss_schedule import AlignmentLossWarmup
 from .processing_mgcma import decode_audio as decode_audio_any
 from .processing_mgcma import to_mono
 
@@ -402,6 +403,8 @@ class MGCMATrainer(Trainer):
         self._component_counts = {"train": collections.Counter(), "eval": collections.Counter()}
         self._install_feature_gatherer()
         self._keep_unused_encoders_on_cpu()
+        if getattr(getattr(self.model, "config", None), "alignment_loss_warmup", 0) > 0:
+            self.add_callback(AlignmentLossWarmup())  # ramps L_DA / L_IA in (see modeling_mgcma.loss_schedule)
 
     # -- length-grouped batching (`--train_sampling_strategy group_by_length`) -------------------------------------
 

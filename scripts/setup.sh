@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up a fresh machine for MGCMA: system audio libraries (for datasets' Audio feature via torchcodec), a virtual
-# environment in .venv, the CPU build of torch, and this package with its test extra. Safe to run again.
+# Set up a fresh machine for MGCMA: system audio libraries (for datasets' Audio feature via torchcodec), espeak-ng
+# (speech synthesis for the spoken demo corpus), a virtual environment in .venv, the CPU build of torch, and this
+# package with its test extra. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,16 @@ if ! ldconfig -p 2>/dev/null | grep -q "libavcodec.so.59"; then
     else
         echo "warning: FFmpeg 5.1 libraries (libavcodec59 ...) not found and apt-get unavailable;" \
              "decoding datasets' Audio columns will fail" >&2
+    fi
+fi
+
+# espeak-ng (Debian package) speaks the transcripts of the spoken demo corpus (data/demo_corpus.py, voice="espeak").
+if ! command -v espeak-ng >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends espeak-ng >/dev/null
+    else
+        echo "warning: espeak-ng not found and apt-get unavailable; the spoken demo corpus cannot be generated" >&2
     fi
 fi
 

@@ -1,0 +1,454 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Learning benchmark: does the full MGCMA model learn at least as well as its ablations and a plain fusion model?
+
+    python benchmarks/bench_learning.py table              # S0-S4 + concat baseline, both corpora, 3 seeds, 2 recipes
+    python benchmarks/bench_learning.py diagnose           # per-loss gradient norms and logit spans, D = 64 and 768
+    python benchmarks/bench_learning.py curves --setting S0 --recipe plain   # per-epoch losses and validation UA
+
+Every model is small (64 wide encoders from scratch, 64 wide MGCMA with 2 alignment blocks, 4 heads), trained on a
+synthetic corpus in IEMOCAP's layout with session 5 held out and validation drawn from sessions 1-4. The training
+loop is the Trainer's recipe written out (AdamW, decay off for biases and LayerNorms, linear schedule with warm-up,
+global gradient clipping at `max_grad_norm`, best epoch by validation UA, test once) so that one run takes seconds
+on one core; the recipes are read from run_mgcma.py's presets, so the table follows any change to them.
+
+The "concat" baseline is a separate model that imports nothing of MGCMA's modelling code: the same two encoders,
+a linear projection to 64, masked mean pooling, and the same classifier head (Linear-GELU-Dropout-Linear) on the
+concatenation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from transformers import AutoModel, get_scheduler  # noqa: E402
+
+import run_mgcma  # noqa: E402
+from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
+from modeling_mgcma.modeling_mgcma import instance_contrastive_loss  # noqa: E402
+from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
+
+
+SETTINGS = ("S0", "S1", "S2", "S3", "S4", "concat")
+WIDTH, LAYERS, HEADS, INTERMEDIATE = 64, 2, 4, 128
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Recipes: what a run of run_mgcma.py would use
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def recipe(name: str) -> dict:
+    """Training arguments + MGCMA config arguments of a recipe.
+
+    "demo": `--preset demo` applied unchanged (its training defaults and its config), on 64-wide encoders given as
+    folders (their own dropout, as a user's encoders would have). "plain": a user's own choice with the defaults for
+    new data: `--learning_rate 1e-3 --num_train_epochs 15 --per_device_train_batch_size 8`, nothing else.
+    """
+    base = {"weight_decay": 0.0, "lr_scheduler_type": "linear", "warmup_steps": 0, "max_grad_norm": 1.0}
+    if name == "demo":
+        train = {**base, **{k: v for k, v in run_mgcma.DEMO_TRAINING_DEFAULTS.items() if k in TRAIN_KEYS}}
+        config = dict(run_mgcma.DEMO_CONFIG)
+    elif name == "plain":
+        train = {**base, "learning_rate": 1e-3, "num_train_epochs": 15, "per_device_train_batch_size": 8}
+        config = dict(getattr(run_mgcma, "NEW_DATA_CONFIG", {}))
+    else:
+        raise ValueError(f"unknown recipe {name!r}; expected 'demo' or 'plain'.")
+    return {"train": train, "config": config}
+
+
+TRAIN_KEYS = (
+    "learning_rate", "weight_decay", "lr_scheduler_type", "warmup_steps", "num_train_epochs",
+    "per_device_train_batch_size", "max_grad_norm",
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 80) -> Path:
+    from data.demo_corpus import generate_demo_corpus
+
+    voice = {"demo": "tones", "spoken": "espeak"}[kind]
+    kwargs = {"voice": voice} if voice != "tones" else {}
+    return generate_demo_corpus(root / f"{kind}-{seed}", seed=seed, utterances_per_session=utterances_per_session, **kwargs)
+
+
+def load_fold(corpus_root: Path, processor, split_seed: int = 0) -> dict:
+    """{train, validation, test}: lists of processed utterances; test = session 5, validation from sessions 1-4."""
+    from data import load_iemocap, loso_fold
+
+    from modeling_mgcma.trainer import decode_audio
+
+    dataset = load_iemocap(corpus_root, strict_counts=False)
+    splits = loso_fold(dataset, 5, seed=split_seed)
+    out = {}
+    for name, split in splits.items():
+        rows = []
+        for row in split:
+            clip, rate = decode_audio(row["audio"])
+            rows.append({"audio": clip, "rate": rate, "text": row["text"], "label": int(row["label"])})
+        out[name] = rows
+    return out
+
+
+def batches(rows, processor, batch_size, generator=None):
+    order = torch.randperm(len(rows), generator=generator).tolist() if generator is not None else range(len(rows))
+    order = list(order)
+    for start in range(0, len(order), batch_size):
+        chunk = [rows[i] for i in order[start : start + batch_size]]
+        batch = dict(
+            processor(audio=[r["audio"] for r in chunk], text=[r["text"] for r in chunk], sampling_rate=[r["rate"] for r in chunk])
+        )
+        batch["labels"] = torch.tensor([r["label"] for r in chunk])
+        yield batch
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Models
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def encoder_configs(vocab_size: int, width: int = WIDTH):
+    speech = speech_encoder_config(width, LAYERS, HEADS, 2 * width, **run_mgcma.DEMO_SPEECH_ENCODER)
+    text = text_encoder_config(vocab_size, width, LAYERS, HEADS, 2 * width)
+    return speech, text
+
+
+class ConcatPoolBaseline(nn.Module):
+    """Speech and text encoders, a linear projection each, masked mean pooling, an MLP head on the concatenation."""
+
+    def __init__(self, speech_config, text_config, num_labels, width=WIDTH, dropout=0.1):
+        super().__init__()
+        self.speech_encoder = AutoModel.from_config(speech_config)
+        self.text_encoder = AutoModel.from_config(text_config)
+        self.text_encoder.pooler = None
+        self.speech_encoder.freeze_feature_encoder()  # as MGCMA's default
+        self.speech_projection = nn.Linear(speech_config.hidden_size, width)
+        self.text_projection = nn.Linear(text_config.hidden_size, width)
+        self.head = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(2 * width, width), nn.GELU(), nn.Dropout(dropout), nn.Linear(width, num_labels)
+        )
+        for module in (self.speech_projection, self.text_projection, *self.head):
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+
+    @staticmethod
+    def _pool(hidden, mask):
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def forward(self, input_values, input_ids, speech_attention_mask, text_attention_mask, labels=None, **_):
+        speech = self.speech_encoder(input_values, attention_mask=speech_attention_mask).last_hidden_state
+        frames = self.speech_encoder._get_feat_extract_output_lengths(speech_attention_mask.sum(-1))
+        speech_mask = torch.arange(speech.shape[1])[None, :] < frames[:, None]
+        text = self.text_encoder(input_ids, attention_mask=text_attention_mask).last_hidden_state
+        pooled = torch.cat(
+            [self._pool(self.speech_projection(speech), speech_mask), self._pool(self.text_projection(text), text_attention_mask.bool())],
+            dim=-1,
+        )
+        logits = self.head(pooled)
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return {"loss": loss, "logits": logits, "loss_ce": loss}
+
+
+def build(setting: str, vocab_size: int, config_kwargs: dict, seed: int, width: int = WIDTH):
+    torch.manual_seed(seed)
+    speech, text = encoder_configs(vocab_size, width)
+    if setting == "concat":
+        return ConcatPoolBaseline(speech, text, num_labels=4, width=width)
+    kwargs = {**config_kwargs, **(MGCMAConfig.ablation_kwargs(setting) if setting != "S0" else {})}
+    config = MGCMAConfig(
+        speech_config=speech, text_config=text, hidden_size=width, num_attention_heads=HEADS,
+        num_alignment_layers=LAYERS, intermediate_size=2 * width, **kwargs,
+    )  # fmt: skip
+    return MGCMAForEmotionClassification(config)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training (the Trainer's recipe, written out)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def unweighted_accuracy(predictions, references, num_labels=4) -> float:
+    recalls = [float((predictions[references == c] == c).mean()) for c in range(num_labels) if (references == c).any()]
+    return float(np.mean(recalls))
+
+
+@torch.no_grad()
+def evaluate(model, rows, processor) -> float:
+    model.eval()
+    predictions, references = [], []
+    for batch in batches(rows, processor, 32):
+        out = model(**batch)
+        logits = out["logits"]
+        predictions.append(logits.argmax(-1).numpy())
+        references.append(batch["labels"].numpy())
+    model.train()
+    return unweighted_accuracy(np.concatenate(predictions), np.concatenate(references))
+
+
+def make_optimizer(model, train: dict, steps: int):
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        (no_decay if name.endswith("bias") or "norm" in name.lower() else decay).append(parameter)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=train["learning_rate"],
+        betas=(train.get("adam_beta1", 0.9), train.get("adam_beta2", 0.999)),
+    )
+    warmup = train["warmup_steps"]
+    warmup = math.ceil(warmup * steps) if isinstance(warmup, float) and warmup < 1 else int(warmup)
+    scheduler = get_scheduler(train["lr_scheduler_type"], optimizer, num_warmup_steps=warmup, num_training_steps=steps)
+    return optimizer, scheduler
+
+
+def _term_gradient_norms(model, out, shared) -> dict:
+    """Norm of each weighted loss term's gradient on the shared parameters (everything but the classifier)."""
+    config = getattr(model, "config", None)
+    weights = {"loss_ce": getattr(config, "classification_loss_weight", 1.0),
+               "loss_da": getattr(config, "distribution_loss_weight", 1.0),
+               "loss_ia": getattr(config, "instance_loss_weight", 1.0)}  # fmt: skip
+    norms = {}
+    for key, weight in weights.items():
+        value = out.get(key)
+        if value is None:
+            continue
+        grads = torch.autograd.grad(weight * value, shared, retain_graph=True, allow_unused=True)
+        norms[f"g_{key[5:]}"] = float(torch.stack([g.pow(2).sum() for g in grads if g is not None]).sum().sqrt())
+    return norms
+
+
+def _balance_factor(model, out) -> float:
+    """The gradient-balancing factor the model applied: (loss - w_ce L_CE) / (w_da L_DA + w_ia L_IA)."""
+    c = model.config
+    alignment = sum(w * float(out[k]) for k, w in (("loss_da", c.distribution_loss_weight), ("loss_ia", c.instance_loss_weight)) if out.get(k) is not None)
+    scale = model.mgcma.alignment_loss_scale
+    return (float(out["loss"]) - c.classification_loss_weight * float(out["loss_ce"])) / (scale * alignment) if alignment else 1.0
+
+
+def train_and_test(model, fold, processor, train: dict, seed: int, log=None, probe_every: int = 0) -> dict:
+    """Train with `train`, keep the epoch with the best validation UA, return its test UA (and the curves).
+
+    `probe_every` > 0: every that many steps, also record each loss term's gradient norm on the shared parameters
+    and the fraction of the total gradient that clipping kept."""
+    generator = torch.Generator().manual_seed(seed)
+    batch_size, epochs = train["per_device_train_batch_size"], int(train["num_train_epochs"])
+    steps = epochs * math.ceil(len(fold["train"]) / batch_size)
+    optimizer, scheduler = make_optimizer(model, train, steps)
+    from modeling_mgcma.loss_schedule import set_alignment_loss_scale
+
+    uses_schedule = hasattr(model, "mgcma")
+    model.train()
+    shared = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("classifier.", "head."))]
+    best_ua, best_state, curves, step = -1.0, None, [], 0
+    for epoch in range(epochs):
+        sums, count, probes = {}, 0, []
+        for batch in batches(fold["train"], processor, batch_size, generator):
+            if uses_schedule:
+                set_alignment_loss_scale(model, step, steps)
+            out = model(**batch)
+            probe = _term_gradient_norms(model, out, shared) if probe_every and step % probe_every == 0 else None
+            if uses_schedule and model.config.alignment_gradient_balance > 0:
+                sums["factor"] = sums.get("factor", 0.0) + _balance_factor(model, out)
+            out["loss"].backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train["max_grad_norm"] or float("inf"))
+            if probe is not None:
+                probe["clip_kept"] = min(1.0, (train["max_grad_norm"] or float("inf")) / max(float(norm), 1e-12))
+                probes.append(probe)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            for key in ("loss_ce", "loss_da", "loss_ia"):
+                if out.get(key) is not None:
+                    sums[key] = sums.get(key, 0.0) + float(out[key])
+            if out.get("speech_embeds") is not None:  # L_IA on the classifier's features, whether trained or not
+                with torch.no_grad():
+                    x_s, x_t = F.normalize(out["speech_embeds"].float(), dim=-1), F.normalize(out["text_embeds"].float(), dim=-1)
+                    sums["ia_probe"] = sums.get("ia_probe", 0.0) + float(instance_contrastive_loss(x_s, x_t, 0.07))
+            count += 1
+        ua = evaluate(model, fold["validation"], processor)
+        curves.append({"epoch": epoch + 1, "val_ua": ua, **{k: v / count for k, v in sums.items()}})
+        for key in (probes[0] if probes else {}):
+            curves[-1][key] = float(np.mean([p[key] for p in probes if key in p]))
+        if log:
+            log(curves[-1])
+        if ua > best_ua:
+            best_ua, best_state = ua, copy.deepcopy(model.state_dict())
+    if uses_schedule:
+        model.mgcma.alignment_loss_scale = 1.0
+    model.load_state_dict(best_state)
+    return {"test_ua": evaluate(model, fold["test"], processor), "val_ua": best_ua, "curves": curves}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
+            probe_every=0) -> dict:
+    from data.demo_corpus import demo_vocabulary
+
+    processor = word_processor(demo_vocabulary(), max_duration=run_mgcma.DEFAULT_MAX_DURATION)
+    root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir))
+    fold = load_fold(root, processor, split_seed=seed)
+    spec = recipe(recipe_name)
+    config = {**spec["config"], **(overrides or {})}
+    train = {**spec["train"], **(train_overrides or {})}
+    model = build(setting, len(processor.tokenizer), config, seed)
+    started = time.perf_counter()
+    result = train_and_test(model, fold, processor, train, seed, log=log, probe_every=probe_every)
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def cmd_table(args):
+    rows = []
+    results = {}
+    for recipe_name in args.recipes:
+        for corpus in args.corpora:
+            for setting in args.settings:
+                scores = []
+                for seed in args.seeds:
+                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, corpus_seed=seed + args.corpus_offset)
+                    scores.append(r["test_ua"])
+                    print(json.dumps({"recipe": recipe_name, "corpus": corpus, "setting": setting, "seed": seed,
+                                      "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4),
+                                      "s": round(r["seconds"], 1)}), flush=True)  # fmt: skip
+                results[(recipe_name, corpus, setting)] = scores
+    print("\n| recipe | corpus | " + " | ".join(args.settings) + " |")
+    print("|---|---|" + "---|" * len(args.settings))
+    for recipe_name in args.recipes:
+        for corpus in args.corpora:
+            cells = []
+            for setting in args.settings:
+                s = results[(recipe_name, corpus, setting)]
+                sd = statistics.stdev(s) if len(s) > 1 else 0.0
+                cells.append(f"{statistics.mean(s):.3f} ± {sd:.3f}")
+            print(f"| {recipe_name} | {corpus} | " + " | ".join(cells) + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"|".join(k): v for k, v in results.items()}, indent=1))
+    return rows
+
+
+def cmd_curves(args):
+    overrides = json.loads(args.config) if args.config else None
+    train_overrides = json.loads(args.train) if args.train else None
+    for seed in args.seeds:
+        r = run_one(args.setting, args.recipe, args.corpora[0], seed, args.workdir, overrides, train_overrides,
+                    corpus_seed=seed + args.corpus_offset, probe_every=args.probe_every,
+                    log=lambda c: print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}), flush=True))  # fmt: skip
+        print(json.dumps({"seed": seed, "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4)}), flush=True)
+
+
+def gradient_report(model, batch) -> dict:
+    """Norm of each loss term's gradient (as weighted in the total loss) on each group of shared parameters, and
+    the span (max - min per row, mean over rows) of each contrastive loss's logits."""
+    from modeling_mgcma.modeling_mgcma import gaussian_wasserstein_distance
+
+    groups = {
+        "speech_encoder": "mgcma.speech_encoder.", "text_encoder": "mgcma.text_encoder.",
+        "projections": "mgcma.speech_projection.|mgcma.text_projection.",
+        "dam": "mgcma.distribution_alignment.", "tam": "mgcma.token_alignment.", "classifier": "classifier.",
+    }  # fmt: skip
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    out = model(**batch)
+    config = model.config
+    terms = {
+        "ce": config.classification_loss_weight * out.loss_ce,
+        "da": config.distribution_loss_weight * out.loss_da if out.loss_da is not None else None,
+        "ia": config.instance_loss_weight * out.loss_ia if out.loss_ia is not None else None,
+    }
+    report = {"losses": {k: float(v) for k, v in (("ce", out.loss_ce), ("da", out.loss_da), ("ia", out.loss_ia)) if v is not None}}
+    total = None
+    for term, value in terms.items():
+        if value is None:
+            continue
+        grads = torch.autograd.grad(value, [p for _, p in named], retain_graph=True, allow_unused=True)
+        norms = {}
+        for group, prefixes in groups.items():
+            squares = [g.pow(2).sum() for (n, _), g in zip(named, grads) if g is not None and any(n.startswith(x) for x in prefixes.split("|"))]
+            norms[group] = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+        norms["all"] = float(torch.stack([g.pow(2).sum() for g in grads if g is not None]).sum().sqrt())
+        report[f"grad_{term}"] = norms
+        total = grads if total is None else [b if a is None else a if b is None else a + b for a, b in zip(total, grads)]
+    report["grad_total_norm"] = float(torch.stack([g.pow(2).sum() for g in total if g is not None]).sum().sqrt())
+    with torch.no_grad():
+        if out.speech_mu is not None:
+            distance = gaussian_wasserstein_distance(out.speech_mu, out.speech_sigma, out.text_mu, out.text_sigma)
+            if config.distribution_distance == "mean":
+                distance = distance / out.speech_mu.shape[-1]
+            logits = -model.mgcma.similarity_parameters()[0] * distance / config.temperature
+            report["da_logit_span"] = float((logits.amax(1) - logits.amin(1)).mean())
+            report["W_mean"] = float(distance.mean())
+        x_s, x_t = F.normalize(out.speech_embeds, dim=-1), F.normalize(out.text_embeds, dim=-1)
+        logits = x_s @ x_t.T / config.temperature
+        report["ia_logit_span"] = float((logits.amax(1) - logits.amin(1)).mean())
+    return report
+
+
+def cmd_diagnose(args):
+    from data.demo_corpus import demo_vocabulary
+
+    torch.manual_seed(0)
+    processor = word_processor(demo_vocabulary(), max_duration=run_mgcma.DEFAULT_MAX_DURATION)
+    root = make_corpus(args.corpora[0], 0, Path(args.workdir))
+    fold = load_fold(root, processor)
+    batch = next(batches(fold["train"][:8], processor, 8))
+    overrides = json.loads(args.config) if args.config else {}
+    for width in args.widths:
+        if width == 768:  # the paper's size: random wav2vec2-base / BERT-base sized encoders, 12 heads, 6 blocks
+            config = MGCMAConfig(text_config={"model_type": "bert", "vocab_size": len(processor.tokenizer)}, **overrides)
+            model = MGCMAForEmotionClassification(config)
+        else:
+            model = build("S0", len(processor.tokenizer), overrides, 0, width=width)
+        model.train()
+        report = gradient_report(model, batch)
+        print(json.dumps({"width": width, **report}, indent=None), flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("table", "curves", "diagnose"))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--setting", default="S0")
+    parser.add_argument("--recipes", nargs="+", default=["demo", "plain"])
+    parser.add_argument("--recipe", default="plain")
+    parser.add_argument("--corpora", nargs="+", default=["demo", "spoken"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--corpus_offset", type=int, default=0, help="corpus seed = training seed + this")
+    parser.add_argument("--probe_every", type=int, default=0, help="curves: gradient probe every N steps")
+    parser.add_argument("--widths", nargs="+", type=int, default=[64, 768])
+    parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")
+    parser.add_argument("--train", help="JSON dict of training overrides (learning_rate, max_grad_norm, ...)")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mgcma-bench-learning"))
+    parser.add_argument("--json", help="write the raw scores here (table)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    {"table": cmd_table, "curves": cmd_curves, "diagnose": cmd_diagnose}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
