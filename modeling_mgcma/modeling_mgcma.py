@@ -604,7 +604,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         given = {
-            name: value.shape[0]
+            name: int(value.shape[0])  # a plain int also under tracing (traced sizes are tensors)
             for name, value in (
                 ("input_values", input_values),
                 ("speech_attention_mask", speech_attention_mask),

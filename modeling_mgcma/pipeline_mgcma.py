@@ -19,6 +19,7 @@ from transformers import Pipeline
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import logging
 
+from .inference_mgcma import check_length, ranked_labels, split_input, window_text
 from .processing_mgcma import checked_mono, decode_audio, resample
 
 
@@ -133,20 +134,15 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         return torch.inference_mode
 
     def preprocess(self, inputs):
-        audio, sampling_rate, text = _split_input(inputs)
+        audio, sampling_rate, text, segments = split_input(inputs)
         array, sampling_rate = decode_audio(audio, sampling_rate)
         array = checked_mono(array)  # before any transcription: the ASR gets valid audio too
+        if segments is not None:
+            text = window_text(segments, None, 0.0, float("inf"))
         if text is None:
             text = self._transcribe(array, sampling_rate)
         features = self.processor(audio=array, text=text, sampling_rate=sampling_rate, return_tensors="pt")
-        num_samples = int(features["speech_attention_mask"].sum())
-        if num_samples < self._min_samples:
-            rate = self.processor.sampling_rate
-            raise ValueError(
-                f"the audio is too short: {num_samples} samples at {rate} Hz ({1000 * num_samples / rate:.1f} ms); "
-                f"this model's speech encoder needs at least {self._min_samples} samples "
-                f"({1000 * self._min_samples / rate:.1f} ms)."
-            )
+        check_length(int(features["speech_attention_mask"].sum()), self._min_samples, self.processor.sampling_rate)
         features = dict(features)
         features["transcript"] = [text]
         return features
@@ -167,23 +163,12 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         model_inputs["input_values"] = model_inputs["input_values"].to(self.model.dtype)
         out = self.model(**model_inputs, return_dict=True)
         result = {"logits": out.logits}  # first key: the pipeline's un-batching reads the batch size from it
-        if out.speech_sigma is None or out.text_sigma is None:
-            result.update(speech_sigma=None, text_sigma=None, modality_gap=None)
-        else:
-            mu_s, sigma_s = out.speech_mu.float(), out.speech_sigma.float()
-            mu_t, sigma_t = out.text_mu.float(), out.text_sigma.float()
-            result["speech_sigma"] = sigma_s.mean(-1)
-            result["text_sigma"] = sigma_t.mean(-1)
-            result["modality_gap"] = ((mu_s - mu_t).pow(2) + (sigma_s - sigma_t).pow(2)).mean(-1).sqrt()
+        result.update(uncertainty_statistics(out))
         return result
 
     def postprocess(self, model_outputs, top_k=None):
-        probabilities = model_outputs["logits"][0].float().softmax(-1)
-        num_labels = probabilities.shape[-1]
-        top_k = num_labels if top_k is None else min(top_k, num_labels)
-        scores, ids = probabilities.topk(top_k)
-        id2label = self.model.config.id2label
-        labels = [{"label": id2label[int(i)], "score": float(s)} for s, i in zip(scores.tolist(), ids.tolist())]
+        probabilities = model_outputs["logits"][0].float().softmax(-1).numpy()
+        labels = ranked_labels(probabilities, self.model.config.id2label, top_k)
         uncertainty = None
         if model_outputs["speech_sigma"] is not None:
             uncertainty = {key: float(model_outputs[key][0]) for key in ("speech_sigma", "text_sigma", "modality_gap")}
@@ -218,28 +203,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         return text
 
 
-# -- input parsing -------------------------------------------------------------------------------------------------------
-
-_INPUT_HELP = (
-    "an utterance is a dict {'audio': AUDIO, 'text': str} (text optional with `asr`), where AUDIO is a file path, "
-    "file bytes, a numpy array or tensor with a 'sampling_rate' key, or a {'array', 'sampling_rate'} dict"
-)
-
-
-def _split_input(inputs):
-    """-> (audio, sampling_rate or None, text or None)."""
-    if isinstance(inputs, (str, os.PathLike, bytes, bytearray)):
-        return inputs, None, None
-    if not isinstance(inputs, dict):
-        raise TypeError(f"{_INPUT_HELP}; got a {type(inputs).__name__}.")
-    if "audio" not in inputs:
-        if "array" in inputs or "path" in inputs:  # a bare datasets Audio value
-            return inputs, None, None
-        raise ValueError(f"{_INPUT_HELP}; this dict has no 'audio' key (keys: {sorted(map(str, inputs))}).")
-    text = inputs.get("text")
-    if text is not None and not isinstance(text, str):
-        raise TypeError(f"'text' must be a string, got a {type(text).__name__}.")
-    return inputs["audio"], inputs.get("sampling_rate"), text
+# -- batching ----------------------------------------------------------------------------------------------------------
 
 
 def _unpad(model_inputs, index):
@@ -251,6 +215,21 @@ def _unpad(model_inputs, index):
         length = speech_length if key in ("input_values", "speech_attention_mask") else text_length
         item[key] = value[index : index + 1, :length]
     return item
+
+
+def uncertainty_statistics(outputs) -> dict:
+    """Per-utterance uncertainty read off DAM's utterance Gaussians (see the class docstring), as `[batch]` float32
+    tensors `speech_sigma`, `text_sigma`, `modality_gap`; all None when the model has no DAM. Also what an exported
+    ONNX graph computes, so that both runtimes report the same numbers."""
+    if outputs.speech_sigma is None or outputs.text_sigma is None:
+        return {"speech_sigma": None, "text_sigma": None, "modality_gap": None}
+    mu_s, sigma_s = outputs.speech_mu.float(), outputs.speech_sigma.float()
+    mu_t, sigma_t = outputs.text_mu.float(), outputs.text_sigma.float()
+    return {
+        "speech_sigma": sigma_s.mean(-1),
+        "text_sigma": sigma_t.mean(-1),
+        "modality_gap": ((mu_s - mu_t).pow(2) + (sigma_s - sigma_t).pow(2)).mean(-1).sqrt(),
+    }
 
 
 # -- saving --------------------------------------------------------------------------------------------------------------
@@ -305,4 +284,5 @@ __all__ = [
     "add_pipeline_to_folder",
     "custom_pipelines_entry",
     "save_for_hub",
+    "uncertainty_statistics",
 ]
