@@ -127,7 +127,8 @@ def _load_pipeline(args):
         raise CommandError(f"cannot load an MGCMA model from {args.model!r}: {first_line}") from None
     try:
         return MultimodalEmotionRecognitionPipeline(
-            model=model, processor=processor, device=args.device, asr=args.asr, batch_size=args.batch_size
+            model=model, processor=processor, device=args.device, asr=args.asr, batch_size=args.batch_size,
+            window_seconds=args.window_seconds, overlap_seconds=args.overlap_seconds,
         )
     except (OSError, RuntimeError) as error:
         raise CommandError(f"cannot set up the pipeline on device {args.device!r}: {error}") from None
@@ -229,6 +230,8 @@ def _predict(args) -> int:
             "uncertainty": result["uncertainty"],
             "transcript": result["transcript"],
         }
+        if "segments" in result:  # a recording longer than one window: its windows and whose text they used
+            record.update(segments=result["segments"], segment_transcripts=result["segment_transcripts"])
         print(json.dumps(record, ensure_ascii=False), flush=True)
     return 0
 

@@ -6,11 +6,12 @@ Shipped to the Hub next to `pipeline_mgcma.py` and copied into exported ONNX fol
 standard library, so that the ONNX runtime can use it where torch is not installed.
 
 Long recordings. A clip longer than the window length is cut into windows of `window_seconds` that overlap by
-`overlap_seconds`; each nominal boundary moves to the quietest 20 ms frame within `search_seconds` before it, so that
-a cut falls in a pause rather than mid-word. Each window is classified on its own, and the recording's `labels`
-are the duration-weighted mean of the windows' probabilities (each window weighted by the seconds it covers, so
-that a short tail window counts for less). The result carries a `segments` list: `{"start", "end", "labels"}` per
-window, times in seconds. Only the decoded audio is held in memory: windows are views into it, made one at a time.
+`overlap_seconds`; each nominal boundary moves to the quietest 20 ms frame (judged over the 0.22 s around it) within
+`search_seconds` before it, so that a cut falls in a pause rather than mid-word. Each window is classified on its
+own, and the recording's `labels` are the mean of the windows' probabilities weighted by each window's duration (a
+short tail window counts for less). The result carries a `segments` list: `{"start", "end", "labels",
+"transcript"}` per window, times in seconds. Only the decoded audio is held in memory: windows are views into it,
+prepared one at a time.
 """
 
 import os
@@ -103,6 +104,7 @@ def ranked_labels(probabilities, id2label: dict, top_k: int | None = None) -> li
 DEFAULT_OVERLAP_SECONDS = 1.0
 DEFAULT_SEARCH_SECONDS = 1.0
 _FRAME_SECONDS = 0.02
+_SMOOTHING_FRAMES = 5  # frames on each side: energy judged over 0.22 s
 
 
 def plan_windows(
@@ -114,8 +116,8 @@ def plan_windows(
 ) -> list[tuple[int, int]]:
     """Cut a mono clip into windows `[(start_sample, end_sample), ...]` of at most `window_seconds`.
 
-    One window when the clip fits. Otherwise each window ends at the quietest 20 ms frame (lowest mean square) within
-    the last `search_seconds` before its nominal end, and the next window starts `overlap_seconds` before that cut
+    One window when the clip fits. Otherwise each window ends at the quietest 20 ms frame (lowest mean square over the
+    0.22 s around it) within the last `search_seconds` before its nominal end, and the next window starts `overlap_seconds` before that cut
     (never before the previous start). Every sample lies in some window; no window is longer than `window_seconds`.
     """
     if window_seconds <= 0:
@@ -142,13 +144,16 @@ def plan_windows(
 
 
 def _quietest_point(audio: np.ndarray, low: int, high: int, frame: int) -> int:
-    """The centre of the lowest-energy `frame`-sample frame in `audio[low:high]` (the latest one among equals)."""
+    """The centre of the quietest `frame`-sample frame in `audio[low:high]`, judged by the mean energy of the frames
+    within 0.1 s around it (so that a long pause beats a short gap between two words); among equals the latest."""
     span = np.asarray(audio[low:high], dtype=np.float64)
     count = len(span) // frame
     if count == 0:
         return high
     energy = (span[: count * frame].reshape(count, frame) ** 2).mean(-1)
-    quietest = count - 1 - int(np.argmin(energy[::-1]))  # ties: the latest frame, keeping windows long
+    kernel = np.ones(2 * _SMOOTHING_FRAMES + 1)
+    smoothed = np.convolve(energy, kernel, mode="same") / np.convolve(np.ones(count), kernel, mode="same")
+    quietest = count - 1 - int(np.argmin(smoothed[::-1]))  # ties: the latest frame, keeping windows long
     return low + quietest * frame + frame // 2
 
 
@@ -167,7 +172,59 @@ def aggregate_windows(window_probabilities, window_bounds, sampling_rate: int) -
     return (stacked * weights[:, None]).sum(0) / weights.sum()
 
 
+def recording_result(
+    probabilities, uncertainties, bounds, sampling_rate: int, id2label: dict, top_k=None, transcript=None, segments=None
+) -> dict:
+    """One recording's result from its windows: `probabilities` `[windows, classes]`, `uncertainties` (one dict or
+    None per window), `bounds` `[(start_sample, end_sample)]`. One window: `labels`, `uncertainty`, `transcript`.
+    Several: `labels` and `uncertainty` are duration-weighted means over the windows, and `segments` lists each
+    window's `start`, `end` (seconds), `labels` and `transcript`; `segment_transcripts` says whether each window had
+    its own text (`"per-window"`, from timed segments) or the whole recording's (`"whole-recording"`)."""
+    if segments is not None:
+        transcript = window_text(segments, None, 0.0, float("inf"))
+    if len(bounds) == 1:
+        return {"labels": ranked_labels(probabilities[0], id2label, top_k), "uncertainty": uncertainties[0],
+                "transcript": transcript}
+    weights = np.array([end - start for start, end in bounds], dtype=np.float64)
+    uncertainty = None
+    if uncertainties[0] is not None:
+        uncertainty = {key: float(np.dot(weights, [u[key] for u in uncertainties]) / weights.sum())
+                       for key in uncertainties[0]}
+    return {
+        "labels": ranked_labels(aggregate_windows(probabilities, bounds, sampling_rate), id2label, top_k),
+        "uncertainty": uncertainty,
+        "transcript": transcript,
+        "segments": [
+            {
+                "start": round(start / sampling_rate, 3),
+                "end": round(end / sampling_rate, 3),
+                "labels": ranked_labels(p, id2label, top_k),
+                "transcript": window_text(segments, transcript, start / sampling_rate, end / sampling_rate),
+            }
+            for (start, end), p in zip(bounds, probabilities)
+        ],
+        "segment_transcripts": "per-window" if segments is not None else "whole-recording",
+    }
+
+
+def segments_from_asr(result, duration: float) -> list[dict] | None:
+    """Timed segments from a speech recogniser's output with timestamps (`{"chunks": [{"timestamp": (start, end),
+    "text"}]}`, what transformers' ASR pipeline returns with `return_timestamps`), else None."""
+    chunks = result.get("chunks") if isinstance(result, dict) else None
+    if not chunks:
+        return None
+    segments = []
+    for chunk in chunks:
+        start, end = chunk.get("timestamp", (None, None))
+        if start is None:
+            return None
+        segments.append({"start": start, "end": duration if end is None else end, "text": chunk.get("text", "")})
+    return checked_text_segments(segments)
+
+
 __all__ = [
+    "recording_result",
+    "segments_from_asr",
     "DEFAULT_OVERLAP_SECONDS",
     "DEFAULT_SEARCH_SECONDS",
     "INPUT_HELP",

@@ -28,10 +28,10 @@ import numpy as np
 try:  # inside the package
     from .inference_mgcma import (
         DEFAULT_OVERLAP_SECONDS,
-        aggregate_windows,
         check_length,
         plan_windows,
-        ranked_labels,
+        recording_result,
+        segments_from_asr,
         softmax,
         split_input,
         window_text,
@@ -40,10 +40,10 @@ try:  # inside the package
 except ImportError:  # inside an exported folder, run as a script next to copies of those files
     from inference_mgcma import (
         DEFAULT_OVERLAP_SECONDS,
-        aggregate_windows,
         check_length,
         plan_windows,
-        ranked_labels,
+        recording_result,
+        segments_from_asr,
         softmax,
         split_input,
         window_text,
@@ -181,7 +181,7 @@ class ONNXEmotionClassifier:
             array = resample(checked_mono(array), sampling_rate, self.sampling_rate)
             transcript = text
             if transcript is None and segments is None:
-                transcript = self._transcribe(array)
+                transcript, segments = self._transcribe(array)
             bounds = self._windows(array)
             result = {"transcript": transcript, "segments": segments, "bounds": bounds, "windows": [None] * len(bounds)}
             results.append(result)
@@ -211,35 +211,17 @@ class ONNXEmotionClassifier:
         return [{name: value[index] for name, value in outputs.items()} for index in range(len(clips))]
 
     def _format(self, result, top_k) -> dict:
-        windows, bounds, rate = result["windows"], result["bounds"], self.sampling_rate
-        probabilities = [softmax(window["logits"]) for window in windows]
-        transcript = result["transcript"]
-        if result["segments"] is not None:
-            transcript = window_text(result["segments"], None, 0.0, float("inf"))
-        output = {
-            "labels": ranked_labels(probabilities[0], self.id2label, top_k),
-            "uncertainty": self._uncertainty(windows[0]),
-            "transcript": transcript,
-        }
-        if len(windows) > 1:
-            output["labels"] = ranked_labels(aggregate_windows(probabilities, bounds, rate), self.id2label, top_k)
-            output["uncertainty"] = _mean_uncertainty([self._uncertainty(w) for w in windows], bounds)
-            output["segments"] = [
-                {
-                    "start": round(start / rate, 3),
-                    "end": round(end / rate, 3),
-                    "labels": ranked_labels(p, self.id2label, top_k),
-                    "transcript": window_text(result["segments"], transcript, start / rate, end / rate),
-                }
-                for (start, end), p in zip(bounds, probabilities)
-            ]
-            output["segment_transcripts"] = "per-window" if result["segments"] is not None else "whole-recording"
-        return output
-
-    def _uncertainty(self, window):
-        if not all(name in window for name in UNCERTAINTY_OUTPUTS):
-            return None
-        return {name: float(window[name]) for name in UNCERTAINTY_OUTPUTS}
+        windows = result["windows"]
+        return recording_result(
+            [softmax(window["logits"]) for window in windows],
+            [_uncertainty(window) for window in windows],
+            result["bounds"],
+            self.sampling_rate,
+            self.id2label,
+            top_k,
+            result["transcript"],
+            result["segments"],
+        )
 
     def _transcribe(self, array) -> str:
         if self.asr is None:
@@ -251,14 +233,13 @@ class ONNXEmotionClassifier:
         text = result.get("text") if isinstance(result, dict) else result
         if not isinstance(text, str):
             raise TypeError(f"the `asr` callable must return {{'text': str}} or a str, got {result!r:.200}.")
-        return text
+        return text, segments_from_asr(result, len(array) / self.sampling_rate)
 
 
-def _mean_uncertainty(values, bounds):
-    if values[0] is None:
+def _uncertainty(window):
+    if not all(name in window for name in UNCERTAINTY_OUTPUTS):
         return None
-    weights = np.array([end - start for start, end in bounds], dtype=np.float64)
-    return {key: float(np.dot(weights, [v[key] for v in values]) / weights.sum()) for key in values[0]}
+    return {name: float(window[name]) for name in UNCERTAINTY_OUTPUTS}
 
 
 def _first_line(error) -> str:
