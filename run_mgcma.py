@@ -285,7 +285,10 @@ def preset_defaults(preset: str | None, has_data: bool) -> tuple[str, dict]:
         raise ValueError(f"--preset must be one of {list(PRESETS)}, got {preset!r}.")
     if preset is None and not has_data:
         preset = "demo"
+    import torch
+
     defaults = dict(PROTOCOL_TRAINING_DEFAULTS)
+    defaults["dataloader_pin_memory"] = torch.accelerator.is_available()  # pinned memory needs an accelerator
     if launched_on_cpus_only():
         # `accelerate launch --multi_gpu` / torchrun on a machine without GPUs: without use_cpu, TrainingArguments
         # would not join the (gloo) process group and every process would train alone as rank 0.

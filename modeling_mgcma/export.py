@@ -1,5 +1,14 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""Export an MGCMA classifier to an ONNX inference folder that runs without torch (`mgcma export`).
+"""Export of the emotion classifier for deployment: `torch.export` with a dynamic batch, audio length and token length.
+
+    from modeling_mgcma.export import export_classifier
+    program = export_classifier(model, processor(audio=clips, text=transcripts))
+    logits, *rest = program.module()(input_values, speech_attention_mask, input_ids, text_attention_mask)
+
+`MGCMAExportWrapper` is the form every graph exporter takes (positional tensors in, a tuple of tensors out, eval mode);
+an ONNX export starts from the same wrapper and the same dynamic dimensions (`dynamic_shapes`).
+
+ONNX: an inference folder that runs without torch (`mgcma export`).
 
     from modeling_mgcma.export import export_onnx
     export_onnx(model, processor, "mgcma-onnx", quantize="int8")
@@ -7,8 +16,8 @@
 
 The folder holds:
 - `model.onnx`: the classifier, inputs `input_values` [batch, samples], `speech_attention_mask` [batch, samples],
-  `input_ids`, `text_attention_mask` (and `token_type_ids` when the tokenizer makes them) [batch, tokens], every
-  axis dynamic; outputs `logits` [batch, labels] and, when the model has DAM, `speech_sigma`, `text_sigma`,
+  `input_ids`, `text_attention_mask` [batch, tokens] (`EXPORT_INPUT_NAMES`; one-segment token type ids are the text
+  encoder's default), every axis dynamic; outputs `logits` [batch, labels] and, when the model has DAM, `speech_sigma`, `text_sigma`,
   `modality_gap` [batch] (the pipeline's uncertainty).
 - `model_int8.onnx` with `quantize="int8"`: ONNX Runtime dynamic quantisation (int8 weights of every MatMul,
   activations quantised per call; convolutions, norms and attention products stay float32); see `quantize_int8`.
@@ -37,10 +46,73 @@ import warnings
 import numpy as np
 import torch
 from torch import nn
+from torch.export import Dim
 
 from .modeling_mgcma import MGCMAForEmotionClassification
 from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line
 from .pipeline_mgcma import uncertainty_statistics
+
+
+EXPORT_INPUT_NAMES = ("input_values", "speech_attention_mask", "input_ids", "text_attention_mask")
+
+
+class MGCMAExportWrapper(nn.Module):
+    """An `MGCMAForEmotionClassification` in eval mode behind a positional signature, returning a tuple of tensors
+    named by `output_names`: the logits, the pooled speech and text features, and (with DAM) the utterance Gaussians
+    that the pipeline's uncertainty figures come from."""
+
+    def __init__(self, model: MGCMAForEmotionClassification):
+        super().__init__()
+        if not isinstance(model, MGCMAForEmotionClassification):
+            raise ValueError(f"expected an MGCMAForEmotionClassification, got {type(model).__name__}.")
+        self.model = model.eval()
+        self.output_names = ("logits", "speech_embeds", "text_embeds")
+        if model.config.use_distribution_alignment:
+            self.output_names += ("speech_mu", "speech_sigma", "text_mu", "text_sigma")
+
+    def forward(self, input_values, speech_attention_mask, input_ids, text_attention_mask):
+        outputs = self.model(
+            input_values=input_values,
+            speech_attention_mask=speech_attention_mask,
+            input_ids=input_ids,
+            text_attention_mask=text_attention_mask,
+            return_dict=True,
+        )
+        return tuple(outputs[name] for name in self.output_names)
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # an inference graph: dropout stays off
+
+
+def dynamic_shapes() -> dict:
+    """Batch, audio length and token length of the four inputs as dynamic dimensions; their ranges are inferred from
+    the model while tracing (e.g. the text encoder's maximum number of positions)."""
+    batch, samples, tokens = Dim.AUTO, Dim.AUTO, Dim.AUTO
+    return {
+        "input_values": {0: batch, 1: samples},
+        "speech_attention_mask": {0: batch, 1: samples},
+        "input_ids": {0: batch, 1: tokens},
+        "text_attention_mask": {0: batch, 1: tokens},
+    }
+
+
+def export_classifier(model: MGCMAForEmotionClassification, example_inputs) -> torch.export.ExportedProgram:
+    """`torch.export.export` of the classifier for inference, dynamic in batch, audio length and token length.
+
+    Args:
+        model: the classifier (switched to eval mode).
+        example_inputs: a processor output (or dict) with the four inputs of `EXPORT_INPUT_NAMES`; use more than one
+            utterance and utterances of different lengths, so that no dimension is specialised to 1 or to equal sizes.
+    """
+    missing = [name for name in EXPORT_INPUT_NAMES if name not in example_inputs]
+    if missing:
+        raise ValueError(f"`example_inputs` lacks {missing}; it has {sorted(example_inputs)}.")
+    args = tuple(example_inputs[name] for name in EXPORT_INPUT_NAMES)
+    return torch.export.export(MGCMAExportWrapper(model), args, dynamic_shapes=dynamic_shapes())
+
+
+
+# -- ONNX ---------------------------------------------------------------------------------------------------------------
 
 
 OPSET = 17
@@ -53,22 +125,21 @@ class ExportError(ValueError):
     """What cannot be exported, or an export whose graph does not reproduce the model."""
 
 
-class ONNXExportWrapper(nn.Module):
-    """The classifier as a function of plain tensors: (inputs...) -> (logits[, speech_sigma, text_sigma,
-    modality_gap]), which is what the ONNX graph computes."""
+class ONNXExportWrapper(MGCMAExportWrapper):
+    """What the ONNX graph computes: the four inputs -> `logits` and, with DAM, the pipeline's per-utterance
+    uncertainty (`speech_sigma`, `text_sigma`, `modality_gap`, see `uncertainty_statistics`) instead of the full
+    Gaussians, so that both runtimes report the same numbers from the same formula."""
 
-    def __init__(self, model: MGCMAForEmotionClassification, input_names: list[str]):
-        super().__init__()
-        self.model = model
-        self.input_names = list(input_names)
+    def __init__(self, model: MGCMAForEmotionClassification):
+        super().__init__(model)
         self.has_uncertainty = model.config.use_distribution_alignment
+        self.onnx_output_names = ("logits", *(UNCERTAINTY_OUTPUTS if self.has_uncertainty else ()))
 
-    def forward(self, *inputs):
-        outputs = self.model(**dict(zip(self.input_names, inputs)), return_dict=True)
-        if not self.has_uncertainty:
-            return (outputs.logits,)
-        statistics = uncertainty_statistics(outputs)
-        return (outputs.logits, *(statistics[name] for name in UNCERTAINTY_OUTPUTS))
+    def forward(self, input_values, speech_attention_mask, input_ids, text_attention_mask):
+        named = dict(zip(self.output_names, super().forward(
+            input_values, speech_attention_mask, input_ids, text_attention_mask)))
+        statistics = uncertainty_statistics(named)
+        return (named["logits"], *(statistics[name] for name in self.onnx_output_names[1:]))
 
 
 def example_inputs(model, processor, batch: int, seed: int = 0, shortest_seconds: float = 0.5) -> dict:
@@ -79,7 +150,8 @@ def example_inputs(model, processor, batch: int, seed: int = 0, shortest_seconds
     clips = [rng.standard_normal(shortest + (batch - i) * rate // 4).astype(np.float32) * 0.1 for i in range(batch)]
     words = ["hello", "there", "what", "a", "day", "it", "has", "been", "today"]
     texts = [" ".join(words[: max(1, len(words) - 3 * i)]) for i in range(batch)]
-    return dict(processor(audio=clips, text=texts, sampling_rate=rate, return_tensors="pt"))
+    features = processor(audio=clips, text=texts, sampling_rate=rate, return_tensors="pt")
+    return {name: features[name] for name in EXPORT_INPUT_NAMES}  # token_type_ids: all zeros, BERT's default
 
 
 def _check_exportable(model, processor, quantize):
@@ -162,9 +234,9 @@ def export_onnx(
         raise ExportError(f"{output_dir} exists and is not an empty folder; choose a new --output")
     model = model.eval()
     sample = example_inputs(model, processor, 2)
-    input_names = list(sample)
-    wrapper = ONNXExportWrapper(model, input_names).eval()  # eval: the exporter restores this module's mode after
-    output_names = ["logits", *(UNCERTAINTY_OUTPUTS if wrapper.has_uncertainty else ())]
+    input_names = list(EXPORT_INPUT_NAMES)
+    wrapper = ONNXExportWrapper(model)  # always in eval mode, also after the exporter restores its mode
+    output_names = list(wrapper.onnx_output_names)
     axes = {
         name: {0: "batch", 1: "samples" if name in ("input_values", "speech_attention_mask") else "tokens"}
         for name in input_names
@@ -318,4 +390,15 @@ def export_from_pretrained(model_id: str, output_dir, revision: str | None = Non
     return export_onnx(model, processor, output_dir, quantize=quantize)
 
 
-__all__ = ["ExportError", "ONNXExportWrapper", "OPSET", "export_from_pretrained", "export_onnx", "quantize_int8"]
+__all__ = [
+    "EXPORT_INPUT_NAMES",
+    "ExportError",
+    "MGCMAExportWrapper",
+    "ONNXExportWrapper",
+    "OPSET",
+    "dynamic_shapes",
+    "export_classifier",
+    "export_from_pretrained",
+    "export_onnx",
+    "quantize_int8",
+]

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput, logging
@@ -136,7 +137,9 @@ def instance_contrastive_loss(x_s: torch.Tensor, x_t: torch.Tensor, temperature:
 @dataclass
 class MGCMAModelOutput(ModelOutput):
     """
-    Output of [`MGCMAModel`] and [`MGCMAForEmotionClassification`].
+    Output of [`MGCMAModel`] and [`MGCMAForEmotionClassification`]. As in every transformers head, `loss` comes first
+    (when present) and `logits` next, in the dict and in the tuple (`return_dict=False`); fields that are None are
+    left out of both.
 
     Args:
         loss (`torch.FloatTensor` of shape `()`, *optional*):
@@ -156,8 +159,28 @@ class MGCMAModelOutput(ModelOutput):
         speech_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, speech_frames, hidden_size)`):
             Speech token features after the last stage (text-aware speech when TAM is on).
         text_last_hidden_state (`torch.FloatTensor` of shape `(batch_size, text_tokens, hidden_size)`): likewise.
-        speech_mask (`torch.BoolTensor` of shape `(batch_size, speech_frames)`): True on real (non-padding) frames.
-        text_mask (`torch.BoolTensor` of shape `(batch_size, text_tokens)`): True on real tokens.
+        speech_mask (`torch.LongTensor` of shape `(batch_size, speech_frames)`):
+            1 on real frames, 0 on padding (like the input attention masks).
+        text_mask (`torch.LongTensor` of shape `(batch_size, text_tokens)`): 1 on real tokens, 0 on padding.
+        speech_hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True`):
+            Speech token features `(batch_size, speech_frames, hidden_size)` entering the alignment stack (the projected
+            encoder output), then after each alignment block in pipeline order: the DAM constructor's output (what DAM
+            passes on, see `dam_output`) and each TAM block's output.
+        text_hidden_states (`tuple(torch.FloatTensor)`, *optional*): the same for the text stream.
+        speech_attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Self-attention probabilities `(batch_size, num_heads, speech_frames, speech_frames)` of the speech stream:
+            the DAM speech constructor's, then each TAM block's.
+        text_attentions (`tuple(torch.FloatTensor)`, *optional*): the same for the text stream.
+        speech_cross_attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True`):
+            Per TAM block, speech queries over text keys: `(batch_size, num_heads, speech_frames, text_tokens)`.
+        text_cross_attentions (`tuple(torch.FloatTensor)`, *optional*): per TAM block, text queries over speech keys,
+            `(batch_size, num_heads, text_tokens, speech_frames)`.
+        speech_encoder_hidden_states, speech_encoder_attentions (`tuple(torch.FloatTensor)`, *optional*):
+            The speech encoder's own `hidden_states` / `attentions` (when it runs, i.e. from `input_values`). As in
+            transformers, an encoder gives attention maps only with `attn_implementation="eager"`; the alignment
+            modules compute theirs whenever asked (through the eager path, which gives the same outputs as SDPA).
+        text_encoder_hidden_states, text_encoder_attentions (`tuple(torch.FloatTensor)`, *optional*): the text
+            encoder's own, likewise.
     """
 
     loss: torch.FloatTensor | None = None
@@ -173,13 +196,29 @@ class MGCMAModelOutput(ModelOutput):
     text_sigma: torch.FloatTensor | None = None
     speech_last_hidden_state: torch.FloatTensor | None = None
     text_last_hidden_state: torch.FloatTensor | None = None
-    speech_mask: torch.BoolTensor | None = None
-    text_mask: torch.BoolTensor | None = None
+    speech_mask: torch.LongTensor | None = None
+    text_mask: torch.LongTensor | None = None
+    speech_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    text_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    speech_attentions: tuple[torch.FloatTensor, ...] | None = None
+    text_attentions: tuple[torch.FloatTensor, ...] | None = None
+    speech_cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    text_cross_attentions: tuple[torch.FloatTensor, ...] | None = None
+    speech_encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    speech_encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
+    text_encoder_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    text_encoder_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Building blocks
 # ---------------------------------------------------------------------------------------------------------------------
+
+
+def _is_tracing() -> bool:
+    """True under torch.compile, torch.export and jit tracing: input checks that read tensor values are skipped there
+    (they would force a host sync and break the graph); eager calls keep them."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
 
 
 def masked_pool(hidden_states: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
@@ -194,17 +233,31 @@ def masked_pool(hidden_states: torch.Tensor, mask: torch.Tensor, mode: str = "me
     raise ValueError(f"unknown pooling mode {mode!r}; expected 'mean', 'max' or 'first'.")
 
 
+def attention_bias(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """A `[B, L]` key mask (True = real) as the additive `[B, 1, 1, L]` bias of every attention that reads those keys:
+    0 on real keys, the dtype's most negative value on padding. Built once per forward, not once per layer. None stays
+    None (nothing is padded), so that SDPA may pick a kernel that takes no mask."""
+    if mask is None:
+        return None
+    bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+    return bias[:, None, None, :]
+
+
 class MGCMAAttention(nn.Module):
     """Multi-head attention (eqs. 1-3): softmax(Q K^T / sqrt(d)) V per head, heads concatenated and projected by W_o.
 
     Self-attention when `key_value_states` is None, cross-attention otherwise. Runs through
-    `torch.nn.functional.scaled_dot_product_attention`; padding keys are masked out.
+    `torch.nn.functional.scaled_dot_product_attention` (`attn_implementation="sdpa"`, the default) or through explicit
+    matmuls and a softmax (`"eager"`, and whenever the attention probabilities are asked for); both give the same
+    result. Padding keys are masked out by the additive `attention_bias`.
     """
 
     def __init__(self, config: MGCMAConfig, is_cross_attention: bool = False):
         super().__init__()
+        self.config = config
         self.num_heads = config.num_attention_heads
         self.head_dim = config.hidden_size // config.num_attention_heads
+        self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_dropout_prob
         self.is_cross_attention = is_cross_attention
         if is_cross_attention:
@@ -221,9 +274,10 @@ class MGCMAAttention(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        key_padding_mask: torch.Tensor,
+        attention_bias: torch.Tensor | None,
         key_value_states: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.is_cross_attention:
             if key_value_states is None:
                 raise ValueError("cross-attention needs `key_value_states`.")
@@ -232,14 +286,20 @@ class MGCMAAttention(nn.Module):
         else:
             query, key, value = self.qkv_proj(hidden_states).chunk(3, dim=-1)
         query, key, value = self._split_heads(query), self._split_heads(key), self._split_heads(value)
-        # [B, 1, 1, L_k] boolean, True = attend; every sequence has at least one real key, so no row is all-masked.
-        attn_mask = key_padding_mask[:, None, None, :]
-        context = F.scaled_dot_product_attention(
-            query, key, value, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        dropout = self.dropout if self.training else 0.0
+        weights = None
+        if output_attentions or self.config._attn_implementation == "eager":
+            scores = torch.matmul(query, key.transpose(-1, -2)) * self.scaling
+            if attention_bias is not None:
+                scores = scores + attention_bias
+            weights = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+            context = torch.matmul(F.dropout(weights, p=dropout, training=self.training), value)
+        else:
+            # every sequence has at least one real key, so no row of the bias is all-masked
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_bias, dropout_p=dropout)
         batch, _, length, _ = context.shape
         context = context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_dim)
-        return self.out_proj(context)  # Concat(head_1..head_k) W_o
+        return self.out_proj(context), weights  # Concat(head_1..head_k) W_o
 
 
 class MGCMAFeedForward(nn.Module):
@@ -265,9 +325,9 @@ class MGCMAAttentionSublayer(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden_states, key_padding_mask, key_value_states=None):
-        attended = self.attention(hidden_states, key_padding_mask, key_value_states)
-        return self.layer_norm(hidden_states + self.dropout(attended))
+    def forward(self, hidden_states, attention_bias, key_value_states=None, output_attentions=False):
+        attended, weights = self.attention(hidden_states, attention_bias, key_value_states, output_attentions)
+        return self.layer_norm(hidden_states + self.dropout(attended)), weights
 
 
 class MGCMAFeedForwardSublayer(nn.Module):
@@ -293,6 +353,8 @@ class MGCMADistributionConstructor(GradientCheckpointingLayer):
     sigma_tok = exp(clamp(log_sigma_tok)) (MAP's parameterisation) or softplus(log_sigma_tok) keeps sigma > 0. The
     utterance Gaussian is the masked mean of the token means and of the token standard deviations
     (`distribution_pooling="mean"`) or the first token's (`"first"`).
+
+    Returns `(mu_tokens, sigma_tokens, mu, sigma, self_attention_probabilities or None)`.
     """
 
     def __init__(self, config: MGCMAConfig):
@@ -304,8 +366,8 @@ class MGCMADistributionConstructor(GradientCheckpointingLayer):
         self.sigma_branch = MGCMAFeedForward(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor):
-        h = self.self_attention(hidden_states, mask)
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None, output_attentions=False):
+        h, weights = self.self_attention(hidden_states, bias, output_attentions=output_attentions)
         mu_tokens = self.mu_layer_norm(h + self.dropout(self.mu_branch(h)))
         raw_sigma = h + self.dropout(self.sigma_branch(h))
         if self.config.sigma_activation == "exp":
@@ -317,7 +379,7 @@ class MGCMADistributionConstructor(GradientCheckpointingLayer):
             mu, sigma = mu_tokens[:, 0], sigma_tokens[:, 0]
         else:
             mu, sigma = masked_pool(mu_tokens, mask, "mean"), masked_pool(sigma_tokens, mask, "mean")
-        return mu_tokens, sigma_tokens, mu, sigma
+        return mu_tokens, sigma_tokens, mu, sigma, weights
 
 
 class MGCMADistributionAlignment(nn.Module):
@@ -328,8 +390,11 @@ class MGCMADistributionAlignment(nn.Module):
         self.speech_constructor = MGCMADistributionConstructor(config)
         self.text_constructor = MGCMADistributionConstructor(config)
 
-    def forward(self, speech, speech_mask, text, text_mask):
-        return self.speech_constructor(speech, speech_mask), self.text_constructor(text, text_mask)
+    def forward(self, speech, speech_mask, speech_bias, text, text_mask, text_bias, output_attentions=False):
+        return (
+            self.speech_constructor(speech, speech_mask, speech_bias, output_attentions),
+            self.text_constructor(text, text_mask, text_bias, output_attentions),
+        )
 
 
 class MGCMATokenAlignmentBlock(GradientCheckpointingLayer):
@@ -338,6 +403,9 @@ class MGCMATokenAlignmentBlock(GradientCheckpointingLayer):
     Speech queries attend to text and text queries attend to speech; both cross-attentions read this block's
     self-attention outputs, and the next block's self-attention reads this block's cross-attention outputs. Each
     stream ends with a residual feed-forward sub-layer.
+
+    Returns `(speech, text, attention probabilities)`, the last a tuple (speech self, text self, speech-to-text cross,
+    text-to-speech cross) of `[B, heads, L_q, L_k]` tensors when `output_attentions`, else of Nones.
     """
 
     def __init__(self, config: MGCMAConfig):
@@ -350,25 +418,35 @@ class MGCMATokenAlignmentBlock(GradientCheckpointingLayer):
         self.speech_feed_forward = MGCMAFeedForwardSublayer(config)
         self.text_feed_forward = MGCMAFeedForwardSublayer(config)
 
-    def forward(self, speech, speech_mask, text, text_mask):
-        speech = self.speech_self_attention(speech, speech_mask)
-        text = self.text_self_attention(text, text_mask)
-        text_aware_speech = self.speech_cross_attention(speech, text_mask, key_value_states=text)
-        speech_aware_text = self.text_cross_attention(text, speech_mask, key_value_states=speech)
-        return self.speech_feed_forward(text_aware_speech), self.text_feed_forward(speech_aware_text)
+    def forward(self, speech, speech_bias, text, text_bias, output_attentions=False):
+        speech, speech_self = self.speech_self_attention(speech, speech_bias, output_attentions=output_attentions)
+        text, text_self = self.text_self_attention(text, text_bias, output_attentions=output_attentions)
+        text_aware_speech, speech_cross = self.speech_cross_attention(
+            speech, text_bias, key_value_states=text, output_attentions=output_attentions
+        )
+        speech_aware_text, text_cross = self.text_cross_attention(
+            text, speech_bias, key_value_states=speech, output_attentions=output_attentions
+        )
+        attentions = (speech_self, text_self, speech_cross, text_cross)
+        return self.speech_feed_forward(text_aware_speech), self.text_feed_forward(speech_aware_text), attentions
 
 
 class MGCMATokenAlignment(nn.Module):
-    """TAM: a stack of `num_alignment_layers` token-alignment blocks producing x~_s and x~_t."""
+    """TAM: a stack of `num_alignment_layers` token-alignment blocks producing x~_s and x~_t.
+
+    Returns `(speech, text, per-block outputs)`: the last is a list of `(speech, text, attentions)` of every block.
+    """
 
     def __init__(self, config: MGCMAConfig):
         super().__init__()
         self.layers = nn.ModuleList([MGCMATokenAlignmentBlock(config) for _ in range(config.num_alignment_layers)])
 
-    def forward(self, speech, speech_mask, text, text_mask):
+    def forward(self, speech, speech_bias, text, text_bias, output_attentions=False):
+        per_block = []
         for layer in self.layers:
-            speech, text = layer(speech, speech_mask, text, text_mask)
-        return speech, text
+            speech, text, attentions = layer(speech, speech_bias, text, text_bias, output_attentions)
+            per_block.append((speech, text, attentions))
+        return speech, text, per_block
 
 
 class MGCMAClassificationHead(nn.Module):
@@ -398,15 +476,37 @@ class MGCMAPreTrainedModel(PreTrainedModel):
     input_modalities = ("audio", "text")
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # `MGCMAAttention` reads `config._attn_implementation` on every call, so `set_attn_implementation` may switch it
+    # (transformers' source heuristic looks for its own AttentionInterface and would refuse).
+    _can_set_attn_implementation_cached_value = True
 
     def _init_weights(self, module):
         # Linear / LayerNorm / Embedding of our own modules: transformers' default (normal(0, initializer_range),
         # zero bias, unit LayerNorm). The encoders are sub-models and are initialised by their own `_init_weights`.
         super()._init_weights(module)
         if isinstance(module, MGCMAModel) and module.log_similarity_scale is not None:
-            with torch.no_grad():
-                module.log_similarity_scale.fill_(math.log(self.config.similarity_scale))
-                module.similarity_shift.fill_(self.config.similarity_shift)
+            init.constant_(module.log_similarity_scale, math.log(self.config.similarity_scale))
+            init.constant_(module.similarity_shift, self.config.similarity_shift)
+
+    @torch.no_grad()
+    def initialize_weights(self):
+        """Initialise every parameter not yet initialised (fresh model, or keys missing from a checkpoint): the
+        encoders by their own `_init_weights`, the rest by ours.
+
+        transformers' default walk guards code it does not ship by skipping any module whose direct parameters are all
+        initialised, which also skips wrapper modules that own no direct parameter: wav2vec2's feature projection and
+        positional convolution would keep a generic N(0, 0.02) (or nothing) whenever the speech encoder's weights are
+        missing from a checkpoint. Every `_init_weights` here goes through `transformers.initialization`, which skips
+        loaded tensors by their own flag, so the walk runs without that guard.
+        """
+
+        def walk(module: nn.Module, initialize):
+            for child in module.children():
+                walk(child, child._initialize_weights if isinstance(child, PreTrainedModel) else initialize)
+            initialize(module, False)
+
+        with init.guard_torch_init_functions():
+            walk(self, self._initialize_weights)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # transformers writes `auto_map` only for the class being saved; record both model classes so that a saved
@@ -473,8 +573,23 @@ class MGCMAModel(MGCMAPreTrainedModel):
         # Set by a trainer under multi-process training: maps a local [B, ...] tensor to the global batch with
         # gradients (see `modeling_mgcma.trainer`). None: the losses use the local batch.
         self.contrastive_feature_gatherer: Callable[[torch.Tensor], torch.Tensor] | None = None
+        for encoder in (speech_encoder, text_encoder):
+            # An encoder built elsewhere shares its config object with ours; building `MGCMAConfig` around it resets
+            # the sub-config's attention implementation to None (the unset top-level value is copied down). Resolve
+            # it as the encoder itself would at construction.
+            if encoder is not None and encoder.config._attn_implementation is None:
+                encoder.config._attn_implementation_internal = encoder._check_and_adjust_attn_implementation(
+                    None, is_init_check=True
+                )
         self.post_init()
         self._apply_freezing()
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The text encoder's token embeddings (the only vocabulary-indexed input of the model)."""
+        return self.text_encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.text_encoder.set_input_embeddings(value)
 
     # -- encoders ------------------------------------------------------------------------------------------------------
 
@@ -511,6 +626,20 @@ class MGCMAModel(MGCMAPreTrainedModel):
 
     def encode_speech(self, input_values: torch.Tensor, attention_mask: torch.Tensor | None = None):
         """Speech encoder outputs `[B, frames, H_speech]` and the frame mask, before projection."""
+        outputs, mask = self._run_speech_encoder(input_values, attention_mask)
+        return outputs.last_hidden_state, mask
+
+    def encode_text(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ):
+        """Text encoder outputs `[B, tokens, H_text]` and the token mask, before projection."""
+        outputs, mask = self._run_text_encoder(input_ids, attention_mask, token_type_ids)
+        return outputs.last_hidden_state, mask
+
+    def _run_speech_encoder(self, input_values, attention_mask, **encoder_kwargs):
         if input_values.dim() != 2:
             raise ValueError(
                 f"`input_values` must be [batch, samples] mono 16 kHz audio, got shape {tuple(input_values.shape)}; "
@@ -522,23 +651,18 @@ class MGCMAModel(MGCMAPreTrainedModel):
                     f"`speech_attention_mask` shape {tuple(attention_mask.shape)} does not match `input_values` "
                     f"shape {tuple(input_values.shape)}."
                 )
-            min_samples = int(attention_mask.sum(-1).min())
-            if min_samples < self.min_speech_samples:
-                raise ValueError(
-                    f"an utterance of {min_samples} samples is too short for the speech encoder, which needs at least "
-                    f"{self.min_speech_samples}."
-                )
-        hidden = self.speech_encoder(input_values, attention_mask=attention_mask).last_hidden_state
-        mask = self.speech_frame_mask(attention_mask, hidden.shape[1], hidden.shape[0], hidden.device)
-        return hidden, mask
+            if not _is_tracing():  # a value check: a host sync, and a graph break under torch.compile / export
+                min_samples = int(attention_mask.sum(-1).min())
+                if min_samples < self.min_speech_samples:
+                    raise ValueError(
+                        f"an utterance of {min_samples} samples is too short for the speech encoder, which needs at "
+                        f"least {self.min_speech_samples}."
+                    )
+        outputs = self.speech_encoder(input_values, attention_mask=attention_mask, return_dict=True, **encoder_kwargs)
+        hidden = outputs.last_hidden_state
+        return outputs, self.speech_frame_mask(attention_mask, hidden.shape[1], hidden.shape[0], hidden.device)
 
-    def encode_text(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ):
-        """Text encoder outputs `[B, tokens, H_text]` and the token mask, before projection."""
+    def _run_text_encoder(self, input_ids, attention_mask, token_type_ids, **encoder_kwargs):
         if input_ids.dim() != 2:
             raise ValueError(f"`input_ids` must be [batch, tokens], got shape {tuple(input_ids.shape)}.")
         if attention_mask is None:
@@ -548,11 +672,10 @@ class MGCMAModel(MGCMAPreTrainedModel):
                 f"`text_attention_mask` shape {tuple(attention_mask.shape)} does not match `input_ids` shape "
                 f"{tuple(input_ids.shape)}."
             )
-        kwargs = {"attention_mask": attention_mask}
         if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.text_encoder(input_ids, **kwargs).last_hidden_state
-        return hidden, attention_mask.bool()
+            encoder_kwargs["token_type_ids"] = token_type_ids
+        outputs = self.text_encoder(input_ids, attention_mask=attention_mask, return_dict=True, **encoder_kwargs)
+        return outputs, attention_mask.bool()
 
     # -- losses --------------------------------------------------------------------------------------------------------
 
@@ -581,6 +704,8 @@ class MGCMAModel(MGCMAPreTrainedModel):
         text_features: torch.Tensor | None = None,
         text_features_mask: torch.Tensor | None = None,
         return_loss: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> MGCMAModelOutput | tuple:
@@ -596,15 +721,29 @@ class MGCMAModel(MGCMAPreTrainedModel):
             speech_features_mask (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*): real frames.
             text_features, text_features_mask: the same for the text encoder, instead of `input_ids`.
             return_loss (`bool`, *optional*): compute L_DA and L_IA and their weighted sum as `loss`.
+            output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
+                Return the attention probabilities of every alignment attention (and of the encoders that run).
+            output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+                Return the token features after every alignment block (and the encoders' hidden states).
+            return_dict (`bool`, *optional*, defaults to `config.return_dict`): a `MGCMAModelOutput` or a tuple.
+
+        Without `speech_attention_mask` (or `speech_features_mask`) every frame is taken as real and the attentions run
+        without a mask, which lets SDPA pick its fastest kernel; likewise for text.
         """
         if kwargs:
             raise ValueError(
                 f"unexpected inputs {sorted(kwargs)}; MGCMA takes input_values, speech_attention_mask, input_ids, "
-                "text_attention_mask, token_type_ids (or speech_features/text_features with their masks)."
+                "text_attention_mask, token_type_ids (or speech_features/text_features with their masks), return_loss, "
+                "output_attentions, output_hidden_states, return_dict."
             )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        encoder_kwargs = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
         given = {
-            name: int(value.shape[0])  # a plain int also under tracing (traced sizes are tensors)
+            name: value.shape[0]
             for name, value in (
                 ("input_values", input_values),
                 ("speech_attention_mask", speech_attention_mask),
@@ -616,23 +755,39 @@ class MGCMAModel(MGCMAPreTrainedModel):
             )
             if value is not None and value.dim() > 0
         }
-        if len(set(given.values())) > 1:
+        sizes = list(given.values())
+        if any(size != sizes[0] for size in sizes[1:]):  # no set(): symbolic sizes under torch.export are unhashable
             raise ValueError(f"batch sizes differ between inputs: {given}.")
-        speech, speech_mask = self._speech_inputs(input_values, speech_attention_mask, speech_features, speech_features_mask)
-        text, text_mask = self._text_inputs(input_ids, text_attention_mask, token_type_ids, text_features, text_features_mask)
+        speech, speech_mask, speech_encoder_outputs = self._speech_inputs(
+            input_values, speech_attention_mask, speech_features, speech_features_mask, encoder_kwargs
+        )
+        text, text_mask, text_encoder_outputs = self._text_inputs(
+            input_ids, text_attention_mask, token_type_ids, text_features, text_features_mask, encoder_kwargs
+        )
         if speech.shape[0] != text.shape[0]:
             raise ValueError(f"batch sizes differ: {speech.shape[0]} speech inputs but {text.shape[0]} text inputs.")
-        for name, mask in (("speech frame", speech_mask), ("text token", text_mask)):
-            empty = (~mask.any(-1)).nonzero().flatten().tolist()
-            if empty:
-                raise ValueError(f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros).")
+        if not _is_tracing():  # value checks: host syncs, and graph breaks under torch.compile / export
+            for name, mask in (("speech frame", speech_mask), ("text token", text_mask)):
+                empty = (~mask.any(-1)).nonzero().flatten().tolist()
+                if empty:
+                    raise ValueError(f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros).")
 
         speech, text = self.speech_projection(speech), self.text_projection(text)
+        speech_padded = speech_attention_mask is not None or speech_features_mask is not None
+        text_padded = text_attention_mask is not None or text_features_mask is not None
+        speech_bias = attention_bias(speech_mask if speech_padded else None, speech.dtype)
+        text_bias = attention_bias(text_mask if text_padded else None, text.dtype)
+        speech_states, text_states = [speech], [text]
+        speech_attentions, text_attentions, speech_cross, text_cross = [], [], [], []
         loss_da = loss_ia = None
         speech_mu = speech_sigma = text_mu = text_sigma = None
         for stage in self.config.enabled_modules:
             if stage == "dam":
-                speech_dist, text_dist = self.distribution_alignment(speech, speech_mask, text, text_mask)
+                speech_dist, text_dist = self.distribution_alignment(
+                    speech, speech_mask, speech_bias, text, text_mask, text_bias, output_attentions
+                )
+                speech_attentions.append(speech_dist[4])
+                text_attentions.append(text_dist[4])
                 speech_mu, speech_sigma = speech_dist[2], speech_dist[3]
                 text_mu, text_sigma = text_dist[2], text_dist[3]
                 if return_loss:
@@ -645,8 +800,17 @@ class MGCMAModel(MGCMAPreTrainedModel):
                     )
                 speech = self._dam_output(speech, speech_dist)
                 text = self._dam_output(text, text_dist)
+                speech_states.append(speech)
+                text_states.append(text)
             elif stage == "tam":
-                speech, text = self.token_alignment(speech, speech_mask, text, text_mask)
+                speech, text, per_block = self.token_alignment(speech, speech_bias, text, text_bias, output_attentions)
+                for block_speech, block_text, (speech_self, text_self, to_text, to_speech) in per_block:
+                    speech_states.append(block_speech)
+                    text_states.append(block_text)
+                    speech_attentions.append(speech_self)
+                    text_attentions.append(text_self)
+                    speech_cross.append(to_text)
+                    text_cross.append(to_speech)
             elif stage == "iam" and return_loss:
                 x_s = masked_pool(speech, speech_mask, self.config.pooling)
                 x_t = masked_pool(text, text_mask, self.config.pooling)
@@ -675,8 +839,19 @@ class MGCMAModel(MGCMAPreTrainedModel):
             text_sigma=text_sigma,
             speech_last_hidden_state=speech,
             text_last_hidden_state=text,
-            speech_mask=speech_mask,
-            text_mask=text_mask,
+            speech_mask=speech_mask.long(),
+            text_mask=text_mask.long(),
+            speech_hidden_states=tuple(speech_states) if output_hidden_states else None,
+            text_hidden_states=tuple(text_states) if output_hidden_states else None,
+            speech_attentions=tuple(speech_attentions) if output_attentions else None,
+            text_attentions=tuple(text_attentions) if output_attentions else None,
+            speech_cross_attentions=tuple(speech_cross) if output_attentions else None,
+            text_cross_attentions=tuple(text_cross) if output_attentions else None,
+            # `or None`: an encoder running SDPA returns no attention maps (an empty tuple, with transformers' warning)
+            speech_encoder_hidden_states=getattr(speech_encoder_outputs, "hidden_states", None),
+            speech_encoder_attentions=getattr(speech_encoder_outputs, "attentions", None) or None,
+            text_encoder_hidden_states=getattr(text_encoder_outputs, "hidden_states", None),
+            text_encoder_attentions=getattr(text_encoder_outputs, "attentions", None) or None,
         )
         return output if return_dict else output.to_tuple()
 
@@ -688,19 +863,23 @@ class MGCMAModel(MGCMAPreTrainedModel):
             return mu_tokens + sigma_tokens * torch.randn_like(sigma_tokens)  # reparameterisation trick
         return mu_tokens
 
-    def _speech_inputs(self, input_values, attention_mask, features, features_mask):
+    def _speech_inputs(self, input_values, attention_mask, features, features_mask, encoder_kwargs):
+        """(features `[B, frames, H_speech]`, frame mask, the encoder's own outputs or None)."""
         if (input_values is None) == (features is None):
             raise ValueError("pass exactly one of `input_values` (raw audio) or `speech_features` (encoder outputs).")
         if input_values is not None:
-            return self.encode_speech(input_values, attention_mask)
-        return _checked_features("speech", features, features_mask, self.config.speech_config.hidden_size)
+            outputs, mask = self._run_speech_encoder(input_values, attention_mask, **encoder_kwargs)
+            return outputs.last_hidden_state, mask, outputs
+        return *_checked_features("speech", features, features_mask, self.config.speech_config.hidden_size), None
 
-    def _text_inputs(self, input_ids, attention_mask, token_type_ids, features, features_mask):
+    def _text_inputs(self, input_ids, attention_mask, token_type_ids, features, features_mask, encoder_kwargs):
+        """(features `[B, tokens, H_text]`, token mask, the encoder's own outputs or None)."""
         if (input_ids is None) == (features is None):
             raise ValueError("pass exactly one of `input_ids` (token ids) or `text_features` (encoder outputs).")
         if input_ids is not None:
-            return self.encode_text(input_ids, attention_mask, token_type_ids)
-        return _checked_features("text", features, features_mask, self.config.text_config.hidden_size)
+            outputs, mask = self._run_text_encoder(input_ids, attention_mask, token_type_ids, **encoder_kwargs)
+            return outputs.last_hidden_state, mask, outputs
+        return *_checked_features("text", features, features_mask, self.config.text_config.hidden_size), None
 
     @classmethod
     def from_encoders(cls, speech_model: str | PreTrainedModel, text_model: str | PreTrainedModel, **config_kwargs):
@@ -710,15 +889,25 @@ class MGCMAModel(MGCMAPreTrainedModel):
             speech_model: a Hub id or local folder of a speech encoder (e.g. `"facebook/wav2vec2-base"`), or a loaded
                 model.
             text_model: a Hub id or local folder of a text encoder (e.g. `"bert-base-uncased"`), or a loaded model.
-            config_kwargs: any other `MGCMAConfig` argument (e.g. `num_alignment_layers=6`, `id2label=...`).
+            config_kwargs: any other `MGCMAConfig` argument (e.g. `num_alignment_layers=6`, `id2label=...`), and
+                `attn_implementation` (`"sdpa"` or `"eager"`, for the alignment modules and both encoders; by default
+                each keeps its own).
         """
-        speech = speech_model if isinstance(speech_model, nn.Module) else AutoModel.from_pretrained(speech_model)
-        text = text_model if isinstance(text_model, nn.Module) else AutoModel.from_pretrained(text_model)
+        attn_implementation = config_kwargs.pop("attn_implementation", None)
+        load_kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+        speech = speech_model if isinstance(speech_model, nn.Module) else AutoModel.from_pretrained(speech_model, **load_kwargs)
+        text = text_model if isinstance(text_model, nn.Module) else AutoModel.from_pretrained(text_model, **load_kwargs)
         for name, encoder in (("speech", speech), ("text", text)):
             if getattr(encoder.config, "is_encoder_decoder", False):
                 raise ValueError(f"the {name} model {type(encoder).__name__} is an encoder-decoder; pass an encoder.")
+        own = [(encoder, encoder.config._attn_implementation) for encoder in (speech, text)]
         config = MGCMAConfig(speech_config=speech.config, text_config=text.config, **config_kwargs)
-        return cls(config, speech_encoder=speech, text_encoder=text)
+        for encoder, implementation in own:  # the new config copied its unset value down into the encoders' configs
+            encoder.config._attn_implementation_internal = implementation
+        model = cls(config, speech_encoder=speech, text_encoder=text)
+        if attn_implementation is not None:
+            model.set_attn_implementation(attn_implementation)
+        return model
 
 
 class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
@@ -748,6 +937,8 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
         text_features: torch.Tensor | None = None,
         text_features_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> MGCMAModelOutput | tuple:
@@ -756,12 +947,18 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
 
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             Class ids in `[0, num_labels)`. When given, the output carries `loss` and its components.
+
+        The output starts with `loss` (when labels are given) and `logits`, in the dict and in the tuple.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if labels is not None:
             if labels.dim() != 1:
                 raise ValueError(f"`labels` must be [batch] class ids, got shape {tuple(labels.shape)}.")
-            if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_labels):
+            if (
+                not _is_tracing()  # a value check: a host sync, and a graph break under torch.compile / export
+                and labels.numel()
+                and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_labels)
+            ):
                 raise ValueError(
                     f"`labels` must lie in [0, {self.config.num_labels}), got values in "
                     f"[{int(labels.min())}, {int(labels.max())}]."
@@ -777,6 +974,8 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
             text_features=text_features,
             text_features_mask=text_features_mask,
             return_loss=labels is not None,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
             return_dict=True,
             **kwargs,
         )
@@ -797,8 +996,10 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
             loss = self.config.classification_loss_weight * loss_ce
             if outputs.loss is not None:
                 loss = loss + outputs.loss
-        outputs.loss, outputs.loss_ce, outputs.logits = loss, loss_ce, logits
-        return outputs if return_dict else outputs.to_tuple()
+        # a new output, so that loss and logits come first (setting fields of `outputs` would append them last)
+        backbone = {key: value for key, value in outputs.items() if key != "loss"}
+        output = MGCMAModelOutput(loss=loss, logits=logits, loss_ce=loss_ce, **backbone)
+        return output if return_dict else output.to_tuple()
 
 
 __all__ = [

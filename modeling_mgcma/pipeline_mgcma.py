@@ -267,13 +267,14 @@ def _unpad(model_inputs, index):
 
 
 def uncertainty_statistics(outputs) -> dict:
-    """Per-utterance uncertainty read off DAM's utterance Gaussians (see the class docstring), as `[batch]` float32
+    """Per-utterance uncertainty read off DAM's utterance Gaussians (`outputs`: a model output or a dict with
+    `speech_mu`, `speech_sigma`, `text_mu`, `text_sigma`; see the class docstring), as `[batch]` float32
     tensors `speech_sigma`, `text_sigma`, `modality_gap`; all None when the model has no DAM. Also what an exported
     ONNX graph computes, so that both runtimes report the same numbers."""
-    if outputs.speech_sigma is None or outputs.text_sigma is None:
+    if outputs.get("speech_sigma") is None or outputs.get("text_sigma") is None:
         return {"speech_sigma": None, "text_sigma": None, "modality_gap": None}
-    mu_s, sigma_s = outputs.speech_mu.float(), outputs.speech_sigma.float()
-    mu_t, sigma_t = outputs.text_mu.float(), outputs.text_sigma.float()
+    mu_s, sigma_s = outputs["speech_mu"].float(), outputs["speech_sigma"].float()
+    mu_t, sigma_t = outputs["text_mu"].float(), outputs["text_sigma"].float()
     return {
         "speech_sigma": sigma_s.mean(-1),
         "text_sigma": sigma_t.mean(-1),
