@@ -149,7 +149,8 @@ def main():
             resolvable = margin > 2 * error
             rows.append([
                 name, f"{agree.float().mean():.1%}", f"{float(probability_error):.2e}", f"{float(error.median()):.5f}",
-                f"{float(error.max()):.5f}", f"{resolvable.float().mean():.1%}", f"{agree[resolvable].float().mean():.1%}",
+                f"{float(error.max()):.5f}", f"{resolvable.float().mean():.1%}",
+                f"{agree[resolvable].float().mean():.1%}",
             ])
         print(table(rows, ["path", "top-1 agreement", "max |prob. error|", "median |logit error|",
                            "max |logit error|", "inputs with margin > 2x error", "agreement on those"]))

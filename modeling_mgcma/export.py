@@ -17,8 +17,8 @@ ONNX: an inference folder that runs without torch (`mgcma export`).
 The folder holds:
 - `model.onnx`: the classifier, inputs `input_values` [batch, samples], `speech_attention_mask` [batch, samples],
   `input_ids`, `text_attention_mask` [batch, tokens] (`EXPORT_INPUT_NAMES`; one-segment token type ids are the text
-  encoder's default), every axis dynamic; outputs `logits` [batch, labels] and, when the model has DAM, `speech_sigma`, `text_sigma`,
-  `modality_gap` [batch] (the pipeline's uncertainty).
+  encoder's default), every axis dynamic; outputs `logits` [batch, labels] and, when the model has DAM,
+  `speech_sigma`, `text_sigma`, `modality_gap` [batch] (the pipeline's uncertainty).
 - `model_int8.onnx` with `quantize="int8"`: ONNX Runtime dynamic quantisation (int8 weights of every MatMul,
   activations quantised per call; convolutions, norms and attention products stay float32); see `quantize_int8`.
 - `config.json` (labels, the model's configuration, and an `onnx` section: inputs, outputs, opset, the shortest clip
@@ -112,7 +112,7 @@ def export_classifier(model: MGCMAForEmotionClassification, example_inputs) -> t
 
 
 
-# -- ONNX ---------------------------------------------------------------------------------------------------------------
+# -- ONNX --------------------------------------------------------------------------------------------------------------
 
 
 OPSET = 17

@@ -117,8 +117,9 @@ def plan_windows(
     """Cut a mono clip into windows `[(start_sample, end_sample), ...]` of at most `window_seconds`.
 
     One window when the clip fits. Otherwise each window ends at the quietest 20 ms frame (lowest mean square over the
-    0.22 s around it) within the last `search_seconds` before its nominal end, and the next window starts `overlap_seconds` before that cut
-    (never before the previous start). Every sample lies in some window; no window is longer than `window_seconds`.
+    0.22 s around it) within the last `search_seconds` before its nominal end, and the next window starts
+    `overlap_seconds` before that cut (never before the previous start). Every sample lies in some window; no window
+    is longer than `window_seconds`.
     """
     if window_seconds <= 0:
         raise ValueError(f"the window length must be positive seconds, got {window_seconds!r}.")

@@ -26,29 +26,10 @@ import numpy as np
 
 
 try:  # inside the package
-    from .inference_mgcma import (
-        DEFAULT_OVERLAP_SECONDS,
-        check_length,
-        plan_windows,
-        recording_result,
-        segments_from_asr,
-        softmax,
-        split_input,
-        window_text,
-    )
-    from .processing_mgcma import MGCMAProcessor, checked_mono, decode_audio, resample
+    from . import inference_mgcma, processing_mgcma
 except ImportError:  # inside an exported folder, run as a script next to copies of those files
-    from inference_mgcma import (
-        DEFAULT_OVERLAP_SECONDS,
-        check_length,
-        plan_windows,
-        recording_result,
-        segments_from_asr,
-        softmax,
-        split_input,
-        window_text,
-    )
-    from processing_mgcma import MGCMAProcessor, checked_mono, decode_audio, resample
+    import inference_mgcma
+    import processing_mgcma
 
 
 EXPORT_SECTION = "onnx"  # the config.json entry written by the exporter
@@ -117,7 +98,7 @@ class ONNXEmotionClassifier:
         providers=None,
         asr=None,
         window_seconds: float | None = None,
-        overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
+        overlap_seconds: float = inference_mgcma.DEFAULT_OVERLAP_SECONDS,
     ):
         import onnxruntime
 
@@ -131,7 +112,7 @@ class ONNXEmotionClassifier:
                 "graph"
             )
         try:
-            self.processor = MGCMAProcessor.from_pretrained(folder)
+            self.processor = processing_mgcma.MGCMAProcessor.from_pretrained(folder)
         except (OSError, ValueError, TypeError) as error:
             raise ExportedFolderError(f"cannot load the processor from {folder}: {_first_line(error)}") from None
         options = onnxruntime.SessionOptions()
@@ -176,9 +157,10 @@ class ONNXEmotionClassifier:
             pending.clear()
 
         for item in inputs:
-            audio, sampling_rate, text, segments = split_input(item)
-            array, sampling_rate = decode_audio(audio, sampling_rate)
-            array = resample(checked_mono(array), sampling_rate, self.sampling_rate)
+            audio, sampling_rate, text, segments = inference_mgcma.split_input(item)
+            array, sampling_rate = processing_mgcma.decode_audio(audio, sampling_rate)
+            array = processing_mgcma.checked_mono(array)
+            array = processing_mgcma.resample(array, sampling_rate, self.sampling_rate)
             transcript = text
             if transcript is None and segments is None:
                 transcript, segments = self._transcribe(array)
@@ -186,8 +168,9 @@ class ONNXEmotionClassifier:
             result = {"transcript": transcript, "segments": segments, "bounds": bounds, "windows": [None] * len(bounds)}
             results.append(result)
             for window, (start, end) in enumerate(bounds):
-                check_length(end - start, self.min_samples, self.sampling_rate)
-                text = window_text(segments, transcript, start / self.sampling_rate, end / self.sampling_rate)
+                inference_mgcma.check_length(end - start, self.min_samples, self.sampling_rate)
+                rate = self.sampling_rate
+                text = inference_mgcma.window_text(segments, transcript, start / rate, end / rate)
                 pending.append((len(results) - 1, window, array[start:end], text))
                 if len(pending) >= batch_size:
                     flush()
@@ -198,7 +181,7 @@ class ONNXEmotionClassifier:
     def _windows(self, array):
         if self.window_seconds is None:
             return [(0, len(array))]
-        return plan_windows(array, self.sampling_rate, self.window_seconds, self.overlap_seconds)
+        return inference_mgcma.plan_windows(array, self.sampling_rate, self.window_seconds, self.overlap_seconds)
 
     def _run(self, clips, texts) -> list[dict]:
         """Clips (mono, model rate) + texts -> one dict of numpy outputs per clip."""
@@ -212,8 +195,8 @@ class ONNXEmotionClassifier:
 
     def _format(self, result, top_k) -> dict:
         windows = result["windows"]
-        return recording_result(
-            [softmax(window["logits"]) for window in windows],
+        return inference_mgcma.recording_result(
+            [inference_mgcma.softmax(window["logits"]) for window in windows],
             [_uncertainty(window) for window in windows],
             result["bounds"],
             self.sampling_rate,
@@ -233,7 +216,7 @@ class ONNXEmotionClassifier:
         text = result.get("text") if isinstance(result, dict) else result
         if not isinstance(text, str):
             raise TypeError(f"the `asr` callable must return {{'text': str}} or a str, got {result!r:.200}.")
-        return text, segments_from_asr(result, len(array) / self.sampling_rate)
+        return text, inference_mgcma.segments_from_asr(result, len(array) / self.sampling_rate)
 
 
 def _uncertainty(window):
@@ -285,7 +268,8 @@ def add_runtime_arguments(parser) -> None:
         help="cut longer recordings into windows of this length (default: the model's max_duration)",
     )
     parser.add_argument(
-        "--overlap_seconds", type=float, default=DEFAULT_OVERLAP_SECONDS, help="overlap between windows (seconds)"
+        "--overlap_seconds", type=float, default=inference_mgcma.DEFAULT_OVERLAP_SECONDS,
+        help="overlap between windows (seconds)",
     )
 
 

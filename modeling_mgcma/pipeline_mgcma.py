@@ -174,7 +174,9 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
         if text is None and segments is None:
             text, segments = self._transcribe(array, rate)
         window_seconds = window_seconds if window_seconds is not None else self.processor.max_duration
-        bounds = [(0, len(array))] if window_seconds is None else plan_windows(array, rate, window_seconds, overlap_seconds)
+        bounds = (
+            [(0, len(array))] if window_seconds is None else plan_windows(array, rate, window_seconds, overlap_seconds)
+        )
         recording = {"transcript": text, "segments": segments, "sampling_rate": rate}
         for index, (start, end) in enumerate(bounds):
             window = window_text(segments, text, start / rate, end / rate)

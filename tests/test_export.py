@@ -14,7 +14,7 @@ import torch
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
 from modeling_mgcma.export import ExportError, export_onnx
-from modeling_mgcma.from_scratch import small_config, speech_encoder_config, text_encoder_config, word_processor
+from modeling_mgcma.from_scratch import small_config, speech_encoder_config, word_processor
 from modeling_mgcma.onnx_runtime import ONNXEmotionClassifier
 
 from hidden_package import PRELUDE as HIDE_PACKAGE

@@ -51,7 +51,8 @@ def test_plan_windows_cuts_in_pauses_and_covers_everything():
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory):
     """Four different demo utterances of similar length (1.2-1.7 s, so that one window length fits each with its
-    pause), joined with 1.5 s pauses carrying the corpus's background noise (0.2 s before the first, 0.4 s after the last)."""
+    pause), joined with 1.5 s pauses carrying the corpus's background noise (0.2 s before the first, 0.4 s after
+    the last)."""
     root = tmp_path_factory.mktemp("long")
     corpus = generate_demo_corpus(root / "corpus", utterances_per_session=8)
     chosen, seen = [], set()
