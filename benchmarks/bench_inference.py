@@ -13,7 +13,7 @@ ONNX paths time `session.run` on the same inputs the eager model gets (the torch
 "end to end" adds its audio preparation and tokenisation). Batch 8: eight clips of 3-7 s with 8-16 words, padded,
 utterances per second (median of `--repeats` interleaved calls).
 
-Agreement: on `--agreement` random inputs (1-3 s noise clips, 8-30 random tokens), top-1 agreement with eager fp32
+Agreement: on `--agreement` random inputs (`--agreement_seconds` noise clips, default 1-3 s, 8-30 random tokens), top-1 agreement with eager fp32
 and the largest probability difference. A random model's logits are near-ties, so the fp32 top-1 margin and each
 path's logit error are printed too: a disagreement can only occur where the margin is below the error.
 (`tests/test_fast_inference.py` and `tests/test_export.py` check agreement on a briefly trained demo model.)
@@ -34,7 +34,7 @@ from modeling_mgcma.from_scratch import word_processor
 WORDS = "i really can not believe you did that to me today".split() + ["again", "now"]
 
 
-def random_input(rng, vocab, seconds_range=(1.0, 3.0), tokens_range=(8, 31)):
+def random_input(rng, vocab, seconds_range, tokens_range=(8, 31)):
     n = int(rng.uniform(*seconds_range) * 16_000)
     t = int(rng.integers(*tokens_range))
     return {
@@ -63,6 +63,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--agreement", type=int, default=200)
+    parser.add_argument("--agreement_seconds", default="1,3", help="min,max clip length of the agreement inputs")
+    parser.add_argument("--agreement_paths", default=None, help="comma-separated paths to check (default: all)")
+    parser.add_argument("--batch_repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default="bf16,int8", help="torch fast paths (modeling_mgcma.fast_inference)")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
@@ -119,25 +122,29 @@ def main():
     if args.batch > 1:
         batch = padded_batch(np.random.default_rng(2), vocab, args.batch)
         with torch.inference_mode():
-            times = interleaved_times({name: (lambda fn=fn: fn(batch)) for name, fn in paths.items()}, args.repeats)
+            repeats = args.batch_repeats or args.repeats
+            times = interleaved_times({name: (lambda fn=fn: fn(batch)) for name, fn in paths.items()}, repeats)
         base = median(times["eager fp32"])
         rows = [[name, f"{args.batch / median(t):.2f}", f"{base / median(t):.2f}x"] for name, t in times.items()]
-        print(f"\nbatch of {args.batch} padded utterances (3-7 s, 10-18 tokens): throughput, median of {args.repeats}")
+        print(f"\nbatch of {args.batch} padded utterances (3-7 s, 10-18 tokens): throughput, median of {repeats}")
         print(table(rows, ["path", "utterances/s", "vs eager fp32"]))
 
     if args.agreement:
         rng = np.random.default_rng(1)
-        outputs = {name: [] for name in paths}
+        checked = ["eager fp32", *(args.agreement_paths.split(",") if args.agreement_paths else list(paths)[1:])]
+        outputs = {name: [] for name in checked}
+        seconds = tuple(float(v) for v in args.agreement_seconds.split(","))
         with torch.inference_mode():
             for _ in range(args.agreement):
-                x = random_input(rng, vocab)
-                for name, fn in paths.items():
-                    outputs[name].append(fn(x).float())
+                x = random_input(rng, vocab, seconds)
+                for name in checked:
+                    outputs[name].append(paths[name](x).float())
         reference = torch.cat(outputs.pop("eager fp32"))
         top2 = reference.topk(2, -1).values
         margin = top2[:, 0] - top2[:, 1]
         spread = (reference.max(-1).values - reference.min(-1).values).median()
-        print(f"\nagreement with eager fp32 on {args.agreement} random inputs; fp32 top-1 margin percentiles "
+        print(f"\nagreement with eager fp32 on {args.agreement} random inputs ({seconds[0]:g}-{seconds[1]:g} s, 8-30 "
+              f"tokens); fp32 top-1 margin percentiles "
               f"(5/50/95): {np.percentile(margin.numpy(), [5, 50, 95]).round(5).tolist()}, "
               f"median logit spread {float(spread):.4f}")
         rows = []
