@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
     predict.add_argument("--batch_size", type=_positive_int, default=1, help="utterances per forward pass")
     predict.add_argument("--top_k", type=_positive_int, default=None, help="labels per utterance (default: all)")
+    _add_deployment_options(predict)
     predict.set_defaults(handler=_predict, command_parser=predict)
+    _add_export_command(commands)
     return parser
 
 
@@ -202,7 +204,8 @@ def _load_pipeline(args):
         hf_logging.set_verbosity(verbosity)
     try:
         return MultimodalEmotionRecognitionPipeline(
-            model=model, processor=processor, device=args.device, asr=args.asr, batch_size=args.batch_size
+            model=model, processor=processor, device=args.device, asr=args.asr, batch_size=args.batch_size,
+            window_seconds=args.window_seconds, overlap_seconds=args.overlap_seconds,
         )
     except (OSError, RuntimeError) as error:
         raise CommandError(f"cannot set up the pipeline on device {args.device!r}: {error}") from None
@@ -251,6 +254,63 @@ def _check_durations(items: list[dict], pipe) -> None:
                 f"({1000 * samples / rate:.1f} ms); this model's speech encoder needs at least {minimum}"
             )
 
+# -- ONNX export and exported folders ------------------------------------------------------------------------------------
+
+
+def _add_deployment_options(predict) -> None:
+    from .onnx_runtime import add_runtime_arguments
+
+    deployment = predict.add_argument_group("exported ONNX folders (--model OUT of `mgcma export`) and long recordings")
+    add_runtime_arguments(deployment)
+
+
+def _add_export_command(commands) -> None:
+    export = commands.add_parser(
+        "export",
+        help="write an ONNX inference folder that runs without torch",
+        description=(
+            "Export a trained MGCMA classifier to an ONNX folder: model.onnx (dynamic batch, audio and token length), "
+            "config.json with the labels, the processor files, a README and predict.py, which runs the folder with "
+            "onnxruntime + numpy + transformers and has the options and output of `mgcma predict`."
+        ),
+    )
+    export.add_argument("--model", required=True, help="model folder or Hub repo id (org/name)")
+    export.add_argument("--revision", default=None, help="Hub branch, tag or commit sha (default: main)")
+    export.add_argument("--output", required=True, help="folder to write (must not exist or be empty)")
+    export.add_argument("--quantize", choices=["int8"], default=None, help="also write an int8 graph (model_int8.onnx)")
+    export.set_defaults(handler=_export, command_parser=export)
+
+
+def _export(args) -> int:
+    from .export import ExportError, export_from_pretrained
+
+    looks_like_path = os.path.isabs(args.model) or args.model.startswith((".", "~")) or args.model.count("/") > 1
+    if looks_like_path and not os.path.isdir(os.path.expanduser(args.model)):
+        raise CommandError(f"model folder not found: {args.model}")
+    try:
+        paths = export_from_pretrained(args.model, args.output, revision=args.revision, quantize=args.quantize)
+    except ExportError as error:
+        raise CommandError(str(error)) from None
+    print(json.dumps({"output": args.output, "graphs": paths}), flush=True)
+    return 0
+
+
+def _load_exported(args):
+    from .onnx_runtime import ExportedFolderError, ONNXEmotionClassifier
+
+    if args.device != "cpu":
+        raise CommandError(f"an exported folder runs on ONNX Runtime's CPU provider: --device cpu, got {args.device!r}")
+    if args.asr is not None:
+        raise CommandError("--asr needs torch; an exported folder classifies given transcripts (--text)")
+    try:
+        classifier = ONNXEmotionClassifier(
+            args.model, quantized=args.int8, num_threads=args.threads,
+            window_seconds=args.window_seconds, overlap_seconds=args.overlap_seconds,
+        )
+    except ExportedFolderError as error:
+        raise CommandError(str(error)) from None
+    return lambda inputs, top_k=None: classifier(inputs, top_k=top_k, batch_size=args.batch_size)
+
 
 def _predict(args) -> int:
     parser = args.command_parser
@@ -283,8 +343,13 @@ def _predict(args) -> int:
         if not os.path.isfile(item["audio"]):
             raise CommandError(f"audio file not found: {item['audio']} (id {item['id']})")
 
-    pipe = _load_pipeline(args)
-    _check_durations(items, pipe)
+    from .onnx_runtime import is_exported_folder
+
+    if is_exported_folder(args.model):
+        pipe = _load_exported(args)
+    else:
+        pipe = _load_pipeline(args)
+        _check_durations(items, pipe)
     inputs = [{"audio": item["audio"]} | ({"text": item["text"]} if item["text"] is not None else {}) for item in items]
     results = pipe(inputs, top_k=args.top_k)
     for item, result in zip(items, results):
@@ -297,6 +362,8 @@ def _predict(args) -> int:
             "uncertainty": result["uncertainty"],
             "transcript": result["transcript"],
         }
+        if "segments" in result:  # a recording longer than one window: its windows and whose text they used
+            record.update(segments=result["segments"], segment_transcripts=result["segment_transcripts"])
         print(json.dumps(record, ensure_ascii=False), flush=True)
     return 0
 

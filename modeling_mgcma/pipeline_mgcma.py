@@ -15,10 +15,19 @@ import os
 import numpy as np
 import torch
 
-from transformers import Pipeline
+from transformers.pipelines.base import ChunkPipeline
 from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils import logging
 
+from .inference_mgcma import (
+    DEFAULT_OVERLAP_SECONDS,
+    check_length,
+    plan_windows,
+    recording_result,
+    segments_from_asr,
+    split_input,
+    window_text,
+)
 from .processing_mgcma import checked_mono, decode_audio, resample
 
 
@@ -27,7 +36,7 @@ logger = logging.get_logger(__name__)
 TASK = "multimodal-emotion-recognition"
 
 
-class MultimodalEmotionRecognitionPipeline(Pipeline):
+class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
     r"""
     Emotion recognition from speech and its transcript with an MGCMA model.
 
@@ -66,6 +75,17 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
       between models, and they are not calibrated probabilities.
     - `"transcript"`: the text that was classified (given or transcribed).
 
+    Long recordings: a clip longer than `window_seconds` (default: the processor's `max_duration`) is not cut to its
+    start but split into windows of that length overlapping by `overlap_seconds`, each cut moved to the quietest
+    20 ms within the second before it (a pause rather than mid-word). Every window is classified; the result's
+    `labels` and `uncertainty` are the means over windows weighted by each window's duration, and a `"segments"` list
+    gives each window's `start` and `end` (seconds), `labels` and `transcript`. Each window gets its own text when
+    `"text"` is a timed transcript (`[{"start": s, "end": s, "text": str}, ...]`) or the `asr` returns timestamps
+    (`{"chunks": [{"timestamp": (s, e), "text"}]}`, e.g. an ASR pipeline built with `return_timestamps=True`);
+    otherwise every window is classified with the whole transcript and `"segment_transcripts"` says
+    `"whole-recording"` (else `"per-window"`). Windows are prepared one at a time: memory beyond the decoded audio
+    does not grow with the recording's length.
+
     Args:
         model: an `MGCMAForEmotionClassification`. It is put in eval mode.
         processor: its `MGCMAProcessor` (loaded from the model folder by `pipeline(...)`).
@@ -73,6 +93,9 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             path builds `pipeline("automatic-speech-recognition", model=asr)`; a callable is called as
             `asr({"raw": mono_float32_array, "sampling_rate": rate})` and must return `{"text": str}` or a str.
         top_k (`int`, *optional*): number of labels returned per utterance (default all). Also a call argument.
+        window_seconds (`float`, *optional*): window length for long recordings (default: the processor's
+            `max_duration`; when both are None every clip is classified whole). Also a call argument.
+        overlap_seconds (`float`, *optional*, defaults to 1.0): overlap of consecutive windows. Also a call argument.
 
     Padded batches give the same results as single utterances (the model masks padding). One exception: speech
     encoders with group-normalised convolutional features (`feat_extract_norm="group"`, e.g. wav2vec2-base)
@@ -100,18 +123,28 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
 
     # -- transformers Pipeline API ---------------------------------------------------------------------------------------
 
-    def _sanitize_parameters(self, top_k=None, **kwargs):
+    def _sanitize_parameters(self, top_k=None, window_seconds=None, overlap_seconds=None, **kwargs):
         if kwargs:
             raise TypeError(
-                f"unexpected argument(s) {sorted(kwargs)} for the {TASK} pipeline; it takes `top_k` (and `asr`, "
-                "`batch_size`, `device` at construction)."
+                f"unexpected argument(s) {sorted(kwargs)} for the {TASK} pipeline; it takes `top_k`, `window_seconds`, "
+                "`overlap_seconds` (and `asr`, `batch_size`, `device` at construction)."
             )
-        postprocess_params = {}
+        preprocess_params, postprocess_params = {}, {}
         if top_k is not None:
             if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
                 raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
             postprocess_params["top_k"] = top_k
-        return {}, {}, postprocess_params
+        if window_seconds is not None:
+            limit = self.processor.max_duration if getattr(self, "processor", None) is not None else None
+            if not window_seconds > 0 or (limit is not None and window_seconds > limit):
+                raise ValueError(
+                    f"`window_seconds` must be positive and at most the processor's max_duration ({limit}), got "
+                    f"{window_seconds!r}."
+                )
+            preprocess_params["window_seconds"] = float(window_seconds)
+        if overlap_seconds is not None:
+            preprocess_params["overlap_seconds"] = float(overlap_seconds)
+        return preprocess_params, {}, postprocess_params
 
     def __call__(self, inputs=None, **kwargs):
         """Classify one utterance (dict or audio) or a list of them. `pipe(audio=..., text=..., sampling_rate=...)`
@@ -132,34 +165,36 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
     def get_inference_context(self):
         return torch.inference_mode
 
-    def preprocess(self, inputs):
-        audio, sampling_rate, text = _split_input(inputs)
+    def preprocess(self, inputs, window_seconds=None, overlap_seconds=DEFAULT_OVERLAP_SECONDS):
+        audio, sampling_rate, text, segments = split_input(inputs)
         array, sampling_rate = decode_audio(audio, sampling_rate)
         array = checked_mono(array)  # before any transcription: the ASR gets valid audio too
-        if text is None:
-            text = self._transcribe(array, sampling_rate)
-        features = self.processor(audio=array, text=text, sampling_rate=sampling_rate, return_tensors="pt")
-        num_samples = int(features["speech_attention_mask"].sum())
-        if num_samples < self._min_samples:
-            rate = self.processor.sampling_rate
-            raise ValueError(
-                f"the audio is too short: {num_samples} samples at {rate} Hz ({1000 * num_samples / rate:.1f} ms); "
-                f"this model's speech encoder needs at least {self._min_samples} samples "
-                f"({1000 * self._min_samples / rate:.1f} ms)."
-            )
-        features = dict(features)
-        features["transcript"] = [text]
-        return features
+        rate = self.processor.sampling_rate
+        array = resample(array, sampling_rate, rate)  # windows are cut at the model's rate
+        if text is None and segments is None:
+            text, segments = self._transcribe(array, rate)
+        window_seconds = window_seconds if window_seconds is not None else self.processor.max_duration
+        bounds = (
+            [(0, len(array))] if window_seconds is None else plan_windows(array, rate, window_seconds, overlap_seconds)
+        )
+        recording = {"transcript": text, "segments": segments, "sampling_rate": rate}
+        for index, (start, end) in enumerate(bounds):
+            window = window_text(segments, text, start / rate, end / rate)
+            features = self.processor(audio=array[start:end], text=window, sampling_rate=rate, return_tensors="pt")
+            check_length(int(features["speech_attention_mask"].sum()), self._min_samples, rate)
+            features = dict(features)
+            features.update(window=[(start, end)], recording=[recording], is_last=index == len(bounds) - 1)
+            yield features
 
     def _forward(self, model_inputs):
-        transcripts = model_inputs.pop("transcript")
+        metadata = {key: model_inputs.pop(key) for key in ("window", "recording", "is_last")}
         batch_size = model_inputs["input_values"].shape[0]
         if batch_size > 1 and not self._padding_invariant:
             parts = [self._run_model(_unpad(model_inputs, index)) for index in range(batch_size)]
             outputs = {key: None if parts[0][key] is None else torch.cat([p[key] for p in parts]) for key in parts[0]}
         else:
             outputs = self._run_model(model_inputs)
-        outputs["transcript"] = transcripts
+        outputs.update(metadata)
         return outputs
 
     def _run_model(self, model_inputs):
@@ -167,27 +202,28 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         model_inputs["input_values"] = model_inputs["input_values"].to(self.model.dtype)
         out = self.model(**model_inputs, return_dict=True)
         result = {"logits": out.logits}  # first key: the pipeline's un-batching reads the batch size from it
-        if out.speech_sigma is None or out.text_sigma is None:
-            result.update(speech_sigma=None, text_sigma=None, modality_gap=None)
-        else:
-            mu_s, sigma_s = out.speech_mu.float(), out.speech_sigma.float()
-            mu_t, sigma_t = out.text_mu.float(), out.text_sigma.float()
-            result["speech_sigma"] = sigma_s.mean(-1)
-            result["text_sigma"] = sigma_t.mean(-1)
-            result["modality_gap"] = ((mu_s - mu_t).pow(2) + (sigma_s - sigma_t).pow(2)).mean(-1).sqrt()
+        result.update(uncertainty_statistics(out))
         return result
 
     def postprocess(self, model_outputs, top_k=None):
-        probabilities = model_outputs["logits"][0].float().softmax(-1)
-        num_labels = probabilities.shape[-1]
-        top_k = num_labels if top_k is None else min(top_k, num_labels)
-        scores, ids = probabilities.topk(top_k)
-        id2label = self.model.config.id2label
-        labels = [{"label": id2label[int(i)], "score": float(s)} for s, i in zip(scores.tolist(), ids.tolist())]
-        uncertainty = None
-        if model_outputs["speech_sigma"] is not None:
-            uncertainty = {key: float(model_outputs[key][0]) for key in ("speech_sigma", "text_sigma", "modality_gap")}
-        return {"labels": labels, "uncertainty": uncertainty, "transcript": model_outputs["transcript"][0]}
+        """`model_outputs`: one entry per window of a recording (one for a clip that fits a window)."""
+        recording = model_outputs[0]["recording"][0]
+        probabilities = [out["logits"][0].float().softmax(-1).numpy() for out in model_outputs]
+        uncertainties = [
+            None if out["speech_sigma"] is None
+            else {key: float(out[key][0]) for key in ("speech_sigma", "text_sigma", "modality_gap")}
+            for out in model_outputs
+        ]
+        return recording_result(
+            probabilities,
+            uncertainties,
+            [out["window"][0] for out in model_outputs],
+            recording["sampling_rate"],
+            self.model.config.id2label,
+            top_k,
+            recording["transcript"],
+            recording["segments"],
+        )
 
     # -- transcription ---------------------------------------------------------------------------------------------------
 
@@ -203,7 +239,7 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
             f"got {type(asr).__name__}."
         )
 
-    def _transcribe(self, array: np.ndarray, sampling_rate: int) -> str:
+    def _transcribe(self, array: np.ndarray, sampling_rate: int) -> tuple[str, list | None]:
         if self.asr is None:
             raise ValueError(
                 "this input has no transcript: pass {'audio': ..., 'text': '...'}, or build the pipeline with a speech "
@@ -215,31 +251,10 @@ class MultimodalEmotionRecognitionPipeline(Pipeline):
         text = result.get("text") if isinstance(result, dict) else result
         if not isinstance(text, str):
             raise TypeError(f"the `asr` callable must return {{'text': str}} or a str, got {result!r:.200}.")
-        return text
+        return text, segments_from_asr(result, len(array) / sampling_rate)
 
 
-# -- input parsing -------------------------------------------------------------------------------------------------------
-
-_INPUT_HELP = (
-    "an utterance is a dict {'audio': AUDIO, 'text': str} (text optional with `asr`), where AUDIO is a file path, "
-    "file bytes, a numpy array or tensor with a 'sampling_rate' key, or a {'array', 'sampling_rate'} dict"
-)
-
-
-def _split_input(inputs):
-    """-> (audio, sampling_rate or None, text or None)."""
-    if isinstance(inputs, (str, os.PathLike, bytes, bytearray)):
-        return inputs, None, None
-    if not isinstance(inputs, dict):
-        raise TypeError(f"{_INPUT_HELP}; got a {type(inputs).__name__}.")
-    if "audio" not in inputs:
-        if "array" in inputs or "path" in inputs:  # a bare datasets Audio value
-            return inputs, None, None
-        raise ValueError(f"{_INPUT_HELP}; this dict has no 'audio' key (keys: {sorted(map(str, inputs))}).")
-    text = inputs.get("text")
-    if text is not None and not isinstance(text, str):
-        raise TypeError(f"'text' must be a string, got a {type(text).__name__}.")
-    return inputs["audio"], inputs.get("sampling_rate"), text
+# -- batching ----------------------------------------------------------------------------------------------------------
 
 
 def _unpad(model_inputs, index):
@@ -251,6 +266,22 @@ def _unpad(model_inputs, index):
         length = speech_length if key in ("input_values", "speech_attention_mask") else text_length
         item[key] = value[index : index + 1, :length]
     return item
+
+
+def uncertainty_statistics(outputs) -> dict:
+    """Per-utterance uncertainty read off DAM's utterance Gaussians (`outputs`: a model output or a dict with
+    `speech_mu`, `speech_sigma`, `text_mu`, `text_sigma`; see the class docstring), as `[batch]` float32
+    tensors `speech_sigma`, `text_sigma`, `modality_gap`; all None when the model has no DAM. Also what an exported
+    ONNX graph computes, so that both runtimes report the same numbers."""
+    if outputs.get("speech_sigma") is None or outputs.get("text_sigma") is None:
+        return {"speech_sigma": None, "text_sigma": None, "modality_gap": None}
+    mu_s, sigma_s = outputs["speech_mu"].float(), outputs["speech_sigma"].float()
+    mu_t, sigma_t = outputs["text_mu"].float(), outputs["text_sigma"].float()
+    return {
+        "speech_sigma": sigma_s.mean(-1),
+        "text_sigma": sigma_t.mean(-1),
+        "modality_gap": ((mu_s - mu_t).pow(2) + (sigma_s - sigma_t).pow(2)).mean(-1).sqrt(),
+    }
 
 
 # -- saving --------------------------------------------------------------------------------------------------------------
@@ -305,4 +336,5 @@ __all__ = [
     "add_pipeline_to_folder",
     "custom_pipelines_entry",
     "save_for_hub",
+    "uncertainty_statistics",
 ]

@@ -11,7 +11,12 @@ import os
 import wave
 
 import numpy as np
-import torch
+
+
+try:
+    import torch
+except ImportError:  # the exported ONNX runtime reads and prepares audio where torch is not installed
+    torch = None
 
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
@@ -89,7 +94,7 @@ def decode_audio(audio, sampling_rate: int | None = None) -> tuple[np.ndarray, i
     if hasattr(audio, "get_all_samples"):  # torchcodec AudioDecoder, what `datasets` Audio columns decode to
         samples = audio.get_all_samples()
         return samples.data.float().numpy(), int(samples.sample_rate)
-    if isinstance(audio, torch.Tensor):
+    if torch is not None and isinstance(audio, torch.Tensor):
         audio = audio.detach().cpu().float().numpy()
     if isinstance(audio, list):
         audio = np.asarray(audio, dtype=np.float32)
