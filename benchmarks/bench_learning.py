@@ -239,14 +239,6 @@ def _term_gradient_norms(model, out, shared) -> dict:
     return norms
 
 
-def _balance_factor(model, out) -> float:
-    """The gradient-balancing factor the model applied: (loss - w_ce L_CE) / (w_da L_DA + w_ia L_IA)."""
-    c = model.config
-    alignment = sum(w * float(out[k]) for k, w in (("loss_da", c.distribution_loss_weight), ("loss_ia", c.instance_loss_weight)) if out.get(k) is not None)
-    scale = model.mgcma.alignment_loss_scale
-    return (float(out["loss"]) - c.classification_loss_weight * float(out["loss_ce"])) / (scale * alignment) if alignment else 1.0
-
-
 def train_and_test(model, fold, processor, train: dict, seed: int, log=None, probe_every: int = 0) -> dict:
     """Train with `train`, keep the epoch with the best validation UA, return its test UA (and the curves).
 
@@ -269,8 +261,6 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
                 set_alignment_loss_scale(model, step, steps)
             out = model(**batch)
             probe = _term_gradient_norms(model, out, shared) if probe_every and step % probe_every == 0 else None
-            if uses_schedule and model.config.alignment_gradient_balance > 0:
-                sums["factor"] = sums.get("factor", 0.0) + _balance_factor(model, out)
             out["loss"].backward()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train["max_grad_norm"] or float("inf"))
             if probe is not None:

@@ -149,7 +149,8 @@ def alignment_gradient_factor(
     Gradient balancing across losses (an option, `MGCMAConfig.alignment_gradient_balance`): from scratch the
     contrastive losses' gradients on the encoders start one to two orders of magnitude larger than L_CE's (and grow
     with the width), so under Adam the shared parameters follow them and the classifier's signal is lost. c is a
-    detached constant: the step's gradient is grad L_CE + c * grad L_align. Costs two extra backward passes, which
+    detached constant: the step's gradient is grad L_CE + c * grad L_align (the loss value reported stays the plain
+    weighted sum). Costs two extra backward passes, which
     keep the graph for the step's own backward.
     """
     norms = []
@@ -1043,9 +1044,11 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
             if outputs.loss is not None:
                 alignment = outputs.loss
                 if self.config.alignment_gradient_balance > 0 and self.training and alignment.requires_grad:
-                    alignment = alignment * alignment_gradient_factor(
+                    factor = alignment_gradient_factor(
                         loss, alignment, self._shared_parameters(), self.config.alignment_gradient_balance
                     )
+                    # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
+                    alignment = factor * alignment + ((1 - factor) * alignment).detach()
                 loss = loss + alignment
         # a new output, so that loss and logits come first (setting fields of `outputs` would append them last)
         backbone = {key: value for key, value in outputs.items() if key != "loss"}

@@ -163,10 +163,10 @@ def test_gradient_balance_caps_the_alignment_gradient(tiny_config_factory, tiny_
     # the model applies it in training (and only there): the step's gradient on the backbone is balanced
     model.config.alignment_gradient_balance = 1.0
     balanced = model(**tiny_batch)  # (the encoders' dropout makes this a different draw from `out`)
-    applied = float((balanced.loss - balanced.loss_ce) / (balanced.loss_da + balanced.loss_ia))
-    assert applied < 0.5
-    assert applied == pytest.approx(norm(balanced.loss_ce) / norm(balanced.loss_da + balanced.loss_ia), rel=1e-3)
+    # the value is the plain objective, the gradient on the backbone is balanced
+    assert torch.allclose(balanced.loss, balanced.loss_ce + balanced.loss_da + balanced.loss_ia, rtol=1e-5)
     assert norm(balanced.loss - balanced.loss_ce) == pytest.approx(norm(balanced.loss_ce), rel=1e-3)
+    assert norm(balanced.loss - balanced.loss_ce) < 0.5 * norm(balanced.loss_da + balanced.loss_ia)
     model.eval()
     evaluated = model(**tiny_batch)
     assert torch.allclose(evaluated.loss, evaluated.loss_ce + evaluated.loss_da + evaluated.loss_ia, rtol=1e-5)
