@@ -168,6 +168,16 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+def _checked_model_location(model: str) -> str:
+    """`model` with `~` expanded; a CommandError when it looks like a path (absolute, ./, ~, or more than one /) and
+    is no folder, so that a mistyped folder is not looked up as a Hub repo id."""
+    looks_like_path = os.path.isabs(model) or model.startswith((".", "~")) or model.count("/") > 1
+    local = os.path.expanduser(model)
+    if looks_like_path and not os.path.isdir(local):
+        raise CommandError(f"model folder not found: {model}")
+    return local
+
+
 def _load_pipeline(args):
     # The command line runs this package's own code: the classes are registered on import, so a model folder or repo
     # loads without executing code from it (no trust_remote_code).
@@ -178,10 +188,7 @@ def _load_pipeline(args):
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stdout carries the JSON lines; keep stderr for errors
-    looks_like_path = os.path.isabs(args.model) or args.model.startswith((".", "~")) or args.model.count("/") > 1
-    local = os.path.expanduser(args.model)
-    if looks_like_path and not os.path.isdir(local):
-        raise CommandError(f"model folder not found: {args.model}")
+    local = _checked_model_location(args.model)
     _check_device(args.device)
     if os.path.isdir(local):
         _check_local_weights(local)
@@ -284,9 +291,7 @@ def _add_export_command(commands) -> None:
 def _export(args) -> int:
     from .export import ExportError, export_from_pretrained
 
-    looks_like_path = os.path.isabs(args.model) or args.model.startswith((".", "~")) or args.model.count("/") > 1
-    if looks_like_path and not os.path.isdir(os.path.expanduser(args.model)):
-        raise CommandError(f"model folder not found: {args.model}")
+    _checked_model_location(args.model)
     try:
         paths = export_from_pretrained(args.model, args.output, revision=args.revision, quantize=args.quantize)
     except ExportError as error:
