@@ -9,7 +9,7 @@ Every model is small (64 wide encoders from scratch, 64 wide MGCMA with 2 alignm
 synthetic corpus in IEMOCAP's layout with session 5 held out and validation drawn from sessions 1-4. The training
 loop is the Trainer's recipe written out (AdamW, decay off for biases and LayerNorms, linear schedule with warm-up,
 global gradient clipping at `max_grad_norm`, best epoch by validation UA, test once) so that one run takes seconds
-on one core; the recipes are read from run_mgcma.py's presets, so the table follows any change to them.
+on one core; the recipes are read from run_mgcma.py's presets (configs/presets/), so the table follows any change to them.
 
 The "concat" baseline is a separate model that imports nothing of MGCMA's modelling code: the same two encoders,
 a linear projection to 64, masked mean pooling, and the same classifier head (Linear-GELU-Dropout-Linear) on the
@@ -38,10 +38,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import AutoModel, get_scheduler  # noqa: E402
 
-import run_mgcma  # noqa: E402
+from modeling_mgcma.run_arguments import load_preset  # noqa: E402
+from modeling_mgcma.sampling import DEFAULT_MAX_DURATION  # noqa: E402
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
 from modeling_mgcma.modeling_mgcma import instance_contrastive_loss  # noqa: E402
-from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
+from modeling_mgcma.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
 
 
 SETTINGS = ("S0", "S1", "S2", "S3", "S4", "concat")
@@ -62,11 +63,11 @@ def recipe(name: str) -> dict:
     """
     base = {"weight_decay": 0.0, "lr_scheduler_type": "linear", "warmup_steps": 0, "max_grad_norm": 1.0}
     if name == "demo":
-        train = {**base, **{k: v for k, v in run_mgcma.DEMO_TRAINING_DEFAULTS.items() if k in TRAIN_KEYS}}
-        config = dict(run_mgcma.DEMO_CONFIG)
+        demo_training, config = load_preset("demo")
+        train = {**base, **{k: v for k, v in demo_training.items() if k in TRAIN_KEYS}}
     elif name == "plain":
         train = {**base, "learning_rate": 1e-3, "num_train_epochs": 15, "per_device_train_batch_size": 8}
-        config = dict(getattr(run_mgcma, "NEW_DATA_CONFIG", {}))
+        config = load_preset(None)[1]
     else:
         raise ValueError(f"unknown recipe {name!r}; expected 'demo' or 'plain'.")
     return {"train": train, "config": config}
@@ -127,7 +128,7 @@ def batches(rows, processor, batch_size, generator=None):
 
 
 def encoder_configs(vocab_size: int, width: int = WIDTH):
-    speech = speech_encoder_config(width, LAYERS, HEADS, 2 * width, **run_mgcma.DEMO_SPEECH_ENCODER)
+    speech = speech_encoder_config(width, LAYERS, HEADS, 2 * width, **DEMO_SPEECH_ENCODER)
     text = text_encoder_config(vocab_size, width, LAYERS, HEADS, 2 * width)
     return speech, text
 
@@ -301,7 +302,7 @@ def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_o
             probe_every=0) -> dict:
     from data.demo_corpus import demo_vocabulary
 
-    processor = word_processor(demo_vocabulary(), max_duration=run_mgcma.DEFAULT_MAX_DURATION)
+    processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
     root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir))
     fold = load_fold(root, processor, split_seed=seed)
     spec = recipe(recipe_name)
@@ -403,7 +404,7 @@ def cmd_diagnose(args):
     from data.demo_corpus import demo_vocabulary
 
     torch.manual_seed(0)
-    processor = word_processor(demo_vocabulary(), max_duration=run_mgcma.DEFAULT_MAX_DURATION)
+    processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
     root = make_corpus(args.corpora[0], 0, Path(args.workdir))
     fold = load_fold(root, processor)
     batch = next(batches(fold["train"][:8], processor, 8))

@@ -1,16 +1,22 @@
-"""Leave-one-session-out folds with a validation set drawn from the training sessions only."""
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Cross-validation folds: leave one group (an IEMOCAP session, or any value of a manifest's group column) out, with a
+validation set drawn from the training groups only; without groups, one stratified train / validation / test split."""
 
 from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
 
 import numpy as np
 import datasets
 
 VALIDATION_STRATEGIES = ("stratified", "speaker", "none")
+# Without a group column: the share of the data that is the test split.
+NO_GROUP_TEST_FRACTION = 0.1
 
 
 def loso_fold(
     dataset: datasets.Dataset,
-    test_session: int,
+    test_session: Hashable,
     validation: str = "stratified",
     validation_fraction: float = 0.1,
     seed: int = 0,
@@ -20,14 +26,15 @@ def loso_fold(
     label_column: str = "label",
     speaker_column: str = "speaker",
 ) -> datasets.DatasetDict:
-    """One fold of leave-one-session-out cross-validation (the paper's 5-fold protocol).
+    """One fold of leave-one-group-out cross-validation (on IEMOCAP: the paper's 5-fold leave-one-session-out).
 
     ``test`` is every utterance of `test_session`; ``train`` and ``validation`` split the other
-    sessions, so no test-session utterance is ever used for training or model selection.
+    groups, so no test-group utterance is ever used for training or model selection.
 
     Args:
-        dataset: rows with a session column (e.g. from :func:`load_iemocap`).
-        test_session: the held-out session (one of the sessions present).
+        dataset: rows with a group column (e.g. the sessions of :func:`load_iemocap`).
+        test_session: the held-out group: a value of `session_column` (a session number, or any hashable value
+            such as a manifest's speaker or recording-site name).
         validation: how the validation set is drawn from the training sessions:
             ``"stratified"`` (default): `validation_fraction` of each class's training-session
             utterances, at random (seeded); same speakers as train.
@@ -47,15 +54,16 @@ def loso_fold(
     if missing:
         raise ValueError(f"Dataset has no column {missing[0]!r}; columns: {dataset.column_names}")
     # read only the small columns (never decodes audio)
-    sessions = np.asarray(dataset.select_columns([session_column])[session_column])
-    available = sorted(int(s) for s in np.unique(sessions))
-    if isinstance(test_session, bool) or not isinstance(test_session, (int, np.integer)) or int(test_session) not in available:
+    sessions = dataset.select_columns([session_column])[session_column]
+    available = sorted_groups(sessions)
+    if isinstance(test_session, bool) or not isinstance(test_session, Hashable) or test_session not in available:
         raise ValueError(f"test_session must be one of the sessions in the dataset {available}, got {test_session!r}")
     if len(available) < 2:
         raise ValueError(f"Leave-one-session-out needs at least 2 sessions, the dataset has {available}")
 
-    test_indices = np.flatnonzero(sessions == int(test_session))
-    train_pool = np.flatnonzero(sessions != int(test_session))
+    in_test = np.fromiter((value == test_session for value in sessions), dtype=bool, count=len(sessions))
+    test_indices = np.flatnonzero(in_test)
+    train_pool = np.flatnonzero(~in_test)
     rng = np.random.default_rng(seed)
 
     if validation == "none":
@@ -94,3 +102,125 @@ def loso_fold(
             "test": dataset.select(test_indices),
         }
     )
+
+
+def sorted_groups(values: Iterable) -> list:
+    """The distinct group values, numbers before text, each in its own order."""
+    return sorted(set(values), key=lambda value: (not isinstance(value, (int, float)), value))
+
+
+def held_out_groups(
+    dataset: datasets.Dataset,
+    group_column: str,
+    *,
+    all_groups: bool = False,
+    test_group: Hashable | None = None,
+    by_position: bool = False,
+) -> list:
+    """The held-out groups of a run: every group (`all_groups`), `test_group`, or by default the last group in sorted
+    order. With `by_position`, `test_group` is a 1-based position in that order (for groups named by text).
+
+    A dataset without `group_column` has no groups: the result is ``[None]``, one stratified split (see `make_fold`).
+    Raises ValueError for rows without a group value and for a `test_group` the data do not have."""
+    if group_column not in dataset.column_names:
+        return [None]
+    values = dataset.select_columns([group_column])[group_column]  # never decodes audio
+    empty = [index for index, value in enumerate(values) if value is None or str(value).strip() == ""]
+    if empty:
+        raise ValueError(
+            f"{len(empty)} row(s) have no value in the group column {group_column!r} (row(s) {empty[:10]}, counted "
+            "from 0 without the header): every row needs a group, or none (then a stratified split is used)."
+        )
+    groups = sorted_groups(values)
+    if all_groups:
+        return groups
+    if test_group is None:
+        return [groups[-1]]
+    if by_position:
+        if not 1 <= test_group <= len(groups):
+            raise ValueError(
+                f"--test_session must pick one of the {len(groups)} groups of column {group_column!r} (1-{len(groups)}, "
+                f"in sorted order {groups}), got {test_group}."
+            )
+        return [groups[test_group - 1]]
+    if test_group not in groups:
+        raise ValueError(f"--test_session {test_group} is not among the dataset's sessions {groups}.")
+    return [test_group]
+
+
+def stratified_split(
+    dataset: datasets.Dataset, validation_fraction: float = 0.1, seed: int = 0, *, label_column: str = "label",
+    missing_group_column: str | None = None,
+) -> datasets.DatasetDict:
+    """Train / validation / test for data without groups: `NO_GROUP_TEST_FRACTION` of each class is the test split,
+    `validation_fraction` the validation split. Raises ValueError, with the rows per class, when a split would miss
+    a class (`missing_group_column`, if given, is named as the column that would have defined folds)."""
+    try:
+        first = dataset.train_test_split(test_size=NO_GROUP_TEST_FRACTION, stratify_by_column=label_column, seed=seed)
+        second = first["train"].train_test_split(
+            test_size=validation_fraction / (1 - NO_GROUP_TEST_FRACTION), stratify_by_column=label_column, seed=seed
+        )
+    except ValueError as error:
+        names = dataset.features[label_column].names
+        counts = np.bincount(dataset.select_columns([label_column])[label_column], minlength=len(names))
+        column = f" ({missing_group_column!r} is not in the data)" if missing_group_column else ""
+        raise ValueError(
+            f"{len(dataset)} rows are too few for the stratified train / validation / test split used without a "
+            f"group column{column}: every split needs each of the {len(names)} classes (rows per class: "
+            f"{dict(zip(names, counts.tolist()))}). Add rows, or a group column to leave out. ({error})"
+        ) from None
+    return datasets.DatasetDict({"train": second["train"], "validation": second["test"], "test": first["test"]})
+
+
+def make_fold(
+    dataset: datasets.Dataset,
+    test_group: Hashable | None,
+    group_column: str,
+    *,
+    validation: str = "stratified",
+    validation_fraction: float = 0.1,
+    seed: int = 0,
+    max_samples: dict[str, int | None] | None = None,
+) -> datasets.DatasetDict:
+    """DatasetDict(train, validation, test) holding out `test_group` (`loso_fold`), or for ``None`` (no groups, see
+    `held_out_groups`) one `stratified_split`. `max_samples` maps a split name to a row limit (a seeded random subset)."""
+    if test_group is None:
+        splits = stratified_split(dataset, validation_fraction, seed, missing_group_column=group_column)
+    else:
+        splits = loso_fold(
+            dataset, test_group, validation=validation, validation_fraction=validation_fraction, seed=seed,
+            session_column=group_column,
+        )  # fmt: skip
+    for name, limit in (max_samples or {}).items():
+        if limit is not None and len(splits[name]) > limit:
+            splits[name] = splits[name].shuffle(seed=seed).select(range(limit))
+    return splits
+
+
+def check_classes(dataset: datasets.Dataset, folds: Iterable[tuple], *, hint: str = "", label_column: str = "label"):
+    """Before anything is trained: the data hold at least 2 classes and every class, and each fold's train and test
+    splits hold every class, so no model is trained blind to a class and no UA is reported over classes never
+    tested. `folds` yields (test group, DatasetDict) pairs; `hint` is appended to the error about absent classes.
+    Raises ValueError naming the missing classes and the fold."""
+    names = dataset.features[label_column].names
+    counts = np.bincount(dataset.select_columns([label_column])[label_column], minlength=len(names))
+    if len(names) < 2:
+        raise ValueError(f"the data have a single class {names}: emotion recognition needs at least 2.")
+    missing = [name for name, count in zip(names, counts) if count == 0]
+    if missing:
+        raise ValueError(
+            f"the data have no utterance of class(es) {missing} (rows per class: {dict(zip(names, counts.tolist()))}): "
+            f"a model cannot learn them, and WA / UA over {len(names)} classes would claim what was never tested.{hint}"
+        )
+    for fold, splits in folds:
+        for split in ("train", "test"):
+            present = set(splits[split].select_columns([label_column])[label_column])
+            absent = [name for index, name in enumerate(names) if index not in present]
+            if absent:
+                where = "the stratified split" if fold is None else f"the fold that tests group {fold!r}"
+                consequence = "the model could not learn them" if split == "train" else (
+                    "their recall, and so UA, would be undefined")  # fmt: skip
+                raise ValueError(
+                    f"In {where}, the {split} set ({len(splits[split])} rows) has no utterance of class(es) "
+                    f"{absent}: {consequence}. Choose other groups or --test_session, or add data."
+                )

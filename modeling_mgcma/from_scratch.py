@@ -67,6 +67,41 @@ def small_config(vocab_size, hidden_size=32, num_layers=2, num_heads=4, intermed
     )
 
 
+# The demo model of run_mgcma.py (its --scratch_* arguments default to DEMO_MODEL_SIZE).
+DEMO_MODEL_SIZE = {"hidden_size": 32, "num_layers": 2, "num_heads": 4, "intermediate_size": 64}
+# 20 ms frames (320 samples, as wav2vec2) instead of 5 ms: 4x fewer frames, so the encoder's self-attention is ~16x
+# cheaper, which is what makes the demo fit in minutes on a CPU.
+DEMO_SPEECH_ENCODER = {"conv_kernel": (10, 8, 8, 4, 4), "conv_stride": (5, 4, 4, 2, 2)}
+# No dropout in the demo model: it is small and the corpus is clean and synthetic; dropout costs a third of a CPU step.
+DEMO_NO_DROPOUT = {
+    "speech": {"hidden_dropout": 0.0, "attention_dropout": 0.0, "activation_dropout": 0.0, "feat_proj_dropout": 0.0,
+               "final_dropout": 0.0},
+    "text": {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0},
+    "mgcma": {"hidden_dropout_prob": 0.0, "attention_dropout_prob": 0.0, "classifier_dropout": 0.0},
+}  # fmt: skip
+
+
+def demo_config(
+    vocab_size, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, no_dropout=True, **config_kwargs
+) -> MGCMAConfig:
+    """The demo model's `MGCMAConfig`: encoders from scratch with 20 ms speech frames (`DEMO_SPEECH_ENCODER`), without
+    dropout unless `no_dropout=False`; `config_kwargs` (labels, loss settings, ...) override the rest."""
+    size = dict(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, intermediate_size=intermediate_size)
+    dropout = DEMO_NO_DROPOUT if no_dropout else {"speech": {}, "text": {}, "mgcma": {}}
+    return MGCMAConfig(
+        speech_config=speech_encoder_config(**size, **DEMO_SPEECH_ENCODER, **dropout["speech"]),
+        text_config=text_encoder_config(vocab_size, **size, **dropout["text"]),
+        **{
+            "hidden_size": hidden_size,
+            "num_attention_heads": num_heads,
+            "num_alignment_layers": num_layers,
+            "intermediate_size": intermediate_size,
+            **dropout["mgcma"],
+            **config_kwargs,
+        },
+    )
+
+
 def word_tokenizer(words, do_lower_case=True) -> BertTokenizer:
     """A BERT word-piece tokenizer over `words` (special tokens added first). `BertTokenizer(vocab_file=...)` would
     silently ignore the file in this transformers version, so the vocabulary is passed as a dict."""

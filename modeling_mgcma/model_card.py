@@ -1,7 +1,8 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The model card (README.md) of a trained MGCMA model, rendered from `model_cards/mgcma_template.md` with
 `huggingface_hub.ModelCard`: model-index results (WA/UA per fold and their mean), data, protocol, hyperparameters,
-the ablation setting, plots, intended use, limitations and citation."""
+the ablation setting, plots, intended use, limitations and citation; and the results tables and summaries that
+`run_mgcma.py` writes beside it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .configuration_mgcma import PAPER_ABLATIONS
@@ -44,13 +46,28 @@ def ablation_description(ablation: str | None, config) -> str:
     return f"{ablation} of the paper ({PAPER_ABLATIONS[ablation]}): modules {order}"
 
 
+def fold_title(test_session) -> str:
+    """How a fold is named in tables and plots: "test session 3", or for data without groups "stratified test split"."""
+    return "stratified test split" if test_session is None else f"test session {test_session}"
+
+
+def summarise(folds: list[dict]) -> dict:
+    """Per-fold WA/UA with their mean and standard deviation over folds (ddof=1, 0 for a single fold)."""
+    summary = {"folds": folds, "mean": {}, "std": {}}
+    for key in ("wa", "ua"):
+        values = np.asarray([fold[key] for fold in folds], dtype=np.float64)
+        summary["mean"][key] = float(values.mean())
+        summary["std"][key] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return summary
+
+
 def results_table(results: dict, method: str = "MGCMA") -> str:
     """Markdown table in the format of the paper's tables (| method | WA % | UA % |): one row per fold and, with more
     than one fold, the mean +- standard deviation."""
     lines = ["| method | WA % | UA % |", "|---|---|---|"]
     folds = results["folds"]
     for fold in folds:
-        lines.append(f"| {method}, test session {fold['test_session']} | {100 * fold['wa']:.2f} | {100 * fold['ua']:.2f} |")
+        lines.append(f"| {method}, {fold_title(fold['test_session'])} | {100 * fold['wa']:.2f} | {100 * fold['ua']:.2f} |")
     if len(folds) > 1:
         mean, std = results["mean"], results["std"]
         lines.append(
@@ -62,7 +79,10 @@ def results_table(results: dict, method: str = "MGCMA") -> str:
 
 def _eval_results(results: dict, dataset_name: str, dataset_type: str) -> list[EvalResult]:
     entries = []
-    rows = [(f"test session {f['test_session']}", f"session{f['test_session']}", f) for f in results["folds"]]
+    rows = [
+        (fold_title(f["test_session"]), "test" if f["test_session"] is None else f"session{f['test_session']}", f)
+        for f in results["folds"]
+    ]
     if len(results["folds"]) > 1:
         rows.append((f"mean of {len(results['folds'])} folds (leave-one-session-out)", "loso-mean", results["mean"]))
     for description, split, values in rows:
@@ -156,4 +176,80 @@ def render_model_card(
     )
 
 
-__all__ = ["render_model_card", "is_hub_id", "results_table", "ablation_description", "TEMPLATE_PATH", "DATA_SOURCES"]
+def markdown_results(results: dict) -> str:
+    """results.md of a run: the results table with the metrics' definitions."""
+    return "# MGCMA results\n\n" + results_table(results) + "\n\nWA = accuracy, UA = mean per-class recall (%).\n"
+
+
+def _name(value) -> str:
+    """An enum's value ("adamw_torch"), else the value itself."""
+    return str(getattr(value, "value", value))
+
+
+def hyperparameter_table(training_args, config, preset: str | None, from_scratch: bool = False) -> dict:
+    """The card's hyperparameter table: model, losses, optimisation, processes, precision and what was frozen."""
+    world = max(1, training_args.world_size)
+    return {
+        "preset": preset or "none",
+        "encoders": f"{config.speech_config.model_type} + {config.text_config.model_type}" + (" (from scratch)" if from_scratch else ""),
+        "alignment width D / heads / TAM blocks": f"{config.hidden_size} / {config.num_attention_heads} / {config.num_alignment_layers}",
+        "temperature tau": config.temperature,
+        "loss weights CE / DA / IA": f"{config.classification_loss_weight} / {config.distribution_loss_weight} / {config.instance_loss_weight}",
+        "optimizer": f"{_name(training_args.optim)}, weight decay {training_args.weight_decay}",
+        "learning rate / schedule": f"{training_args.learning_rate} / {_name(training_args.lr_scheduler_type)}",
+        "batch size (global)": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
+        "epochs": training_args.num_train_epochs,
+        "processes": world,
+        "contrastive negatives": "global batch (gathered)" if world > 1 and config.gather_distributed_negatives else "local batch",
+        "mixed precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no",
+        "seed": training_args.seed,
+        "frozen": ", ".join(n for n, f in (("speech encoder", config.freeze_speech_encoder), ("text encoder", config.freeze_text_encoder),
+                                           ("conv feature encoder", config.freeze_feature_encoder)) if f) or "nothing",
+    }  # fmt: skip
+
+
+def validation_description(strategy: str, fraction: float) -> str:
+    """The card's words for the validation set of `loso_fold`'s `strategy`."""
+    if strategy == "speaker":
+        return "one held-out speaker of the training sessions"
+    return f"stratified by class, {fraction:.0%} of the training sessions"
+
+
+def write_card(folder, results, config, training_args, *, data_source, preset, ablation, validation: str,
+               from_scratch=False, base_models=None, with_plots=True) -> ModelCard:
+    """Render the card of the run in `folder` (with the plots found there) and save it as its README.md.
+    `validation` is `validation_description`'s text."""
+    folder = Path(folder)
+    protocol = (
+        "Leave-one-session-out: train on the other sessions, test on the held-out one. Inside each fold a validation "
+        f"set ({validation}) selects the checkpoint with the best validation "
+        f"{training_args.metric_for_best_model.upper()}; the test session is evaluated once, with that checkpoint."
+    )
+    if results["folds"][0]["test_session"] is None:
+        protocol = "One stratified train (80 %) / validation (10 %) / test (10 %) split; the best validation checkpoint is tested once."
+    plots = []
+    if with_plots:
+        for file, title in (("confusion_matrix.png", "confusion matrix"), ("tsne.png", "t-SNE"), ("loss_curves.png", "losses")):
+            if (folder / file).is_file():
+                plots.append({"file": file, "title": title})
+    name = training_args.hub_model_id.split("/")[-1] if training_args.hub_model_id else folder.resolve().name
+    card = render_model_card(
+        results,
+        config,
+        model_name=name,
+        data_source=data_source,
+        hyperparameters=hyperparameter_table(training_args, config, preset, from_scratch),
+        ablation=ablation,
+        protocol=protocol,
+        plots=plots,
+        repo_id=training_args.hub_model_id,
+        base_models=base_models,
+    )
+    card.save(folder / "README.md")
+    return card
+
+
+__all__ = [
+    "render_model_card", "write_card", "is_hub_id", "fold_title", "summarise", "results_table", "markdown_results",
+    "hyperparameter_table", "validation_description", "ablation_description", "TEMPLATE_PATH", "DATA_SOURCES",
+]  # fmt: skip

@@ -237,13 +237,13 @@ def test_full_model_learns_at_least_as_well_as_without_alignment(tmp_path, one_t
     """S0 (DAM + TAM + IAM) vs S4 (no alignment), the defaults for new data, lr 1e-3, batch 8, a few epochs, on the
     demo corpus (held-out session 5, model selected on validation). With the paper's plain weighted sum of the
     losses, S0 is still near chance at this point while S4 has learned the classes."""
-    import run_mgcma
     from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
     from modeling_mgcma.from_scratch import word_processor
+    from modeling_mgcma.run_arguments import load_preset
 
     root = generate_demo_corpus(tmp_path / "demo", seed=7, utterances_per_session=60)
     processor = word_processor(demo_vocabulary())
-    config = dict(run_mgcma.NEW_DATA_CONFIG)
+    config = load_preset(None)[1]
     full = held_out_ua("S0", config, root, processor)
     none = held_out_ua("S4", config, root, processor)
     assert full["test_ua"] >= none["test_ua"] - LEARNING_MARGIN, (full, none)

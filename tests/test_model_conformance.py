@@ -250,9 +250,9 @@ def test_attn_implementation_is_resolved_in_every_path(tiny_processor, tiny_conf
 
 
 def test_dataloader_pin_memory_follows_the_device():
-    import run_mgcma
+    from modeling_mgcma.run_arguments import preset_defaults
 
-    _, defaults = run_mgcma.preset_defaults("demo", has_data=False)
+    _, defaults = preset_defaults("demo", has_data=False)
     assert defaults["dataloader_pin_memory"] == torch.accelerator.is_available()
 
 

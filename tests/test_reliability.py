@@ -14,6 +14,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
+from modeling_mgcma import run_records  # noqa: E402
+from modeling_mgcma.hub_upload import push_model_folder  # noqa: E402
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +95,7 @@ def test_a_fold_without_a_fingerprint_is_not_reused(tmp_path):
     data_args = run_mgcma.DataArguments()
     training_args = run_mgcma.TrainingArguments(output_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"fold_1 holds a finished run \(results.json\) without a fingerprint.json"):
-        run_mgcma.prepare_run_folder(folder, {"fold": 1}, data_args, training_args, reuse_finished=True)
+        run_records.prepare_run_folder(folder, {"fold": 1}, data_args, training_args, reuse_finished=True)
 
 
 def test_data_fingerprint_changes_with_any_row_label_text_or_audio_file(tmp_path):
@@ -107,13 +109,13 @@ def test_data_fingerprint_changes_with_any_row_label_text_or_audio_file(tmp_path
     features = datasets.Features({"id": datasets.Value("string"), "audio": datasets.Audio(sampling_rate=16_000),
                                   "text": datasets.Value("string"), "label": datasets.ClassLabel(names=["a", "b"])})  # fmt: skip
     base = {"id": ["0", "1", "2"], "audio": audio, "text": ["x", "y", "z"], "label": [0, 1, 0]}
-    fingerprint = run_mgcma.data_fingerprint(datasets.Dataset.from_dict(base, features=features))
-    assert fingerprint == run_mgcma.data_fingerprint(datasets.Dataset.from_dict(dict(base), features=features))
+    fingerprint = run_records.data_fingerprint(datasets.Dataset.from_dict(base, features=features))
+    assert fingerprint == run_records.data_fingerprint(datasets.Dataset.from_dict(dict(base), features=features))
     for column, value in (("label", [0, 1, 1]), ("text", ["x", "y", "Z"]), ("id", ["0", "1", "3"])):
-        changed = run_mgcma.data_fingerprint(datasets.Dataset.from_dict({**base, column: value}, features=features))
+        changed = run_records.data_fingerprint(datasets.Dataset.from_dict({**base, column: value}, features=features))
         assert changed != fingerprint, column
     Path(audio[2]).write_bytes(b"x" * 5)  # a file truncated in place
-    assert run_mgcma.data_fingerprint(datasets.Dataset.from_dict(base, features=features)) != fingerprint
+    assert run_records.data_fingerprint(datasets.Dataset.from_dict(base, features=features)) != fingerprint
 
 
 def test_a_new_run_into_a_finished_run_is_refused_unless_overwriting_or_resuming(tmp_path, corpus):
@@ -418,14 +420,14 @@ def finished_folder(tmp_path):
 def test_push_keeps_the_owner_visibility_default_unless_told(tmp_path, hub, private, expected):
     out, _ = finished_folder(tmp_path)
     *_, training_args, _ = run_mgcma.parse_arguments(["--output_dir", str(out), "--hub_model_id", "org/name", *private])
-    run_mgcma.push_model_folder(out, training_args)
+    push_model_folder(out, training_args)
     assert hub["create_repo"][0]["private"] is expected
 
 
 def test_push_uploads_an_allow_list_without_pickles_or_local_paths(tmp_path, hub):
     out, encoder = finished_folder(tmp_path)
     *_, training_args, _ = run_mgcma.parse_arguments(["--output_dir", str(out), "--hub_model_id", "org/name"])
-    run_mgcma.push_model_folder(out, training_args)
+    push_model_folder(out, training_args)
     (uploaded,) = hub["uploads"]
     assert sorted(uploaded) == ["README.md", "config.json", "configuration_mgcma.py", "confusion_matrix.png",
                                 "model.safetensors", "modeling_mgcma.py", "pipeline_mgcma.py", "processing_mgcma.py",
@@ -524,8 +526,8 @@ def test_a_clip_shorter_than_the_encoder_needs_is_named_before_training(wavs):
     model_args, data_args, *_ = run_mgcma.parse_arguments(["--output_dir", str(wavs / "out")])
     model, processor, _ = run_mgcma.build_model_and_processor(model_args, data_args, "demo", ["angry", "happy", "sad", "neutral"])
     with pytest.raises(ValueError, match=r"1 utterance\(s\) are shorter than the speech encoder's receptive field \(\d+ samples at 16000 Hz.*u2 \(.*tiny.wav: 100 samples\)"):
-        run_mgcma.check_audio_lengths(dataset, model)
-    run_mgcma.check_audio_lengths(dataset.filter(lambda row: row["id"] != "u2"), model)
+        run_mgcma.check_audio_lengths(dataset, model, processor.sampling_rate)
+    run_mgcma.check_audio_lengths(dataset.filter(lambda row: row["id"] != "u2"), model, processor.sampling_rate)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -555,7 +557,7 @@ def test_resume_last_skips_half_written_checkpoints(tmp_path, caplog):
     write_checkpoint(tmp_path, 14, truncate="optimizer.pt")
     write_checkpoint(tmp_path, 16, state=False)  # killed before the trainer state
     with caplog.at_level("WARNING"):
-        assert run_mgcma.last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+        assert run_records.last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
     assert f"{tmp_path / 'checkpoint-12' / 'model.safetensors'}: truncated" in caplog.text
     assert f"{tmp_path / 'checkpoint-14' / 'optimizer.pt'}: truncated" in caplog.text
     assert "checkpoint-16: no trainer_state.json" in caplog.text

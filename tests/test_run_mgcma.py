@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
+from modeling_mgcma.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma import MGCMAForEmotionClassification
 from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
 
@@ -29,7 +30,7 @@ HUB_ID = "test-org/mgcma-demo-test"
 
 @pytest.fixture(scope="module", autouse=True)
 def restore_torch_threads():
-    """The demo preset runs on one CPU thread (run_mgcma.set_torch_threads); give later tests torch's setting back."""
+    """The demo preset runs on one CPU thread (run_mgcma.main); give later tests torch's setting back."""
     previous = torch.get_num_threads()
     yield
     torch.set_num_threads(previous)
@@ -225,8 +226,9 @@ def test_paper_preset_and_ablation_from_a_yaml_file(tmp_path):
 def test_no_arguments_means_the_demo(monkeypatch):
     model_args, data_args, training_args, preset = run_mgcma.parse_arguments([])
     assert preset == "demo" and data_args.source == "demo"
-    assert training_args.output_dir == run_mgcma.DEMO_TRAINING_DEFAULTS["output_dir"]
-    assert training_args.learning_rate == run_mgcma.DEMO_TRAINING_DEFAULTS["learning_rate"]
+    demo, _ = load_preset("demo")
+    assert training_args.output_dir == demo["output_dir"] == "outputs/mgcma-demo"
+    assert training_args.learning_rate == demo["learning_rate"] == 2e-3
 
 
 @pytest.fixture(scope="module")
@@ -370,7 +372,9 @@ def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local
     if with_groups:
         assert fold["test_session"] == "G2" and fold["num_test"] == 8
     else:
-        assert fold["test_session"] == "split" and fold["num_test"] == 4
+        assert fold["test_session"] is None and fold["num_test"] == 4  # no group: no test session to name
+        card = (out / "README.md").read_text()
+        assert "stratified test split" in card and "test session" not in card
     assert fold["num_train"] + fold["num_validation"] + fold["num_test"] == 40
     assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()
 
@@ -385,7 +389,11 @@ def test_checkpoint_selection_direction_follows_the_metric(metric, greater, tmp_
 
 
 def test_card_names_the_validation_set_of_each_strategy():
+    from modeling_mgcma.model_card import validation_description
+
     _, data_args, _, _ = run_mgcma.parse_arguments(["--validation_strategy", "speaker"])
-    assert run_mgcma.validation_description(data_args) == "one held-out speaker of the training sessions"
+    assert validation_description(data_args.validation_strategy, data_args.validation_fraction) == (
+        "one held-out speaker of the training sessions")
     _, data_args, _, _ = run_mgcma.parse_arguments([])
-    assert run_mgcma.validation_description(data_args) == "stratified by class, 10% of the training sessions"
+    assert validation_description(data_args.validation_strategy, data_args.validation_fraction) == (
+        "stratified by class, 10% of the training sessions")

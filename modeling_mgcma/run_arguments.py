@@ -1,0 +1,251 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""How `run_mgcma.py` reads its arguments: one parse of the command line (or of one .json/.yaml file), the preset's
+values for every argument not given, and the checks, all before any data is read or model built.
+
+The hyperparameter presets are YAML files, the only place their values are written: `configs/presets/<name>.yaml`
+holds a preset's argument values (TrainingArguments and script arguments) at the top level and its `MGCMAConfig`
+values under `model_config`; `inherit: <name>` starts from another file. `protocol.yaml` is the training protocol
+under every preset; `new_data.yaml` applies to the user's own data when no preset is named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+from .configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
+from .data.iemocap import NUM_SESSIONS
+
+
+PRESETS = ("demo", "paper")
+# Files read next to this package's folder: the repository's configs/presets/.
+PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs" / "presets"
+
+
+def _read(name: str, folder: Path, seen: tuple = ()) -> dict:
+    import yaml
+
+    path = folder / f"{name}.yaml"
+    if not path.is_file():
+        raise ValueError(f"preset file {path} not found (the presets ship in the repository's configs/presets/).")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict) or not isinstance(values.get("model_config", {}), dict):
+        raise ValueError(f"{path} must hold a mapping of argument names to values, and `model_config` a mapping.")
+    parent = values.pop("inherit", None)
+    if parent is None:
+        return values
+    if parent in (*seen, name):
+        raise ValueError(f"{path}: `inherit` loops back to {parent!r}.")
+    base = _read(parent, folder, (*seen, name))
+    model_config = {**base.pop("model_config", {}), **values.pop("model_config", {})}
+    return {**base, **values, "model_config": model_config}
+
+
+def load_preset(preset: str | None, folder: str | Path | None = None) -> tuple[dict, dict]:
+    """(argument defaults, MGCMAConfig values) of `preset`, or of the settings for new data when it is None. The
+    argument defaults are the protocol's, updated with the preset's."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"--preset must be one of {list(PRESETS)}, got {preset!r}.")
+    folder = Path(folder) if folder is not None else PRESETS_DIR
+    values = {**_read("protocol", folder), **_read(preset or "new_data", folder)}
+    model_config = values.pop("model_config", {})
+    return values, model_config
+
+
+def parse_config_overrides(overrides: str | None) -> dict:
+    """'a=1,b=x' -> {'a': 1, 'b': 'x'} (values read as JSON when they parse, else as strings), checked against
+    MGCMAConfig's fields."""
+    if not overrides:
+        return {}
+    result = {}
+    known = {f.name for f in dataclasses.fields(MGCMAConfig)} if dataclasses.is_dataclass(MGCMAConfig) else None
+    for item in overrides.split(","):
+        if "=" not in item:
+            raise ValueError(f"--config_overrides items must be key=value, got {item!r} in {overrides!r}.")
+        key, value = (part.strip() for part in item.split("=", 1))
+        if known is not None and key not in known:
+            raise ValueError(f"--config_overrides: MGCMAConfig has no setting {key!r}.")
+        try:
+            result[key] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key] = value
+    return result
+
+
+def launched_on_cpus_only() -> bool:
+    """True under a multi-process launcher on a machine without accelerators (CUDA, XPU, MPS, ...)."""
+    import torch
+    from accelerate import PartialState
+
+    return not torch.accelerator.is_available() and PartialState(cpu=True).num_processes > 1
+
+
+def preset_defaults(preset: str | None, has_data: bool) -> tuple[str | None, dict]:
+    """The preset in effect ("demo" without data) and the argument defaults: its file's, then the device's."""
+    import torch
+
+    preset = "demo" if preset is None and not has_data else preset
+    defaults, _ = load_preset(preset)
+    defaults["dataloader_pin_memory"] = torch.accelerator.is_available()  # pinned memory needs an accelerator
+    if launched_on_cpus_only():
+        # `accelerate launch --multi_gpu` / torchrun on a machine without GPUs: without use_cpu, TrainingArguments
+        # would not join the (gloo) process group and every process would train alone as rank 0.
+        defaults["use_cpu"] = True
+    return preset, defaults
+
+
+def read_argument_file(name: str) -> dict:
+    """The mapping of argument names to values in a .json or .yaml file; a ValueError names what is wrong."""
+    path = Path(name)
+    if not path.is_file():
+        raise ValueError(f"config file {name!r} not found.")
+    text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the file's text
+    if path.suffix == ".json":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{name}, line {error.lineno}: not valid JSON ({error.msg}).") from None
+    else:
+        import yaml
+
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{name}: not valid YAML ({' '.join(str(error).split())}).") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{name} must hold a mapping of argument names to values, got {type(raw).__name__}.")
+    return raw
+
+
+def read_arguments(argv: list[str], dataclass_types):
+    """(model_args, data_args, training_args, preset, given) of `dataclass_types` (ModelArguments, DataArguments,
+    TrainingArguments) from the command line or from one .json/.yaml file, parsed once; `given` holds the names set
+    explicitly, and the preset's values fill every other argument."""
+    parser = HfArgumentParser(dataclass_types)
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        given = read_argument_file(argv[0])
+    else:
+        unset = object()  # an argument still `unset` after parsing was not on the command line
+        namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions if action.dest != "help"})
+        namespace, unused = parser.parse_known_args(argv, namespace)
+        if unused:
+            raise ValueError(f"Some specified arguments are not used by the HfArgumentParser: {unused}")
+        given = {name: value for name, value in vars(namespace).items() if value is not unset}
+    preset, defaults = preset_defaults(given.get("preset"), bool(given.get("data_dir") or given.get("manifest")))
+    model_args, data_args, training_args = parser.parse_dict({**defaults, **given})
+    take_class_names_from_label_names(data_args, training_args)
+    check_arguments(model_args, data_args, training_args)
+    return model_args, data_args, training_args, preset, set(given)
+
+
+def take_class_names_from_label_names(data_args, training_args):
+    """`--label_names a,b,c` (or `a b c`) means --class_names: TrainingArguments' own `label_names` (the input keys
+    that hold labels) is always ["labels"] for MGCMA, so any other value is the user naming the classes."""
+    names = training_args.label_names
+    if not names or list(names) == ["labels"]:
+        return
+    if data_args.class_names is not None:
+        raise ValueError("pass the classes once: --class_names or --label_names, not both.")
+    data_args.class_names = ",".join(str(name) for name in names)
+    training_args.label_names = None
+    data_args.__post_init__()  # the same checks as --class_names
+
+
+def check_arguments(model_args, data_args, training_args):
+    """Checks across the argument groups, all before any data is read or model built."""
+    if training_args.max_steps <= 0 and training_args.num_train_epochs <= 0:
+        raise ValueError(
+            f"--num_train_epochs must be > 0 (or give --max_steps > 0), got {training_args.num_train_epochs}: nothing "
+            "would be trained."
+        )
+    if training_args.learning_rate <= 0:
+        raise ValueError(f"--learning_rate must be > 0, got {training_args.learning_rate}: nothing would be learned.")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(training_args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(training_args, name)}.")
+    for strategy, steps in (("eval_strategy", "eval_steps"), ("save_strategy", "save_steps"), ("logging_strategy", "logging_steps")):
+        value = getattr(training_args, steps)
+        if getattr(training_args, strategy) == "steps" and value is not None and value <= 0:
+            raise ValueError(f"--{steps} must be > 0 with --{strategy} steps, got {value}.")
+    for name in ("max_train_samples", "max_eval_samples"):
+        if getattr(data_args, name) is not None and getattr(data_args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(data_args, name)}.")
+    if data_args.cache_features:
+        if not model_args.freeze_encoders:
+            raise ValueError("--cache_features needs --freeze_encoders (cached features come from frozen encoders).")
+    if training_args.push_to_hub:
+        if not training_args.hub_model_id:
+            raise ValueError("--push_to_hub needs --hub_model_id org/name.")
+        if data_args.cross_validate:
+            raise ValueError("--push_to_hub uploads one model: pick its fold with --test_session k, not --cross_validate.")
+    if training_args.metric_for_best_model not in ("ua", "wa", "eval_ua", "eval_wa", "loss", "eval_loss"):
+        raise ValueError(f"--metric_for_best_model must be ua, wa or loss, got {training_args.metric_for_best_model!r}.")
+    resume = training_args.resume_from_checkpoint
+    if resume and resume.lower() not in ("true", "last") and not Path(resume).is_dir():
+        raise ValueError(f"--resume_from_checkpoint {resume!r} is neither a checkpoint folder nor 'last'.")
+    if resume and resume.lower() not in ("true", "last"):
+        from .run_records import checkpoint_problem
+
+        problem = checkpoint_problem(resume)
+        if problem is not None:
+            raise ValueError(f"--resume_from_checkpoint {resume!r} cannot be resumed from: {problem}.")
+    if resume and data_args.cross_validate and resume.lower() not in ("true", "last"):
+        raise ValueError("with --cross_validate, --resume_from_checkpoint must be 'last' (each fold resumes its own).")
+
+
+def check_model_arguments(model_args) -> None:
+    """Checks of run_mgcma.py's ModelArguments (run by its __post_init__); a --max_duration of 0 becomes None (no cap)."""
+    if model_args.torch_num_threads is not None and model_args.torch_num_threads < 1:
+        raise ValueError(f"--torch_num_threads must be >= 1, got {model_args.torch_num_threads}.")
+    if model_args.ablation is not None and model_args.ablation not in PAPER_ABLATIONS:
+        raise ValueError(f"--ablation must be one of {sorted(PAPER_ABLATIONS)}, got {model_args.ablation!r}.")
+    if (model_args.speech_model is None) != (model_args.text_model is None):
+        raise ValueError("pass both --speech_model and --text_model, or neither.")
+    if model_args.max_duration is not None and model_args.max_duration < 0:
+        raise ValueError(f"--max_duration must be >= 0 seconds (0: no cap), got {model_args.max_duration}.")
+    if model_args.max_duration == 0:
+        model_args.max_duration = None
+    parse_config_overrides(model_args.config_overrides)  # fail now on a malformed string
+
+
+def check_data_arguments(data_args) -> None:
+    """Checks of run_mgcma.py's DataArguments (run by its __post_init__)."""
+    if data_args.data_dir is not None and data_args.manifest is not None:
+        raise ValueError("pass --data_dir (IEMOCAP) or --manifest (your data), not both.")
+    if data_args.data_dir is not None and not Path(data_args.data_dir).expanduser().is_dir():
+        raise ValueError(f"--data_dir {data_args.data_dir!r} is not a folder; point it at your IEMOCAP_full_release/.")
+    if data_args.manifest is not None:
+        path = Path(data_args.manifest).expanduser()
+        if not path.is_file():
+            raise ValueError(f"--manifest {data_args.manifest!r} is not a file.")
+        if path.suffix.lower() not in (".csv", ".jsonl"):
+            raise ValueError(f"--manifest must be a .csv or .jsonl file, got {data_args.manifest!r}.")
+    if data_args.class_names is not None:
+        if data_args.manifest is None:
+            raise ValueError("--class_names names a manifest's classes: use it with --manifest.")
+        names = [name.strip() for name in data_args.class_names.split(",")]
+        if len(names) < 2 or not all(names):
+            raise ValueError(f"--class_names must list at least 2 non-empty class names, 'a,b,c'; got {data_args.class_names!r}.")
+    if data_args.cross_validate and data_args.test_session is not None:
+        raise ValueError("pass --test_session k (one fold) or --cross_validate (all folds), not both.")
+    if data_args.test_session is not None and data_args.manifest is None:
+        if isinstance(data_args.test_session, bool) or not 1 <= data_args.test_session <= NUM_SESSIONS:
+            raise ValueError(f"--test_session must be a session 1-{NUM_SESSIONS}, got {data_args.test_session!r}.")
+    if data_args.validation_strategy not in ("stratified", "speaker"):
+        raise ValueError(f"--validation_strategy must be 'stratified' or 'speaker', got {data_args.validation_strategy!r}.")
+    if not 0.0 < data_args.validation_fraction < 1.0:
+        raise ValueError(f"--validation_fraction must be in (0, 1), got {data_args.validation_fraction}.")
+    if data_args.demo_voice not in ("tones", "espeak"):
+        raise ValueError(f"--demo_voice must be 'tones' or 'espeak', got {data_args.demo_voice!r}.")
+    if data_args.demo_utterances_per_session < 8:
+        raise ValueError(f"--demo_utterances_per_session must be >= 8, got {data_args.demo_utterances_per_session}.")
+
+
+__all__ = [
+    "PRESETS", "PRESETS_DIR", "load_preset", "preset_defaults", "parse_config_overrides", "read_argument_file",
+    "read_arguments", "check_arguments", "check_model_arguments", "check_data_arguments",
+]  # fmt: skip

@@ -1,0 +1,257 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""What a training run records in its folder, and what may happen to a folder that already holds one.
+
+A run writes `fingerprint.json` (everything that determines its result: data, model settings, training arguments)
+before training, and `results.json` last. A later run into the same folder trains it (empty, or replaced under
+--overwrite_output_dir), resumes it or reuses a finished cross-validation fold, each only when the fingerprints
+match; anything else is refused with the differences named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+
+logger = logging.getLogger(__name__)
+
+FINGERPRINT_FILE = "fingerprint.json"
+# TrainingArguments that change where and how a run is written, logged or uploaded, but not what it trains or measures.
+NON_RESULT_TRAINING_ARGUMENTS = frozenset({
+    "output_dir", "run_name", "project", "report_to", "logging_strategy", "logging_steps", "logging_first_step",
+    "logging_nan_inf_filter", "log_level", "log_level_replica", "log_on_each_node", "disable_tqdm", "push_to_hub",
+    "hub_model_id", "hub_strategy", "hub_token", "hub_private_repo", "hub_always_push", "hub_revision",
+    "resume_from_checkpoint", "save_total_limit", "save_on_each_node", "save_only_model", "dataloader_num_workers",
+    "dataloader_pin_memory", "dataloader_persistent_workers", "dataloader_prefetch_factor",
+    "dataloader_multiprocessing_context", "skip_memory_metrics", "local_rank", "ddp_timeout", "debug", "do_train",
+    "do_eval", "do_predict", "torch_empty_cache_steps", "include_num_input_tokens_seen", "enable_jit_checkpoint",
+    "eval_accumulation_steps", "trackio_bucket_id", "trackio_space_id", "trackio_static_space_id",
+})  # fmt: skip
+# Arguments whose effect is already in the data fingerprint, or that only say where things are or what to do with them.
+NON_RESULT_OTHER_ARGUMENTS = frozenset({
+    "data_dir", "manifest", "demo_corpus_dir", "demo_utterances_per_session", "audio_column", "text_column",
+    "label_column", "class_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_session",
+    "overwrite_output_dir", "torch_num_threads",
+})  # fmt: skip
+# Files a run writes into its folder, deleted (with checkpoint-* and fold_* folders) when --overwrite_output_dir
+# replaces it. Model files, card and plots are overwritten by the new run.
+RUN_RECORD_FILES = ("results.json", "results.md", FINGERPRINT_FILE, "trainer_state.json", "all_results.json",
+                    "train_results.json", "eval_results.json", "test_results.json")  # fmt: skip
+
+
+def _json_safe(value):
+    return json.loads(json.dumps(value, default=lambda v: getattr(v, "value", str(v))))
+
+
+def _local_folder_identity(path: str | None) -> str | None:
+    """For an encoder given as a local folder: a digest of its files' names and sizes (its weights changing changes
+    the result); None for a Hub id."""
+    import hashlib
+
+    if path is None or not Path(path).expanduser().is_dir():
+        return None
+    digest = hashlib.sha256()
+    for file in sorted(p for p in Path(path).expanduser().rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(Path(path).expanduser())}:{file.stat().st_size};".encode())
+    return digest.hexdigest()[:16]
+
+
+def data_fingerprint(dataset) -> dict:
+    """Identity of the data a run reads: row count, class names, and a digest of every non-audio value and of each
+    audio file's size (file sizes, not paths, so a moved copy of the same corpus still matches)."""
+    import hashlib
+
+    import datasets
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps(dataset.features["label"].names).encode())
+    columns = [c for c in dataset.column_names if c != "audio"]
+    if columns:
+        table = dataset.select_columns(columns).to_dict()
+        digest.update(json.dumps(table, sort_keys=True, default=str).encode())
+    if "audio" in dataset.column_names:
+        audio = dataset.select_columns(["audio"])
+        if isinstance(audio.features["audio"], datasets.Audio):
+            audio = audio.cast_column("audio", datasets.Audio(decode=False))
+        for value in audio["audio"]:
+            path, data = (value.get("path"), value.get("bytes")) if isinstance(value, dict) else (value, None)
+            if data:
+                digest.update(hashlib.sha256(data).digest())
+            else:
+                digest.update(f"{os.path.getsize(path) if path and os.path.isfile(path) else 'missing'};".encode())
+    return {"rows": len(dataset), "labels": list(dataset.features["label"].names), "sha256": digest.hexdigest()[:16]}
+
+
+def run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) -> dict:
+    """Everything that determines a fold's result: the data, the model settings, the data arguments that shape the
+    folds and the training arguments (not output paths, logging or Hub settings)."""
+    model = {k: v for k, v in dataclasses.asdict(model_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
+    model["preset"] = preset
+    for key in ("speech_model", "text_model"):
+        identity = _local_folder_identity(model_args.__dict__.get(key))
+        if identity is not None:
+            model[key] = f"local folder, files {identity}"  # no local path: the fingerprint may be read elsewhere
+    data = {k: v for k, v in dataclasses.asdict(data_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
+    training = {k: v for k, v in training_args.to_dict().items() if k not in NON_RESULT_TRAINING_ARGUMENTS}
+    training["processes"] = training_args.world_size
+    return _json_safe({"fold": fold, "data": data_fp, "model": model, "data_arguments": data, "training": training})
+
+
+def fingerprint_differences(recorded: dict, current: dict) -> list[str]:
+    """Human-readable differences, e.g. "--learning_rate 5e-05 -> 0.0001"; empty when they match."""
+    differences = []
+    if recorded.get("fold") != current.get("fold"):
+        differences.append(f"test group {recorded.get('fold')!r} -> {current.get('fold')!r}")
+    if recorded.get("data") != current.get("data"):
+        old, new = recorded.get("data") or {}, current.get("data") or {}
+        detail = [f"{old.get(k)} -> {new.get(k)} {k}" for k in ("rows", "labels") if old.get(k) != new.get(k)]
+        differences.append("the data (" + ("; ".join(detail) or "same rows and labels, other content") + ")")
+    for section in ("model", "data_arguments", "training"):
+        old, new = recorded.get(section) or {}, current.get(section) or {}
+        for key in sorted(set(old) | set(new)):
+            if old.get(key, "<absent>") != new.get(key, "<absent>"):
+                differences.append(f"--{key} {old.get(key, '<absent>')!r} -> {new.get(key, '<absent>')!r}")
+    return differences
+
+
+def _checkpoint_folders(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("checkpoint-*") if p.is_dir()) if folder.is_dir() else []
+
+
+def checkpoint_problem(checkpoint) -> str | None:
+    """Why a checkpoint folder cannot be resumed from (half-written when the run was killed: no trainer state,
+    truncated weights or optimizer state), or None."""
+    import zipfile
+
+    from .cli import safetensors_problem
+
+    checkpoint = Path(checkpoint)
+    state = checkpoint / "trainer_state.json"
+    if not state.is_file():
+        return f"no {state.name}"
+    try:
+        json.loads(state.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return f"{state} is not valid JSON (truncated?)"
+    weights = sorted(checkpoint.glob("*.safetensors"))
+    if not weights:
+        return "no .safetensors weights"
+    for file in weights:
+        problem = safetensors_problem(file)
+        if problem is not None:
+            return f"{file}: {problem}"
+    for file in sorted([*checkpoint.glob("*.pt"), *checkpoint.glob("*.pth")]):  # torch.save writes zip archives
+        if not zipfile.is_zipfile(file):
+            return f"{file}: truncated or not a torch.save archive"
+    return None
+
+
+def last_complete_checkpoint(folder) -> str | None:
+    """The newest checkpoint-N in `folder` that is complete (see `checkpoint_problem`); newer half-written ones are
+    skipped with a warning naming what is wrong."""
+    def step(path):
+        return int(path.name.split("-")[-1]) if path.name.split("-")[-1].isdigit() else -1
+
+    for checkpoint in sorted(_checkpoint_folders(Path(folder)), key=step, reverse=True):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return str(checkpoint)
+        logger.warning("Not resuming from %s: %s (half-written when the run stopped?).", checkpoint, problem)
+    return None
+
+
+def clear_run(folder: Path) -> None:
+    """Delete what a run recorded in `folder` (results, fingerprint, trainer state, checkpoints, fold folders)."""
+    import shutil
+
+    for name in RUN_RECORD_FILES:
+        (folder / name).unlink(missing_ok=True)
+    for sub in [*_checkpoint_folders(folder), *(p for p in folder.glob("fold_*") if p.is_dir())]:
+        shutil.rmtree(sub)
+
+
+def prepare_run_folder(folder, fingerprint: dict, data_args, training_args, *, reuse_finished: bool) -> str:
+    """What to do with a run folder: "train" (empty, or replaced under --overwrite_output_dir), "reuse" (a finished
+    cross-validation fold with the same fingerprint) or "resume" (--resume_from_checkpoint, same fingerprint).
+    Raises ValueError naming the folder and what differs for anything else: nothing is overwritten or reused
+    silently."""
+    folder = Path(folder)
+    results, recorded_file = folder / "results.json", folder / FINGERPRINT_FILE
+    checkpoints = _checkpoint_folders(folder)
+    finished = results.is_file()
+    if not (finished or checkpoints or (folder / "model.safetensors").is_file()):
+        return "train"  # nothing trained here yet (at most the fingerprint of a run that died before its first save)
+    if data_args.overwrite_output_dir:
+        logger.warning("--overwrite_output_dir: deleting the run in %s and training it again.", folder)
+        clear_run(folder)
+        return "train"
+    recorded = None
+    if recorded_file.is_file():
+        try:
+            recorded = json.loads(recorded_file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"{recorded_file} is not readable JSON ({error}); pass --overwrite_output_dir to replace "
+                             "the run.") from None  # fmt: skip
+    differences = fingerprint_differences(recorded, fingerprint) if recorded is not None else None
+    what = "a finished run (results.json)" if finished else (
+        f"an unfinished run ({', '.join(p.name for p in checkpoints) or 'no checkpoint'})")
+    fix = "pass --overwrite_output_dir to train it again, or choose another --output_dir."
+    if differences:
+        raise ValueError(f"{folder} holds {what} trained with other settings: {'; '.join(differences)}. "
+                         f"Its results cannot stand for this run: {fix}")  # fmt: skip
+    if recorded is None:
+        raise ValueError(f"{folder} holds {what} without a {FINGERPRINT_FILE} (written by an older version), so "
+                         f"whether it matches these settings is unknown: {fix}")  # fmt: skip
+    if finished and reuse_finished:
+        return "reuse"
+    if training_args.resume_from_checkpoint:
+        return "resume"
+    raise ValueError(f"{folder} holds {what}; a new run would overwrite it. Pass --resume_from_checkpoint last to "
+                     f"continue it, or {fix}")  # fmt: skip
+
+
+def check_output_dir_writable(output_dir) -> None:
+    """Fail now, not at the first checkpoint an epoch later, when --output_dir cannot be created or written."""
+    import tempfile
+
+    path = Path(output_dir).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise ValueError(f"--output_dir {str(output_dir)!r} is not a writable folder: {error}") from None
+
+
+
+def write_fingerprint(folder, fingerprint: dict) -> None:
+    """Record `fingerprint` (see `run_fingerprint`) in `folder`, so a later run can tell whether it matches."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
+
+
+def plan_run_folders(folders: dict, fingerprints: dict, data_args, training_args, *, reuse_finished: bool) -> dict:
+    """`prepare_run_folder` for each of `folders` (key -> folder, with `fingerprints` under the same keys): key ->
+    "train", "reuse" or "resume". Raises one ValueError naming every folder that cannot be used, not just the first."""
+    plans, problems = {}, []
+    for key, folder in folders.items():
+        try:
+            plans[key] = prepare_run_folder(folder, fingerprints[key], data_args, training_args, reuse_finished=reuse_finished)
+        except ValueError as error:
+            problems.append(str(error))
+    if problems:
+        raise ValueError("\n".join(problems))
+    return plans
+
+
+def finished_fold_result(folder) -> dict:
+    """The fold result recorded in a finished run's `results.json`."""
+    done = Path(folder) / "results.json"
+    try:
+        return json.loads(done.read_text(encoding="utf-8"))["folds"][0]
+    except (ValueError, KeyError, IndexError, TypeError) as error:
+        raise ValueError(f"{done} is not a readable fold result ({error!r}); pass --overwrite_output_dir to train the "
+                         "fold again.") from None  # fmt: skip
