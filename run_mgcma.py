@@ -8,16 +8,15 @@
     python run_mgcma.py --manifest my_data.csv --speech_model facebook/wav2vec2-base --text_model bert-base-uncased
     python run_mgcma.py config.yaml                       # every argument from one JSON/YAML file
 
-Data: the demo corpus (generated on first use), IEMOCAP (`--data_dir`, via `load_iemocap`) or a CSV/JSONL manifest
-(`--manifest`, via `load_manifest`). Folds (`modeling_mgcma.data.splits`): one test session (`--test_session k`) or
-all (`--cross_validate`, each fold in `fold_k/`); a folder that already holds a run is trained again, resumed or
-reused only as `modeling_mgcma.run_records` allows. Presets (`--preset`) are the YAML files of configs/presets/.
-Inside a fold, a validation set drawn from the training sessions picks the best checkpoint (validation UA); the test
-session is evaluated once, at the end, with that model.
+Data: the demo corpus (generated on first use), IEMOCAP (`--data_dir`) or a CSV/JSONL manifest (`--manifest`). Folds
+(`data/splits.py`): one test session (`--test_session k`) or all (`--cross_validate`, each in `fold_k/`). Inside a
+fold, a validation set drawn from the training sessions picks the best checkpoint (validation UA); the test session
+is evaluated once, at the end, with that model. Presets: configs/presets/*.yaml. A folder that already holds a run is
+trained again, resumed or reused only as `modeling_mgcma.run_records` allows.
 
 Outputs (per fold): the model folder (safetensors weights, config with `auto_map`, code files, processor),
-`results.json`, `confusion_matrix.png`, `tsne.png`, `loss_curves.png` and the model card `README.md`; with
-`--cross_validate` also `results.json`/`results.md` over the folds and a card with every fold.
+`results.json`, plots and the model card `README.md`; with `--cross_validate` also `results.json`/`results.md` over
+the folds and a card with every fold.
 """
 
 from __future__ import annotations
@@ -40,7 +39,8 @@ from modeling_mgcma.data.splits import check_classes, held_out_groups, make_fold
 from modeling_mgcma.from_scratch import DEMO_MODEL_SIZE
 from modeling_mgcma.model_card import fold_title, markdown_results, summarise, validation_description, write_card
 from modeling_mgcma.run_arguments import (
-    PRESETS, check_data_arguments, check_model_arguments, load_preset, parse_config_overrides, read_arguments,
+    PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments, load_preset, parse_config_overrides,
+    read_arguments,
 )  # fmt: skip
 from modeling_mgcma.sampling import DEFAULT_MAX_DURATION
 
@@ -61,8 +61,7 @@ class ModelArguments:
                           "the demo builds a small one from scratch)."},
     )  # fmt: skip
     text_model: str | None = field(
-        default=None,
-        metadata={"help": f"Text encoder: a Hub id or local folder (default with --data_dir/--manifest: {PAPER_TEXT_MODEL})."},
+        default=None, metadata={"help": f"Text encoder: a Hub id or local folder (default with data: {PAPER_TEXT_MODEL})."}
     )
     preset: str | None = field(
         default=None,
@@ -75,29 +74,17 @@ class ModelArguments:
         metadata={"help": f"The paper's ablation setting, one of {sorted(PAPER_ABLATIONS)} (Table II: S1 no DAM, S2 no "
                           "TAM, S3 no IAM, S4 none; Table III: S5-S9 module orders)."},
     )  # fmt: skip
-    freeze_encoders: bool = field(
-        default=False, metadata={"help": "Freeze both encoders (train the alignment modules and classifier only)."}
-    )
+    freeze_encoders: bool = field(default=False, metadata={"help": "Freeze both encoders (train the rest only)."})
     gather_distributed_negatives: bool = field(
-        default=True,
-        metadata={"help": "Under multi-process training, use the features of all processes as contrastive negatives."},
+        default=True, metadata={"help": "With several processes, every process's features are contrastive negatives."}
     )
     config_overrides: str | None = field(
-        default=None,
-        metadata={"help": "Extra MGCMAConfig settings, 'key=value,key=value' (e.g. 'temperature=0.1,pooling=max')."},
+        default=None, metadata={"help": "More MGCMAConfig settings, 'key=value,...' (e.g. 'temperature=0.1,pooling=max')."}
     )
-    scratch_hidden_size: int = field(
-        default=DEMO_MODEL_SIZE["hidden_size"], metadata={"help": "Width of encoders built from scratch (demo)."}
-    )
-    scratch_num_layers: int = field(
-        default=DEMO_MODEL_SIZE["num_layers"], metadata={"help": "Layers of scratch encoders and TAM blocks (demo)."}
-    )
-    scratch_num_heads: int = field(
-        default=DEMO_MODEL_SIZE["num_heads"], metadata={"help": "Attention heads of the scratch model (demo)."}
-    )
-    scratch_intermediate_size: int = field(
-        default=DEMO_MODEL_SIZE["intermediate_size"], metadata={"help": "Feed-forward width of the scratch model."}
-    )
+    scratch_hidden_size: int = field(default=DEMO_MODEL_SIZE["hidden_size"], metadata={"help": "Demo model width."})
+    scratch_num_layers: int = field(default=DEMO_MODEL_SIZE["num_layers"], metadata={"help": "Demo encoder and TAM layers."})
+    scratch_num_heads: int = field(default=DEMO_MODEL_SIZE["num_heads"], metadata={"help": "Demo attention heads."})
+    scratch_intermediate_size: int = field(default=DEMO_MODEL_SIZE["intermediate_size"], metadata={"help": "Demo FFN width."})
     max_duration: float | None = field(
         default=DEFAULT_MAX_DURATION,
         metadata={"help": f"Cut each clip to this many seconds (default {DEFAULT_MAX_DURATION:g}: about 1 %% of IEMOCAP's "
@@ -147,8 +134,7 @@ class DataArguments:
                           "release are errors; false makes them warnings (e.g. for a partial or modified copy)."},
     )  # fmt: skip
     validation_strategy: str = field(
-        default="stratified",
-        metadata={"help": "Validation set from the training sessions: 'stratified' or 'speaker' (see loso_fold)."},
+        default="stratified", metadata={"help": "Validation set from the training sessions: 'stratified' or 'speaker'."}
     )
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of training data used for validation."})
     demo_corpus_dir: str = field(default="demo_corpus", metadata={"help": "Where the demo corpus is (or is written)."})
@@ -165,9 +151,7 @@ class DataArguments:
         metadata={"help": "Compute the frozen encoders' outputs once and train the alignment modules on them (needs "
                           "--freeze_encoders; see modeling_mgcma.feature_cache)."},
     )  # fmt: skip
-    feature_cache_dir: str | None = field(
-        default=None, metadata={"help": "Where cached features go (default: <output_dir>/feature_cache)."}
-    )
+    feature_cache_dir: str | None = field(default=None, metadata={"help": "Default: <output_dir>/feature_cache."})
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Replace a run already in --output_dir (its results, checkpoints and folds are deleted and "
@@ -238,11 +222,8 @@ def check_audio_lengths(dataset, model, sampling_rate: int) -> None:
 
 
 def build_training_inputs(dataset, model, processor, data_args, output_dir, device=None):
-    """(the dataset as the Trainer reads it, data_collator), before it is split into a fold. Raw mode: rows keep
-    their audio and text, and `MGCMADataCollator` runs the processor per batch. Cached-feature mode
-    (`--freeze_encoders --cache_features`): the frozen encoders run once per utterance of the WHOLE dataset, cached on
-    disk (`modeling_mgcma.feature_cache`), so every fold and every later run with the same encoders and data reads the
-    same cache; `CachedFeatureCollator` pads the stored features."""
+    """(the dataset as the Trainer reads it, data_collator): raw audio and text through `MGCMADataCollator`, or with
+    --cache_features the frozen encoders' outputs for the WHOLE dataset, cached once for every fold and later run."""
     from modeling_mgcma.trainer import MGCMADataCollator
 
     if not data_args.cache_features:
@@ -315,7 +296,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     from modeling_mgcma.trainer import MGCMATrainer
 
     args = dataclasses.replace(training_args, output_dir=str(fold_dir))
-    args.push_to_hub = False  # the upload is done once, by `push_model_folder`, with our model card
+    args.push_to_hub = False  # uploaded once, by `push_model_folder`, with the card written here
     label_names = dataset.features["label"].names
     if fingerprint is not None and args.process_index == 0:
         run_records.write_fingerprint(fold_dir, fingerprint)
@@ -363,20 +344,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     trainer.log_metrics("test", prediction.metrics)
     trainer.save_metrics("test", prediction.metrics)
 
-    padded = {key: detail[key] + [fill] * len(label_names) for key, fill in (("recall_per_class", None), ("support_per_class", 0))}
-    result = {
-        "test_session": fold,
-        "wa": detail["wa"],
-        "ua": detail["ua"],
-        # every class named, also those absent from the test group (recall None, support 0)
-        **{key: {name: values[index] for index, name in enumerate(label_names)} for key, values in padded.items()},
-        **{f"num_{name}": len(split) for name, split in splits.items()},
-        # the folder name only (checkpoint-N): results are uploaded and must not carry local paths
-        "best_checkpoint": Path(trainer.state.best_model_checkpoint).name if trainer.state.best_model_checkpoint else None,
-        "best_validation_metric": {args.metric_for_best_model: trainer.state.best_metric},
-        "train_runtime_s": train_result.metrics.get("train_runtime"),
-        "global_steps": trainer.state.global_step,
-    }
+    result = run_records.fold_result(
+        fold, detail, label_names, splits, trainer.state, train_result.metrics, args.metric_for_best_model
+    )
     if trainer.is_world_process_zero():
         out, title = Path(args.output_dir), fold_title(fold)
         plot_confusion_matrix(predictions, references, label_names, out / "confusion_matrix.png", f"Confusion matrix, {title}")
@@ -406,38 +376,14 @@ def setup_logging(training_args):
 
 def main(argv: list[str] | None = None, callbacks=None) -> dict:
     """Run the job described by `argv` (default: the command line); returns the results summary."""
-    import torch
-
-    from modeling_mgcma.trainer import apply_dataloader_defaults, apply_mixed_precision, refuse_data_parallel
-
     argv = sys.argv[1:] if argv is None else list(argv)
     model_args, data_args, training_args, preset, given = read_arguments(argv, (ModelArguments, DataArguments, TrainingArguments))
     setup_logging(training_args)
     run_records.check_output_dir_writable(training_args.output_dir)
-    threads = model_args.torch_num_threads
-    if threads is None and preset == "demo" and training_args.device.type == "cpu":
-        threads = 1
-    if threads is not None:
-        torch.set_num_threads(threads)
-    refuse_data_parallel(training_args)  # before any data is read: several GPUs need one process each (DDP)
-    if "dataloader_num_workers" not in given:  # an explicit value, 0 included, is kept
-        changed = apply_dataloader_defaults(training_args)
-        if changed:
-            logger.info("Input pipeline in DataLoader workers on %s: %s", training_args.device, changed)
-    precision_note = apply_mixed_precision(training_args, explicit=bool({"bf16", "fp16"} & given))
-    if precision_note:
-        logger.warning(precision_note)
-    world, per_device = training_args.world_size, training_args.per_device_train_batch_size
-    if preset == "paper" and world > 1 and training_args.process_index == 0:
-        logger.warning(
-            "Global batch %d = %d processes x %d (the paper trains with 4; the learning rate is not scaled). For the "
-            "paper's batch: %s.", world * per_device * training_args.gradient_accumulation_steps, world, per_device,
-            f"--per_device_train_batch_size {4 // world}" if 4 % world == 0
-            else "2 or 4 processes with --per_device_train_batch_size 2 or 1",
-        )  # fmt: skip
+    apply_runtime_settings(model_args, training_args, preset, given)  # threads, workers, precision: before any data
     logger.warning(
         "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
-        training_args.process_index, world, training_args.device,
+        training_args.process_index, training_args.world_size, training_args.device,
         "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no", preset, data_args.source,
     )  # fmt: skip
 
@@ -457,17 +403,14 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     # Before any training: each fold's folder is empty, replaced (--overwrite_output_dir), resumed, or holds a finished
     # fold with the same fingerprint (reused); anything else is refused, every stale fold named at once.
     output_dir = Path(training_args.output_dir)
-    data_fp = run_records.data_fingerprint(dataset)
-    fingerprints = {fold: run_records.run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) for fold in folds}
+    fingerprints = run_records.fold_fingerprints(dataset, folds, model_args, data_args, training_args, preset)
     fold_dirs = {fold: output_dir / f"fold_{'split' if fold is None else fold}" for fold in folds}
     if not data_args.cross_validate:
         fold_dirs = dict.fromkeys(folds, output_dir)
-    overall_fingerprint = run_records.run_fingerprint(folds, data_fp, model_args, data_args, training_args, preset)
-    checks = {**({"all folds": output_dir} if data_args.cross_validate else {}), **fold_dirs}
     with training_args.main_process_first(desc="checking the output folder"):
         plans = run_records.plan_run_folders(
-            checks, {"all folds": overall_fingerprint, **fingerprints}, data_args, training_args,
-            reuse_finished=data_args.cross_validate,
+            {**({run_records.ALL_FOLDS: output_dir} if data_args.cross_validate else {}), **fold_dirs}, fingerprints, data_args,
+            training_args, reuse_finished=data_args.cross_validate,
         )  # fmt: skip
 
     results = []
@@ -485,7 +428,7 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
         for fold in results:
             print(f"{fold_title(fold['test_session'])}: WA {100 * fold['wa']:.2f} %  UA {100 * fold['ua']:.2f} %")
         if data_args.cross_validate:
-            run_records.write_fingerprint(output_dir, overall_fingerprint)
+            run_records.write_fingerprint(output_dir, fingerprints[run_records.ALL_FOLDS])
             (output_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
             (output_dir / "results.md").write_text(markdown_results(summary))
             config = MGCMAConfig.from_pretrained(fold_dirs[folds[0]])

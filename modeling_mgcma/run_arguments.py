@@ -13,12 +13,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 from transformers import HfArgumentParser
 
 from .configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
 from .data.iemocap import NUM_SESSIONS
+
+
+logger = logging.getLogger(__name__)
 
 
 PRESETS = ("demo", "paper")
@@ -245,7 +249,37 @@ def check_data_arguments(data_args) -> None:
         raise ValueError(f"--demo_utterances_per_session must be >= 8, got {data_args.demo_utterances_per_session}.")
 
 
+def apply_runtime_settings(model_args, training_args, preset: str | None, given: set) -> None:
+    """Settings that follow the machine, applied before any data is read: torch's CPU threads (1 for the demo on a
+    CPU), one process per GPU, DataLoader workers and mixed precision where not `given` explicitly."""
+    import torch
+
+    from .trainer import apply_dataloader_defaults, apply_mixed_precision, refuse_data_parallel
+
+    threads = model_args.torch_num_threads
+    if threads is None and preset == "demo" and training_args.device.type == "cpu":
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
+    refuse_data_parallel(training_args)  # several GPUs need one process each (DDP)
+    if "dataloader_num_workers" not in given:  # an explicit value, 0 included, is kept
+        changed = apply_dataloader_defaults(training_args)
+        if changed:
+            logger.info("Input pipeline in DataLoader workers on %s: %s", training_args.device, changed)
+    precision_note = apply_mixed_precision(training_args, explicit=bool({"bf16", "fp16"} & given))
+    if precision_note:
+        logger.warning(precision_note)
+    world, per_device = training_args.world_size, training_args.per_device_train_batch_size
+    if preset == "paper" and world > 1 and training_args.process_index == 0:
+        logger.warning(
+            "Global batch %d = %d processes x %d (the paper trains with 4; the learning rate is not scaled). For the "
+            "paper's batch: %s.", world * per_device * training_args.gradient_accumulation_steps, world, per_device,
+            f"--per_device_train_batch_size {4 // world}" if 4 % world == 0
+            else "2 or 4 processes with --per_device_train_batch_size 2 or 1",
+        )  # fmt: skip
+
+
 __all__ = [
     "PRESETS", "PRESETS_DIR", "load_preset", "preset_defaults", "parse_config_overrides", "read_argument_file",
-    "read_arguments", "check_arguments", "check_model_arguments", "check_data_arguments",
+    "read_arguments", "check_arguments", "check_model_arguments", "check_data_arguments", "apply_runtime_settings",
 ]  # fmt: skip

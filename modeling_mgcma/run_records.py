@@ -19,6 +19,8 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 FINGERPRINT_FILE = "fingerprint.json"
+# The key of a whole cross-validation's fingerprint and folder, beside its folds' test groups (a tuple: never a group).
+ALL_FOLDS = ("all folds",)
 # TrainingArguments that change where and how a run is written, logged or uploaded, but not what it trains or measures.
 NON_RESULT_TRAINING_ARGUMENTS = frozenset({
     "output_dir", "run_name", "project", "report_to", "logging_strategy", "logging_steps", "logging_first_step",
@@ -227,6 +229,13 @@ def check_output_dir_writable(output_dir) -> None:
 
 
 
+def fold_fingerprints(dataset, folds, model_args, data_args, training_args, preset) -> dict:
+    """`run_fingerprint` of each fold (by test group) and, under `ALL_FOLDS`, of the whole cross-validation."""
+    data_fp = data_fingerprint(dataset)
+    fingerprints = {fold: run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) for fold in folds}
+    return {**fingerprints, ALL_FOLDS: run_fingerprint(list(folds), data_fp, model_args, data_args, training_args, preset)}
+
+
 def write_fingerprint(folder, fingerprint: dict) -> None:
     """Record `fingerprint` (see `run_fingerprint`) in `folder`, so a later run can tell whether it matches."""
     Path(folder).mkdir(parents=True, exist_ok=True)
@@ -255,3 +264,22 @@ def finished_fold_result(folder) -> dict:
     except (ValueError, KeyError, IndexError, TypeError) as error:
         raise ValueError(f"{done} is not a readable fold result ({error!r}); pass --overwrite_output_dir to train the "
                          "fold again.") from None  # fmt: skip
+
+
+def fold_result(fold, detail: dict, label_names, splits, state, train_metrics: dict, metric_name: str) -> dict:
+    """One fold's entry in results.json, from the WA/UA metric's `detail` (with `return_per_class`), the fold's
+    `splits`, the `TrainerState`, the training metrics and the name of the selection metric. Every class is named, also those absent from the test
+    group (recall None, support 0)."""
+    padded = {key: detail[key] + [fill] * len(label_names) for key, fill in (("recall_per_class", None), ("support_per_class", 0))}
+    return {
+        "test_session": fold,
+        "wa": detail["wa"],
+        "ua": detail["ua"],
+        **{key: dict(zip(label_names, values)) for key, values in padded.items()},
+        **{f"num_{name}": len(split) for name, split in splits.items()},
+        # the folder name only (checkpoint-N): results are uploaded and must not carry local paths
+        "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
+        "best_validation_metric": {metric_name: state.best_metric},
+        "train_runtime_s": train_metrics.get("train_runtime"),
+        "global_steps": state.global_step,
+    }

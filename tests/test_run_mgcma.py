@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """run_mgcma.py end to end on a tiny demo corpus: artefacts, losses, fold hygiene, model card, Hub upload, arguments.
 
 The main run (module fixture) trains a hidden-32, 2-layer model for a few steps in this process, with spies on the
@@ -397,3 +398,28 @@ def test_card_names_the_validation_set_of_each_strategy():
     _, data_args, _, _ = run_mgcma.parse_arguments([])
     assert validation_description(data_args.validation_strategy, data_args.validation_fraction) == (
         "stratified by class, 10% of the training sessions")
+
+
+def test_demo_config_has_20_ms_frames_and_no_dropout_unless_asked():
+    from modeling_mgcma.from_scratch import DEMO_MODEL_SIZE, demo_config
+
+    config = demo_config(50, **DEMO_MODEL_SIZE, num_labels=4)
+    assert config.speech_config.conv_stride == (5, 4, 4, 2, 2)  # 320 samples = 20 ms per frame at 16 kHz
+    assert config.speech_config.hidden_dropout == config.text_config.hidden_dropout_prob == config.classifier_dropout == 0.0
+    assert (config.hidden_size, config.num_alignment_layers, config.text_config.vocab_size) == (32, 2, 50)
+    with_dropout = demo_config(50, no_dropout=False)
+    assert with_dropout.speech_config.hidden_dropout > 0 and with_dropout.text_config.hidden_dropout_prob > 0
+    assert demo_config(50, classifier_dropout=0.3).classifier_dropout == 0.3  # explicit settings win
+
+
+def test_compute_metrics_reads_the_logits_and_names_a_class_missing_from_validation(caplog):
+    from transformers import EvalPrediction
+
+    from modeling_mgcma.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
+
+    compute = make_compute_metrics(load_wa_ua_metric(), num_labels=3)
+    logits = np.eye(3, dtype=np.float32)[[0, 0, 1, 1]]
+    with caplog.at_level("WARNING"):
+        metrics = compute(EvalPrediction(predictions=(logits, np.zeros((4, 2))), label_ids=np.array([0, 1, 1, 1])))
+    assert metrics == {"wa": 0.75, "ua": pytest.approx((1.0 + 2 / 3) / 2)}
+    assert "no utterance of class id(s) [2]" in caplog.text
