@@ -38,11 +38,10 @@ from modeling_mgcma.data.iemocap import NUM_SESSIONS
 from modeling_mgcma.data.splits import check_classes, held_out_groups, make_fold
 from modeling_mgcma.from_scratch import DEMO_MODEL_SIZE
 from modeling_mgcma.model_card import fold_title, markdown_results, summarise, validation_description, write_card
-from modeling_mgcma.run_arguments import (
-    PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments, load_preset, parse_config_overrides,
-    read_arguments,
-)  # fmt: skip
+from modeling_mgcma.run_arguments import PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments
+from modeling_mgcma.run_arguments import load_preset, parse_config_overrides, read_arguments
 from modeling_mgcma.sampling import DEFAULT_MAX_DURATION
+from modeling_mgcma.training_inputs import build_training_inputs, check_audio_lengths
 
 
 logger = logging.getLogger(__name__)
@@ -151,7 +150,7 @@ class DataArguments:
         metadata={"help": "Compute the frozen encoders' outputs once and train the alignment modules on them (needs "
                           "--freeze_encoders; see modeling_mgcma.feature_cache)."},
     )  # fmt: skip
-    feature_cache_dir: str | None = field(default=None, metadata={"help": "Default: <output_dir>/feature_cache."})
+    feature_cache_dir: str | None = field(default=None, metadata={"help": "Default: <output_dir>/feature_cache/."})
     overwrite_output_dir: bool = field(
         default=False,
         metadata={"help": "Replace a run already in --output_dir (its results, checkpoints and folds are deleted and "
@@ -195,46 +194,6 @@ def fold_splits(dataset, fold, data_args, seed):
         max_samples={"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
                      "test": data_args.max_eval_samples},
     )  # fmt: skip
-
-
-def check_audio_lengths(dataset, model, sampling_rate: int) -> None:
-    """Before training: every clip holds at least the speech encoder's receptive field (read from file headers, no
-    decoding). Raises ValueError naming the short utterances by id and file."""
-    import datasets
-
-    from modeling_mgcma.sampling import audio_durations
-
-    if "audio" not in dataset.column_names:
-        return
-    minimum = model.base_model.min_speech_samples
-    samples = np.round(np.asarray(audio_durations(dataset, "audio", source="header"), dtype=np.float64) * sampling_rate)
-    short = np.flatnonzero(samples < minimum)
-    if len(short):
-        rows = dataset.select_columns(["id", "audio"]).cast_column("audio", datasets.Audio(decode=False))
-        listed = "; ".join(
-            f"{rows[int(i)]['id']} ({rows[int(i)]['audio']['path']}: {int(samples[i])} samples)" for i in short[:5]
-        )
-        raise ValueError(
-            f"{len(short)} utterance(s) are shorter than the speech encoder's receptive field ({minimum} samples at "
-            f"{sampling_rate} Hz, {1000 * minimum / sampling_rate:.1f} ms): {listed}{' ...' if len(short) > 5 else ''}. "
-            "Remove them from the data (or restore truncated files)."
-        )
-
-
-def build_training_inputs(dataset, model, processor, data_args, output_dir, device=None):
-    """(the dataset as the Trainer reads it, data_collator): raw audio and text through `MGCMADataCollator`, or with
-    --cache_features the frozen encoders' outputs for the WHOLE dataset, cached once for every fold and later run."""
-    from modeling_mgcma.trainer import MGCMADataCollator
-
-    if not data_args.cache_features:
-        return dataset, MGCMADataCollator(processor)
-
-    from modeling_mgcma.feature_cache import CachedFeatureCollator, cache_features, freeze_encoders_in_eval_mode
-
-    freeze_encoders_in_eval_mode(model)  # as the cache computes them: no dropout / SpecAugment in the features
-    cache_dir = data_args.feature_cache_dir or str(Path(output_dir) / "feature_cache")
-    # encoded on the training device, each process its share of the rows
-    return cache_features(model, processor, dataset, cache_dir, device=device), CachedFeatureCollator()
 
 
 def config_kwargs(model_args, preset, label_names) -> dict:
@@ -302,9 +261,10 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         run_records.write_fingerprint(fold_dir, fingerprint)
     set_seed(args.seed)
     model, processor, base_models = build_model_and_processor(model_args, data_args, preset, label_names)
-    check_audio_lengths(dataset, model, processor.sampling_rate)  # not at step 28, unnamed
-    # the whole dataset, then the fold: one feature cache serves every fold (cached mode)
-    dataset, collator = build_training_inputs(dataset, model, processor, data_args, training_args.output_dir, args.device)
+    check_audio_lengths(dataset, model, processor.sampling_rate)  # a clip too short fails here, named, not mid-training
+    # the whole dataset, then the fold: one feature cache (in the run's folder, not the fold's) serves every fold
+    cache_dir = data_args.feature_cache_dir or str(Path(training_args.output_dir) / "feature_cache")
+    dataset, collator = build_training_inputs(dataset, model, processor, data_args.cache_features and cache_dir, args.device)
     splits = fold_splits(dataset, fold, data_args, seed=args.seed)
     logger.info("Fold %s: %s", fold, {name: len(split) for name, split in splits.items()})
     metric = load_wa_ua_metric()
@@ -380,12 +340,7 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     model_args, data_args, training_args, preset, given = read_arguments(argv, (ModelArguments, DataArguments, TrainingArguments))
     setup_logging(training_args)
     run_records.check_output_dir_writable(training_args.output_dir)
-    apply_runtime_settings(model_args, training_args, preset, given)  # threads, workers, precision: before any data
-    logger.warning(
-        "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
-        training_args.process_index, training_args.world_size, training_args.device,
-        "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no", preset, data_args.source,
-    )  # fmt: skip
+    apply_runtime_settings(model_args, training_args, preset, given, data_args.source)  # before any data is read
 
     dataset = load_data(data_args, training_args)
     if "label" not in dataset.column_names or not hasattr(dataset.features["label"], "names"):

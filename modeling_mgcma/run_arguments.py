@@ -249,9 +249,10 @@ def check_data_arguments(data_args) -> None:
         raise ValueError(f"--demo_utterances_per_session must be >= 8, got {data_args.demo_utterances_per_session}.")
 
 
-def apply_runtime_settings(model_args, training_args, preset: str | None, given: set) -> None:
+def apply_runtime_settings(model_args, training_args, preset: str | None, given: set, data_source: str) -> None:
     """Settings that follow the machine, applied before any data is read: torch's CPU threads (1 for the demo on a
-    CPU), one process per GPU, DataLoader workers and mixed precision where not `given` explicitly."""
+    CPU), one process per GPU, DataLoader workers and mixed precision where not `given` explicitly; then one log line
+    per process with what it runs."""
     import torch
 
     from .trainer import apply_dataloader_defaults, apply_mixed_precision, refuse_data_parallel
@@ -277,6 +278,11 @@ def apply_runtime_settings(model_args, training_args, preset: str | None, given:
             f"--per_device_train_batch_size {4 // world}" if 4 % world == 0
             else "2 or 4 processes with --per_device_train_batch_size 2 or 1",
         )  # fmt: skip
+    logger.warning(
+        "Process rank %s, world size %s, device %s, mixed precision %s; preset %s, data %s",
+        training_args.process_index, world, training_args.device,
+        "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no", preset, data_source,
+    )  # fmt: skip
 
 
 __all__ = [
