@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Shared pieces of the benchmarks: paper-size / tiny models, inputs, matmul peak, timing and FLOP counting."""
 
 from __future__ import annotations

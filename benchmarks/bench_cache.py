@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Cached-feature training vs frozen encoders run every step: epoch time, same model, data and batches.
 
     python benchmarks/bench_cache.py                          # paper size, 24 utterances, batch 4

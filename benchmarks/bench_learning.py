@@ -84,7 +84,7 @@ TRAIN_KEYS = (
 
 
 def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 80) -> Path:
-    from data.demo_corpus import generate_demo_corpus
+    from modeling_mgcma.data import generate_demo_corpus
 
     voice = {"demo": "tones", "spoken": "espeak"}[kind]
     kwargs = {"voice": voice} if voice != "tones" else {}
@@ -93,7 +93,7 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
 
 def load_fold(corpus_root: Path, processor, split_seed: int = 0) -> dict:
     """{train, validation, test}: lists of processed utterances; test = session 5, validation from sessions 1-4."""
-    from data import load_iemocap, loso_fold
+    from modeling_mgcma.data import load_iemocap, loso_fold
 
     from modeling_mgcma.trainer import decode_audio
 
@@ -299,7 +299,7 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
 
 def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
             probe_every=0) -> dict:
-    from data.demo_corpus import demo_vocabulary
+    from modeling_mgcma.data import demo_vocabulary
 
     processor = word_processor(demo_vocabulary(), max_duration=run_mgcma.DEFAULT_MAX_DURATION)
     root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir))
@@ -400,7 +400,7 @@ def gradient_report(model, batch) -> dict:
 
 
 def cmd_diagnose(args):
-    from data.demo_corpus import demo_vocabulary
+    from modeling_mgcma.data import demo_vocabulary
 
     torch.manual_seed(0)
     processor = word_processor(demo_vocabulary(), max_duration=run_mgcma.DEFAULT_MAX_DURATION)

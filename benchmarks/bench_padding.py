@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Padded audio frames over one epoch: random batches vs `LengthGroupedSampler`, IEMOCAP-like durations.
 
     python benchmarks/bench_padding.py

@@ -94,7 +94,7 @@ def safetensors_problem(path) -> str | None:
 def _read_manifest(path: str, audio_column: str, text_column: str, id_column: str, transcribe: bool = False) -> list[dict]:
     """-> [{"id", "audio", "text"}], audio paths resolved against the manifest's folder. With `transcribe` (an ASR
     model was given), a missing or empty text becomes None: the pipeline transcribes that clip."""
-    from .data.manifest import read_manifest_rows
+    from .data import read_manifest_rows
 
     if not os.path.isfile(path):
         raise CommandError(f"manifest not found: {path}")

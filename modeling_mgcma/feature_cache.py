@@ -281,9 +281,9 @@ def _process_group():
     """(world size, rank, barrier) of the running distributed job; (1, 0, no-op) in one process."""
     import torch.distributed as dist
 
-    from .data._main_process import _launched_distributed
+    from .data import launched_distributed
 
-    if not (dist.is_available() and dist.is_initialized()) and _launched_distributed():
+    if not (dist.is_available() and dist.is_initialized()) and launched_distributed():
         from accelerate import PartialState
 
         PartialState()  # sets up the process group the launcher prepared

@@ -14,7 +14,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .configuration_mgcma import PAPER_ABLATIONS
 
 
-# `modeling_mgcma/model_cards` links to the top-level `model_cards/` and is packaged, so this works when installed.
+# The template is package data in `modeling_mgcma/model_cards/`, so this works from a checkout and when installed.
 TEMPLATE_PATH = Path(__file__).resolve().parent / "model_cards" / "mgcma_template.md"
 
 # One line per data source, used in the summary and the card data.
@@ -114,7 +114,7 @@ def render_model_card(
         raise ValueError("results has no folds: train and evaluate at least one fold before writing the card.")
     template_path = Path(template_path)
     if not template_path.is_file():
-        raise ValueError(f"model card template not found at {template_path} (it ships in the repository's model_cards/).")
+        raise ValueError(f"model card template not found at {template_path} (it ships in modeling_mgcma/model_cards/).")
     dataset_name = {"demo": "MGCMA synthetic demo corpus", "iemocap": "IEMOCAP", "manifest": "user manifest"}[data_source]
     dataset_type = {"demo": "mgcma-demo-corpus", "iemocap": "iemocap", "manifest": "custom"}[data_source]
     is_demo = data_source == "demo"

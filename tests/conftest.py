@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Shared fixtures: tiny random MGCMA models (hidden 32, 2 layers) built locally; nothing is downloaded."""
 
 import numpy as np

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Run by tests/test_training_distributed.py under a 2-process launcher (gloo on CPU); not a test module itself.
 
 Every rank builds the same tiny model and the same global batch of 5 utterances (precomputed encoder features),

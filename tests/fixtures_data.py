@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Write small IEMOCAP-format trees for the data tests (hand-written format, not the demo generator)."""
 
 from __future__ import annotations

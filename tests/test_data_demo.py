@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The demo corpus: IEMOCAP layout, reproducibility, and the one-cue-per-utterance design."""
 
 import hashlib

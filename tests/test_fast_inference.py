@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The fast CPU inference paths predict what the float32 model predicts (tiny demo model, briefly trained)."""
 
 import pytest

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Cached-feature mode: same logits, losses and training trajectory as frozen-encoder end-to-end training."""
 
 import pytest

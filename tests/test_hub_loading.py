@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """save_pretrained -> a process without the package -> Auto classes with trust_remote_code; from_encoders."""
 
 import json

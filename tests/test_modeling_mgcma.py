@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """MGCMAModel / MGCMAForEmotionClassification: shapes, padding, training, ablations, numerics, errors."""
 
 import pytest

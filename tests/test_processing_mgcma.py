@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """MGCMAProcessor: resampling, channels, duration cap, masks, save/load; audio reading without librosa/soundfile."""
 
 import io

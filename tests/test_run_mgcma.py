@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """run_mgcma.py end to end on a tiny demo corpus: artefacts, losses, fold hygiene, model card, Hub upload, arguments.
 
 The main run (module fixture) trains a hidden-32, 2-layer model for a few steps in this process, with spies on the

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Length-grouped sampler: every index once per epoch, reshuffled across epochs, grouped lengths, DDP shards."""
 
 import wave

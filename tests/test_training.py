@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """MGCMATrainer, the data collator and the WA/UA metric on tiny in-memory data (no corpus, no subprocess)."""
 
 import math

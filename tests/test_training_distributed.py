@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Two gloo processes on CPU, started with `accelerate launch --multi_gpu` (`--cpu --num_processes 2` would silently
 start one): the gathered contrastive losses equal a one-process computation on the concatenated batch, and a tiny
 demo run finishes."""
