@@ -47,7 +47,7 @@ import transformers
 from transformers import HfArgumentParser, TrainingArguments, set_seed
 
 from modeling_mgcma.configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
-from modeling_mgcma.sampling import DEFAULT_MAX_DURATION
+from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
 
 
 logger = logging.getLogger(__name__)
@@ -600,12 +600,13 @@ def build_training_inputs(dataset, model, processor, model_args, data_args, outp
     under a key of encoder weights, processor and data), so every fold of a cross-validation, and every later run
     with the same encoders and data, reads the same cache; `CachedFeatureCollator` pads the stored features.
     """
-    from modeling_mgcma.trainer import MGCMADataCollator
+    from modeling_mgcma.collators import MGCMADataCollator
 
     if not data_args.cache_features:
         return dataset, MGCMADataCollator(processor)
 
-    from modeling_mgcma.feature_cache import CachedFeatureCollator, cache_features, freeze_encoders_in_eval_mode
+    from modeling_mgcma.collators import CachedFeatureCollator
+    from modeling_mgcma.feature_cache import cache_features, freeze_encoders_in_eval_mode
 
     # Encoders frozen and in eval mode, as the cache computes them (no dropout / SpecAugment in the features).
     freeze_encoders_in_eval_mode(model)
@@ -641,7 +642,8 @@ def config_kwargs(model_args, preset, label_names) -> dict:
 
 def build_model_and_processor(model_args, data_args, preset, label_names):
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import processor_from_pretrained_encoders, speech_encoder_config, text_encoder_config, word_processor
+    from modeling_mgcma import MGCMAProcessor
+    from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config, word_processor
 
     kwargs = config_kwargs(model_args, preset, label_names)
     speech_model, text_model = model_args.speech_model, model_args.text_model

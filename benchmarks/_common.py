@@ -112,3 +112,13 @@ def table(rows: list[list], header: list[str]) -> str:
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def wav2vec2_frames(num_samples, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2)):
+    """Frames wav2vec2's convolutional feature encoder makes of `num_samples` (int or array)."""
+    import numpy as np
+
+    frames = np.asarray(num_samples, dtype=np.int64)
+    for kernel, stride in zip(conv_kernel, conv_stride):
+        frames = (frames - kernel) // stride + 1
+    return np.maximum(frames, 0)

@@ -95,7 +95,7 @@ def load_fold(corpus_root: Path, processor, split_seed: int = 0) -> dict:
     """{train, validation, test}: lists of processed utterances; test = session 5, validation from sessions 1-4."""
     from modeling_mgcma.data import load_iemocap, loso_fold
 
-    from modeling_mgcma.trainer import decode_audio
+    from modeling_mgcma.processing_mgcma import decode_audio
 
     dataset = load_iemocap(corpus_root, strict_counts=False)
     splits = loso_fold(dataset, 5, seed=split_seed)

@@ -1,6 +1,8 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Shared fixtures: tiny random MGCMA models (hidden 32, 2 layers) built locally; nothing is downloaded."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -52,3 +54,13 @@ def tiny_batch(tiny_processor):
 def tiny_model(tiny_config_factory):
     torch.manual_seed(0)
     return MGCMAForEmotionClassification(tiny_config_factory())
+
+
+@pytest.fixture
+def file_hashes():
+    """A function: folder -> {relative path: sha256} of every file under it (to compare generated trees)."""
+
+    def hashes(root):
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    return hashes

@@ -20,7 +20,8 @@ from safetensors.torch import load_file
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
 from modeling_mgcma import MGCMAForEmotionClassification
-from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
+from modeling_mgcma.collators import MGCMADataCollator
+from modeling_mgcma.trainer import MGCMATrainer
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
