@@ -52,7 +52,7 @@ IEMOCAP_LABEL_CODES: dict[str, str] = {
 # The paper's 4-class policy: excited is merged into happy.
 FOUR_CLASS_LABEL_MAP: dict[str, str] = {"ang": "angry", "hap": "happy", "exc": "happy", "sad": "sad", "neu": "neutral"}
 
-# Per-session 4-class counts of the full release (method.md, section "Data"); 5,531 in all.
+# Per-session 4-class counts of the full release (the table in data/README.md); 5,531 in all.
 EXPECTED_4CLASS_COUNTS: dict[int, dict[str, int]] = {
     1: {"angry": 229, "happy": 278, "sad": 194, "neutral": 384},
     2: {"angry": 137, "happy": 327, "sad": 197, "neutral": 362},

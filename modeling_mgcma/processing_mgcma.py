@@ -33,7 +33,7 @@ logger = logging.get_logger(__name__)
 
 TARGET_SAMPLING_RATE = 16_000
 # Seconds of audio a training run keeps per utterance unless told otherwise (`MGCMAProcessor(max_duration=...)`;
-# the processor itself cuts nothing by default). About 1 % of IEMOCAP's 4-class utterances are longer.
+# the processor itself cuts nothing by default). benchmarks/README.md shows IEMOCAP's durations against it.
 DEFAULT_MAX_DURATION = 15.0
 
 

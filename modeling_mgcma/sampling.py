@@ -213,8 +213,8 @@ def length_grouped_steps(
     """
     if num_replicas < 1:
         raise ValueError(f"`num_replicas` must be >= 1, got {num_replicas}.")
-    # mega-batches of `mega_batch_size` global steps: sorting fewer utterances would leave the 8 batches of an
-    # 8-rank step spread over 1/8 of a mega-batch's lengths (useful share ~0.80 instead of ~0.95 at batch 4)
+    # mega-batches of `mega_batch_size` global steps: sorting fewer utterances would spread the batches of a
+    # many-rank step over a fraction of a mega-batch's lengths, so its ranks would pad to different lengths
     groups = length_grouped_batches(
         lengths, batch_size * num_replicas, seed=seed, epoch=epoch, shuffle=shuffle,
         mega_batch_size=mega_batch_size, longest_first=longest_first,

@@ -16,7 +16,7 @@ TINY_WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "the", "weather
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
-    """Tiny tensors: one intra-op thread is as fast, and far faster when other jobs share the 2 cores."""
+    """Tiny tensors: one intra-op thread is as fast, and faster when other jobs share the cores."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -74,7 +74,7 @@ def write_tree(root: Path, dialogs: list[Dialog], quirks: bool = True) -> Path:
 
 
 def quirky_session1() -> list[Dialog]:
-    """Session 1 with every quirk of iemocap-format.md."""
+    """Session 1 with every quirk of the release's files that the builder handles (see data/README.md)."""
     return [
         Dialog(
             "Ses01F_impro01",
