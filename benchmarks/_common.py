@@ -24,7 +24,9 @@ def build_model(size: str, seed: int = 0, **config_kwargs) -> MGCMAForEmotionCla
     "tiny": the test size (hidden 32, 2 layers)."""
     torch.manual_seed(seed)
     config = MGCMAConfig(**config_kwargs) if size == "paper" else small_config(1000, **config_kwargs)
-    return MGCMAForEmotionClassification(config)
+    model = MGCMAForEmotionClassification(config)
+    model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
+    return model
 
 
 def make_inputs(model, batch: int, seconds: float, tokens: int, seed: int = 0) -> dict:

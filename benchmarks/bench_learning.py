@@ -140,7 +140,7 @@ class ConcatPoolBaseline(nn.Module):
         self.speech_encoder = AutoModel.from_config(speech_config)
         self.text_encoder = AutoModel.from_config(text_config)
         self.text_encoder.pooler = None
-        self.speech_encoder.freeze_feature_encoder()  # as MGCMA's default
+        self.speech_encoder.freeze_feature_encoder()  # as MGCMATrainer's default for MGCMA
         self.speech_projection = nn.Linear(speech_config.hidden_size, width)
         self.text_projection = nn.Linear(text_config.hidden_size, width)
         self.head = nn.Sequential(
@@ -180,7 +180,9 @@ def build(setting: str, vocab_size: int, config_kwargs: dict, seed: int, width: 
         speech_config=speech, text_config=text, hidden_size=width, num_attention_heads=HEADS,
         num_alignment_layers=LAYERS, intermediate_size=2 * width, **kwargs,
     )  # fmt: skip
-    return MGCMAForEmotionClassification(config)
+    model = MGCMAForEmotionClassification(config)
+    model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
+    return model
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -412,6 +414,7 @@ def cmd_diagnose(args):
         if width == 768:  # the paper's size: random wav2vec2-base / BERT-base sized encoders, 12 heads, 6 blocks
             config = MGCMAConfig(text_config={"model_type": "bert", "vocab_size": len(processor.tokenizer)}, **overrides)
             model = MGCMAForEmotionClassification(config)
+            model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
         else:
             model = build("S0", len(processor.tokenizer), overrides, 0, width=width)
         model.train()
