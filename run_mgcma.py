@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import transformers
-from transformers import HfArgumentParser, TrainingArguments, set_seed
+from transformers import HfArgumentParser, set_seed
 
 from modeling_mgcma import run_records
 from modeling_mgcma.configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
@@ -40,7 +40,8 @@ from modeling_mgcma.from_scratch import DEMO_MODEL_SIZE
 from modeling_mgcma.model_card import fold_title, markdown_results, summarise, validation_description, write_card
 from modeling_mgcma.run_arguments import PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments
 from modeling_mgcma.run_arguments import load_preset, parse_config_overrides, read_arguments
-from modeling_mgcma.sampling import DEFAULT_MAX_DURATION
+from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
+from modeling_mgcma.trainer import MGCMATrainingArguments
 from modeling_mgcma.training_inputs import build_training_inputs, check_audio_lengths
 
 
@@ -73,9 +74,8 @@ class ModelArguments:
         metadata={"help": f"The paper's ablation setting, one of {sorted(PAPER_ABLATIONS)} (Table II: S1 no DAM, S2 no "
                           "TAM, S3 no IAM, S4 none; Table III: S5-S9 module orders)."},
     )  # fmt: skip
-    freeze_encoders: bool = field(default=False, metadata={"help": "Freeze both encoders (train the rest only)."})
-    gather_distributed_negatives: bool = field(
-        default=True, metadata={"help": "With several processes, every process's features are contrastive negatives."}
+    freeze_encoders: bool = field(
+        default=False, metadata={"help": "Freeze both encoders: sets --freeze_speech_encoder and --freeze_text_encoder."}
     )
     config_overrides: str | None = field(
         default=None, metadata={"help": "More MGCMAConfig settings, 'key=value,...' (e.g. 'temperature=0.1,pooling=max')."}
@@ -166,9 +166,19 @@ class DataArguments:
         return "iemocap" if self.data_dir else "manifest" if self.manifest else "demo"
 
 
+def read_run_arguments(argv: list[str]):
+    """(model_args, data_args, training_args, preset, given): see `modeling_mgcma.run_arguments.read_arguments`."""
+    model_args, data_args, training_args, preset, given = read_arguments(
+        argv, (ModelArguments, DataArguments, MGCMATrainingArguments)
+    )
+    if model_args.freeze_encoders:
+        training_args.freeze_speech_encoder = training_args.freeze_text_encoder = True
+    return model_args, data_args, training_args, preset, given
+
+
 def parse_arguments(argv: list[str]):
-    """(model_args, data_args, training_args, preset): see `modeling_mgcma.run_arguments.read_arguments`."""
-    return read_arguments(argv, (ModelArguments, DataArguments, TrainingArguments))[:4]
+    """(model_args, data_args, training_args, preset) of `argv`."""
+    return read_run_arguments(argv)[:4]
 
 
 def load_data(data_args, training_args):
@@ -197,17 +207,14 @@ def fold_splits(dataset, fold, data_args, seed):
 
 
 def config_kwargs(model_args, preset, label_names) -> dict:
-    """MGCMAConfig values: labels, the preset file's `model_config`, the ablation, freezing, then --config_overrides."""
+    """MGCMAConfig values: labels, the preset file's `model_config`, the ablation, then --config_overrides."""
     kwargs = {
         "id2label": dict(enumerate(label_names)),
         "label2id": {name: i for i, name in enumerate(label_names)},
-        "gather_distributed_negatives": model_args.gather_distributed_negatives,
         **load_preset(preset)[1],
     }
     if model_args.ablation is not None:
         kwargs.update(MGCMAConfig.ablation_kwargs(model_args.ablation))
-    if model_args.freeze_encoders:
-        kwargs.update(freeze_speech_encoder=True, freeze_text_encoder=True)
     kwargs.update(parse_config_overrides(model_args.config_overrides))
     return kwargs
 
@@ -215,7 +222,8 @@ def config_kwargs(model_args, preset, label_names) -> dict:
 def build_model_and_processor(model_args, data_args, preset, label_names):
     """(model, processor, the encoders' names or None): pretrained encoders, or the demo model from scratch."""
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import demo_config, processor_from_pretrained_encoders, word_processor
+    from modeling_mgcma import MGCMAProcessor
+    from modeling_mgcma.from_scratch import demo_config, word_processor
 
     kwargs = config_kwargs(model_args, preset, label_names)
     speech_model, text_model = model_args.speech_model, model_args.text_model
@@ -223,7 +231,7 @@ def build_model_and_processor(model_args, data_args, preset, label_names):
         speech_model, text_model = PAPER_SPEECH_MODEL, PAPER_TEXT_MODEL
     if speech_model is not None:
         model = MGCMAForEmotionClassification.from_encoders(speech_model, text_model, **kwargs)
-        processor = processor_from_pretrained_encoders(speech_model, text_model, max_duration=model_args.max_duration)
+        processor = MGCMAProcessor.from_encoders(speech_model, text_model, max_duration=model_args.max_duration)
         return model, processor, [speech_model, text_model]
 
     from modeling_mgcma.data import demo_vocabulary
@@ -337,7 +345,7 @@ def setup_logging(training_args):
 def main(argv: list[str] | None = None, callbacks=None) -> dict:
     """Run the job described by `argv` (default: the command line); returns the results summary."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    model_args, data_args, training_args, preset, given = read_arguments(argv, (ModelArguments, DataArguments, TrainingArguments))
+    model_args, data_args, training_args, preset, given = read_run_arguments(argv)
     setup_logging(training_args)
     run_records.check_output_dir_writable(training_args.output_dir)
     apply_runtime_settings(model_args, training_args, preset, given, data_args.source)  # before any data is read

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Shared pieces of the benchmarks: paper-size / tiny models, inputs, matmul peak, timing and FLOP counting."""
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def build_model(size: str, seed: int = 0, **config_kwargs) -> MGCMAForEmotionCla
     "tiny": the test size (hidden 32, 2 layers)."""
     torch.manual_seed(seed)
     config = MGCMAConfig(**config_kwargs) if size == "paper" else small_config(1000, **config_kwargs)
-    return MGCMAForEmotionClassification(config)
+    model = MGCMAForEmotionClassification(config)
+    model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
+    return model
 
 
 def make_inputs(model, batch: int, seconds: float, tokens: int, seed: int = 0) -> dict:
@@ -111,3 +114,13 @@ def table(rows: list[list], header: list[str]) -> str:
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"  # noqa: E731
     return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def wav2vec2_frames(num_samples, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2)):
+    """Frames wav2vec2's convolutional feature encoder makes of `num_samples` (int or array)."""
+    import numpy as np
+
+    frames = np.asarray(num_samples, dtype=np.int64)
+    for kernel, stride in zip(conv_kernel, conv_stride):
+        frames = (frames - kernel) // stride + 1
+    return np.maximum(frames, 0)

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Cached-feature training vs frozen encoders run every step: epoch time, same model, data and batches.
 
     python benchmarks/bench_cache.py                          # paper size, 24 utterances, batch 4
@@ -21,7 +22,8 @@ import torch
 
 from _common import build_model, table
 from modeling_mgcma.data import demo_vocabulary
-from modeling_mgcma.feature_cache import CachedFeatureCollator, cache_features, freeze_encoders_in_eval_mode
+from modeling_mgcma.collators import CachedFeatureCollator
+from modeling_mgcma.feature_cache import cache_features, freeze_encoders_in_eval_mode
 from modeling_mgcma.from_scratch import word_processor
 from modeling_mgcma.sampling import audio_lengths, length_grouped_batches
 

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from _common import table
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap
 from modeling_mgcma.from_scratch import word_processor
-from modeling_mgcma.trainer import MGCMADataCollator
+from modeling_mgcma.collators import MGCMADataCollator
 
 
 def run(dataset, collator, workers, batches, batch_size, step_s):

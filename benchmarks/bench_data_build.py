@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Time the data layer: demo corpus (default size) and a release-sized synthetic corpus.
 
     python benchmarks/bench_data_build.py [--workdir /tmp/mgcma_bench] [--skip-full]

@@ -8,7 +8,7 @@ training cap of 15 s), as wav2vec2 frames (20 ms). For each of 1 and 2 processes
 `accelerate launch --multi_gpu --num_processes 2`), one epoch of `MGCMATrainer.get_train_dataloader()` with
 `train_sampling_strategy="group_by_length"` is iterated and the indices of every yielded batch are recorded:
 
-* "flat sampler": the previous path, a flat `LengthGroupedSampler` handed to the stock Trainer DataLoader, which
+* "flat sampler": the previous path, a flat `ReshuffledLengthGroupedSampler` handed to the stock Trainer DataLoader, which
   re-chunks the flat order and (under 2 processes) deals whole batches to the ranks in turn;
 * "batch sampler": `LengthGroupedBatchSampler` (what `MGCMATrainer` uses now): the DataLoader yields the sampler's
   batches, and each global step is one sorted group of processes x batch utterances.
@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import table
-from modeling_mgcma.sampling import DEFAULT_MAX_DURATION, padding_fraction, useful_frame_share, wav2vec2_frames
+from _common import table, wav2vec2_frames
+from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
+from modeling_mgcma.sampling import padding_fraction, useful_frame_share
 
 
 def frames(n: int, seed: int = 0) -> list[int]:

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """CPU inference at paper size: eager fp32 vs the torch fast paths vs the exported ONNX graphs, in one run.
 
     python benchmarks/bench_inference.py                       # everything: latency, batch-8, agreement on 200 inputs

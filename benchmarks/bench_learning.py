@@ -85,7 +85,7 @@ TRAIN_KEYS = (
 
 
 def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 80) -> Path:
-    from data.demo_corpus import generate_demo_corpus
+    from modeling_mgcma.data import generate_demo_corpus
 
     voice = {"demo": "tones", "spoken": "espeak"}[kind]
     kwargs = {"voice": voice} if voice != "tones" else {}
@@ -94,9 +94,9 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
 
 def load_fold(corpus_root: Path, processor, split_seed: int = 0) -> dict:
     """{train, validation, test}: lists of processed utterances; test = session 5, validation from sessions 1-4."""
-    from data import load_iemocap, loso_fold
+    from modeling_mgcma.data import load_iemocap, loso_fold
 
-    from modeling_mgcma.trainer import decode_audio
+    from modeling_mgcma.processing_mgcma import decode_audio
 
     dataset = load_iemocap(corpus_root, strict_counts=False)
     splits = loso_fold(dataset, 5, seed=split_seed)
@@ -141,7 +141,7 @@ class ConcatPoolBaseline(nn.Module):
         self.speech_encoder = AutoModel.from_config(speech_config)
         self.text_encoder = AutoModel.from_config(text_config)
         self.text_encoder.pooler = None
-        self.speech_encoder.freeze_feature_encoder()  # as MGCMA's default
+        self.speech_encoder.freeze_feature_encoder()  # as MGCMATrainer's default for MGCMA
         self.speech_projection = nn.Linear(speech_config.hidden_size, width)
         self.text_projection = nn.Linear(text_config.hidden_size, width)
         self.head = nn.Sequential(
@@ -181,7 +181,9 @@ def build(setting: str, vocab_size: int, config_kwargs: dict, seed: int, width: 
         speech_config=speech, text_config=text, hidden_size=width, num_attention_heads=HEADS,
         num_alignment_layers=LAYERS, intermediate_size=2 * width, **kwargs,
     )  # fmt: skip
-    return MGCMAForEmotionClassification(config)
+    model = MGCMAForEmotionClassification(config)
+    model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
+    return model
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -300,7 +302,7 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
 
 def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
             probe_every=0) -> dict:
-    from data.demo_corpus import demo_vocabulary
+    from modeling_mgcma.data import demo_vocabulary
 
     processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
     root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir))
@@ -401,7 +403,7 @@ def gradient_report(model, batch) -> dict:
 
 
 def cmd_diagnose(args):
-    from data.demo_corpus import demo_vocabulary
+    from modeling_mgcma.data import demo_vocabulary
 
     torch.manual_seed(0)
     processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
@@ -413,6 +415,7 @@ def cmd_diagnose(args):
         if width == 768:  # the paper's size: random wav2vec2-base / BERT-base sized encoders, 12 heads, 6 blocks
             config = MGCMAConfig(text_config={"model_type": "bert", "vocab_size": len(processor.tokenizer)}, **overrides)
             model = MGCMAForEmotionClassification(config)
+            model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
         else:
             model = build("S0", len(processor.tokenizer), overrides, 0, width=width)
         model.train()

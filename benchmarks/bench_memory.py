@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Peak CPU memory of one training step, each configuration in its own fresh process (ru_maxrss of that process).
 
     python benchmarks/bench_memory.py               # paper size, batch 4 x 6 s audio + 30 tokens, fp32

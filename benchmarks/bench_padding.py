@@ -1,4 +1,5 @@
-"""Padded audio frames over one epoch: random batches vs `LengthGroupedSampler`, IEMOCAP-like durations.
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Padded audio frames over one epoch: random batches vs `ReshuffledLengthGroupedSampler`, IEMOCAP-like durations.
 
     python benchmarks/bench_padding.py
 
@@ -13,8 +14,9 @@ import argparse
 
 import numpy as np
 
-from _common import table
-from modeling_mgcma.sampling import DEFAULT_MAX_DURATION, length_grouped_batches, padding_fraction, wav2vec2_frames
+from _common import table, wav2vec2_frames
+from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
+from modeling_mgcma.sampling import length_grouped_batches, padding_fraction
 
 
 def main():

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Training-step speed at paper size: seconds, FLOPs, achieved FLOP/s and the ratio to this machine's matmul FLOP/s.
 
     python benchmarks/bench_step.py                 # paper size, batch 4 x 6 s audio + 30 tokens, 1 warm-up + 3 steps

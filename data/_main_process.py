@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Run a block on the main process first under multi-process training, a no-op otherwise."""
 
 from __future__ import annotations
@@ -6,9 +7,12 @@ import contextlib
 import os
 from collections.abc import Iterator
 
+import torch.distributed as dist
+from accelerate import PartialState
 
-def _launched_distributed() -> bool:
-    # accelerate/torchrun set WORLD_SIZE; a plain `python script.py` does not.
+
+def launched_distributed() -> bool:
+    """True when a multi-process launcher (accelerate, torchrun) started this process: ``WORLD_SIZE`` > 1."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
@@ -17,31 +21,11 @@ def main_process_first() -> Iterator[None]:
     """Let the main process prepare data while the other ranks wait, then let them read the cache.
 
     Uses ``accelerate.PartialState().main_process_first()`` when the job was started by a
-    distributed launcher, or a ``torch.distributed`` barrier when a process group already
-    exists. In a single process it does nothing (no process group is created).
+    distributed launcher or a ``torch.distributed`` process group already exists. In a single
+    process it does nothing (no process group is created).
     """
-    try:
-        import torch.distributed as dist
-
-        group_ready = dist.is_available() and dist.is_initialized()
-    except ImportError:  # pragma: no cover - torch is a hard dependency of the project
-        group_ready = False
-
-    if _launched_distributed() or group_ready:
-        try:
-            from accelerate import PartialState
-        except ImportError:  # pragma: no cover - accelerate is a declared dependency
-            PartialState = None
-        if PartialState is not None:
-            with PartialState().main_process_first():
-                yield
-            return
-        if group_ready:  # pragma: no cover - fallback without accelerate
-            is_main = dist.get_rank() == 0
-            if not is_main:
-                dist.barrier()
+    if launched_distributed() or (dist.is_available() and dist.is_initialized()):
+        with PartialState().main_process_first():
             yield
-            if is_main:
-                dist.barrier()
-            return
+        return
     yield

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """A synthetic corpus in IEMOCAP's exact layout, for the default training job and the tests.
 
 Design (see the dataset card, `data/README.md`, section "Demo corpus"): each 4-class
@@ -41,10 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-from modeling_mgcma.configuration_mgcma import DEFAULT_EMOTION_LABELS
-
 from ._main_process import main_process_first
-from .iemocap import NUM_SESSIONS, SAMPLING_RATE
+from .iemocap import EMOTION_LABELS, NUM_SESSIONS, SAMPLING_RATE
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ def _utterance_plan(
 ) -> list[dict]:
     """Class, code and cue of each utterance of one session, shuffled. Emotional utterances cycle through `cues`."""
     plan = []
-    for label in DEFAULT_EMOTION_LABELS:
+    for label in EMOTION_LABELS:
         n = counts.get(label, 0)
         for i in range(n):
             if label == "neutral":
@@ -386,19 +385,19 @@ def generate_demo_corpus(
             "scripts/setup.sh installs it)."
         )
     if counts is None:
-        if utterances_per_session < len(DEFAULT_EMOTION_LABELS):
-            raise ValueError(f"utterances_per_session must be >= {len(DEFAULT_EMOTION_LABELS)}, got {utterances_per_session}")
-        per_class = {label: utterances_per_session // len(DEFAULT_EMOTION_LABELS) for label in DEFAULT_EMOTION_LABELS}
-        for label in DEFAULT_EMOTION_LABELS[: utterances_per_session % len(DEFAULT_EMOTION_LABELS)]:
+        if utterances_per_session < len(EMOTION_LABELS):
+            raise ValueError(f"utterances_per_session must be >= {len(EMOTION_LABELS)}, got {utterances_per_session}")
+        per_class = {label: utterances_per_session // len(EMOTION_LABELS) for label in EMOTION_LABELS}
+        for label in EMOTION_LABELS[: utterances_per_session % len(EMOTION_LABELS)]:
             per_class[label] += 1
         counts = {session: dict(per_class) for session in range(1, NUM_SESSIONS + 1)}
     counts = {int(session): {label: int(n) for label, n in per_class.items()} for session, per_class in counts.items()}
     if sorted(counts) != list(range(1, NUM_SESSIONS + 1)):
         raise ValueError(f"counts must have sessions 1-{NUM_SESSIONS}, got {sorted(counts)}")
     for session, per_class in counts.items():
-        unknown = set(per_class) - set(DEFAULT_EMOTION_LABELS)
+        unknown = set(per_class) - set(EMOTION_LABELS)
         if unknown:
-            raise ValueError(f"counts[{session}] has unknown classes {sorted(unknown)}; use {list(DEFAULT_EMOTION_LABELS)}")
+            raise ValueError(f"counts[{session}] has unknown classes {sorted(unknown)}; use {list(EMOTION_LABELS)}")
     params = {
         "version": DEMO_CORPUS_VERSION,
         "seed": int(seed),

@@ -11,9 +11,7 @@ from pathlib import Path
 
 import datasets
 
-from modeling_mgcma.configuration_mgcma import DEFAULT_EMOTION_LABELS
-
-from .iemocap import SAMPLING_RATE
+from .iemocap import EMOTION_LABELS, SAMPLING_RATE
 
 
 logger = logging.getLogger(__name__)
@@ -167,7 +165,7 @@ def load_dataset_for_mgcma(
         labels: the class names in id order. Labels are compared after normalising case and whitespace
             (``" Happy "`` is ``happy``); a value outside the set is an error naming the value, split and row
             (0-based row index). When None: the source's `ClassLabel` names in their order if the label column is
-            one, else `DEFAULT_EMOTION_LABELS` if every label is one of them (ids then match the model's default),
+            one, else `EMOTION_LABELS` if every label is one of them (ids then match the model's default),
             else the sorted distinct labels. The same label set is used for every split.
         load_kwargs: passed to `datasets.load_dataset` (e.g. ``revision``, ``token``, ``trust_remote_code``).
     """
@@ -211,7 +209,7 @@ def load_dataset_for_mgcma(
         else:
             distinct = {_normalise(v) for part in splits.values() for v in _raw_labels(part, label_column)}
             distinct.discard("")
-            labels = list(DEFAULT_EMOTION_LABELS) if distinct <= set(DEFAULT_EMOTION_LABELS) else sorted(distinct)
+            labels = list(EMOTION_LABELS) if distinct <= set(EMOTION_LABELS) else sorted(distinct)
     else:
         labels = [_normalise(label) for label in labels]
     if len(set(labels)) != len(labels):

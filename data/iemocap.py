@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """IEMOCAP as a `datasets` builder that reads a local `IEMOCAP_full_release/` (never downloads).
 
 The layout and file formats are described in the dataset card (`data/README.md`). In short:
@@ -23,13 +24,13 @@ from pathlib import Path
 
 import datasets
 
-from modeling_mgcma.configuration_mgcma import DEFAULT_EMOTION_LABELS
-
 from ._main_process import main_process_first
 
 logger = logging.getLogger(__name__)
 
 SAMPLING_RATE = 16_000
+# The four classes of the 4-class task, in the label-id order the model's config uses by default.
+EMOTION_LABELS = ("angry", "happy", "sad", "neutral")
 NUM_SESSIONS = 5
 
 # IEMOCAP consensus codes -> readable names; ``full`` keeps them all, in this order (the 4-class
@@ -51,7 +52,7 @@ IEMOCAP_LABEL_CODES: dict[str, str] = {
 # The paper's 4-class policy: excited is merged into happy.
 FOUR_CLASS_LABEL_MAP: dict[str, str] = {"ang": "angry", "hap": "happy", "exc": "happy", "sad": "sad", "neu": "neutral"}
 
-# Per-session 4-class counts of the full release (method.md, section "Data"); 5,531 in all.
+# Per-session 4-class counts of the full release (the table in data/README.md); 5,531 in all.
 EXPECTED_4CLASS_COUNTS: dict[int, dict[str, int]] = {
     1: {"angry": 229, "happy": 278, "sad": 194, "neutral": 384},
     2: {"angry": 137, "happy": 327, "sad": 197, "neutral": 362},
@@ -104,7 +105,7 @@ CONFIGS = (
         name="4class",
         version=datasets.Version("1.0.0"),
         description="angry, happy (hap + exc), sad, neutral: the paper's 4-class set (5,531 utterances).",
-        label_names=DEFAULT_EMOTION_LABELS,
+        label_names=EMOTION_LABELS,
         label_map=FOUR_CLASS_LABEL_MAP,
     ),
     IemocapConfig(
@@ -361,7 +362,7 @@ def four_class_counts(summary: IemocapSummary) -> dict[int, dict[str, int]]:
             code = by_name[name]
             if code in FOUR_CLASS_LABEL_MAP:
                 collapsed[FOUR_CLASS_LABEL_MAP[code]] += count
-        result[session] = {name: collapsed.get(name, 0) for name in DEFAULT_EMOTION_LABELS}
+        result[session] = {name: collapsed.get(name, 0) for name in EMOTION_LABELS}
     return result
 
 
@@ -373,7 +374,7 @@ def count_mismatch_report(
     Cells that differ read ``actual (expected N)``.
     """
     sessions = sorted(set(actual) | set(expected))
-    columns = list(DEFAULT_EMOTION_LABELS) + ["total"]
+    columns = list(EMOTION_LABELS) + ["total"]
     mismatch = False
     rows = []
     for session in sessions:

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Bring your own data: a CSV or JSON Lines manifest of (audio path, transcript, label) rows."""
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from pathlib import Path
 
 import datasets
 
-from modeling_mgcma.configuration_mgcma import DEFAULT_EMOTION_LABELS
-
-from .iemocap import SAMPLING_RATE
+from .iemocap import EMOTION_LABELS, SAMPLING_RATE
 
 MANIFEST_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 # Fewer rows than this in a class draws a warning: most likely a typo, and too few for train, validation and test.
@@ -174,7 +173,7 @@ def load_manifest(
             ``label`` (`ClassLabel`). Relative audio paths are resolved against the manifest's folder.
         labels: the class names in id order. Labels are compared ignoring case and extra whitespace
             (`normalize_label`); rows with any other label are an error naming the line and value. When
-            None: `DEFAULT_EMOTION_LABELS` if every label is one of them (ids then match the
+            None: `EMOTION_LABELS` if every label is one of them (ids then match the
             model's default), else the sorted distinct labels, logged (WARNING) with their counts.
             A class with fewer than `FEW_ROWS_PER_CLASS` rows is a warning naming its lines.
         id_column: used as ``id`` when present, else ids are ``<manifest name>-<row number>``.
@@ -212,8 +211,8 @@ def load_manifest(
 
     counts = Counter(raw_labels)
     if labels is None:
-        if set(counts) <= set(DEFAULT_EMOTION_LABELS):
-            labels = list(DEFAULT_EMOTION_LABELS)
+        if set(counts) <= set(EMOTION_LABELS):
+            labels = list(EMOTION_LABELS)
         else:
             labels = sorted(counts)
             logger.warning(

@@ -71,30 +71,10 @@ class CommandError(Exception):
     """A run-time failure reported as one line on stderr with exit status 1."""
 
 
-def safetensors_problem(path) -> str | None:
-    """Why a ``.safetensors`` file cannot be loaded (empty, truncated, corrupt header), or None when it is whole.
-    Reads only the header; shared with run_mgcma.py's checkpoint checks."""
-    size = os.path.getsize(path)
-    if size < 8:
-        return f"{size} bytes: truncated (no header)"
-    with open(path, "rb") as handle:
-        header_size = int.from_bytes(handle.read(8), "little")
-        if header_size > size - 8:
-            return f"truncated inside its header ({size} bytes, the header alone needs {8 + header_size})"
-        try:
-            header = json.loads(handle.read(header_size))
-            end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-            return "not a safetensors file (its header is not valid)"
-    if 8 + header_size + end > size:
-        return f"truncated ({size} bytes, its tensors need {8 + header_size + end})"
-    return None
-
-
 def _read_manifest(path: str, audio_column: str, text_column: str, id_column: str, transcribe: bool = False) -> list[dict]:
     """-> [{"id", "audio", "text"}], audio paths resolved against the manifest's folder. With `transcribe` (an ASR
     model was given), a missing or empty text becomes None: the pipeline transcribes that clip."""
-    from .data.manifest import read_manifest_rows
+    from .data import read_manifest_rows
 
     if not os.path.isfile(path):
         raise CommandError(f"manifest not found: {path}")
@@ -157,6 +137,8 @@ def _check_local_weights(folder: str) -> None:
                 "run code); convert them to model.safetensors"
             )
         return
+    from .run_records import safetensors_problem
+
     for name in weights:
         problem = safetensors_problem(os.path.join(folder, name))
         if problem is not None:

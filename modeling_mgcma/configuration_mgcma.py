@@ -14,7 +14,7 @@ from transformers.utils import logging
 logger = logging.get_logger(__name__)
 
 # The 4-class IEMOCAP label set of the paper, in id order (happy = IEMOCAP's "hap" + "exc").
-# Every other part of the project imports this constant instead of retyping it.
+# The model's default classes; `modeling_mgcma.data.EMOTION_LABELS` is the data layer's copy (tested equal).
 DEFAULT_EMOTION_LABELS = ("angry", "happy", "sad", "neutral")
 
 # Names of the three alignment modules, as used in `module_order`.
@@ -43,6 +43,8 @@ DISTRIBUTION_DISTANCES = ("sum", "mean")
 SIGMA_ACTIVATIONS = ("exp", "softplus")
 DAM_OUTPUTS = ("mu", "sample", "input")
 CLASSIFIER_FEATURES = ("concat", "speech", "text")
+# Keys of older config.json files that are training arguments now (`MGCMATrainingArguments`): read and ignored.
+TRAINING_SETTINGS = ("freeze_feature_encoder", "freeze_speech_encoder", "freeze_text_encoder", "gather_distributed_negatives")
 
 
 def _check_choice(name, value, allowed):
@@ -159,15 +161,6 @@ class MGCMAConfig(PreTrainedConfig):
             Use one cross-attention layer for both directions in each TAM block instead of one per direction.
         classifier_features (`str`, *optional*, defaults to `"concat"`):
             Classifier input: the concatenation of pooled speech and text (`"concat"`), or one modality only.
-        freeze_feature_encoder (`bool`, *optional*, defaults to `True`):
-            Freeze the speech encoder's convolutional feature encoder (standard practice for wav2vec2 fine-tuning).
-        freeze_speech_encoder (`bool`, *optional*, defaults to `False`):
-            Freeze the whole speech encoder.
-        freeze_text_encoder (`bool`, *optional*, defaults to `False`):
-            Freeze the whole text encoder.
-        gather_distributed_negatives (`bool`, *optional*, defaults to `True`):
-            Under multi-process training, let the trainer gather the features of all processes (with gradients) so
-            every contrastive loss sees the global batch as negatives. Ignored in a single process.
         id2label (`dict[int, str]`, *optional*):
             Class names; defaults to angry, happy, sad, neutral.
     """
@@ -212,12 +205,16 @@ class MGCMAConfig(PreTrainedConfig):
     normalize_instance_embeddings: bool = True
     share_cross_attention: bool = False
     classifier_features: str = "concat"
-    freeze_feature_encoder: bool = True
-    freeze_speech_encoder: bool = False
-    freeze_text_encoder: bool = False
-    gather_distributed_negatives: bool = True
 
     def __post_init__(self, **kwargs):
+        # config.json files written before these became training arguments: read, reported, not kept
+        ignored = {name: kwargs.pop(name) for name in TRAINING_SETTINGS if name in kwargs}
+        if ignored:
+            logger.warning(
+                f"MGCMAConfig: ignoring {ignored}: {', '.join(f'`{name}`' for name in ignored)} "
+                f"{'is a training setting' if len(ignored) == 1 else 'are training settings'} "
+                "(`modeling_mgcma.trainer.MGCMATrainingArguments`), not part of the model."
+            )
         if self.id2label is None and "num_labels" not in kwargs:
             self.id2label = dict(enumerate(DEFAULT_EMOTION_LABELS))
         if self.id2label is not None and self.label2id is None:

@@ -205,8 +205,8 @@ def quantize_int8(source: str, target: str) -> None:
     per call; convolutions, norms and attention products stay float32.
 
     Weights use 7 of their 8 bits (`reduce_range`): CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply uint8 by
-    int8 in pairs summed into int16, which saturates with full-range weights; with them a briefly trained model's
-    top-1 agreement with float32 fell to 92.5 %, with 7-bit weights it is 100 % (`tests/test_export.py`)."""
+    int8 in pairs summed into int16, which saturates with full-range weights and costs top-1 agreement with
+    float32 (`tests/test_export.py` checks the agreement of the 7-bit graph)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.disable(logging.WARNING)  # its advice to pre-process the graph is for static (calibrated) quantisation

@@ -4,7 +4,7 @@
 With frozen speech and text encoders, every epoch (and every cross-validation fold) would recompute the same encoder
 outputs. `cache_features` runs the encoders once per utterance and stores `last_hidden_state` (before MGCMA's
 projection, the `speech_features` / `text_features` inputs of `MGCMAModel.forward`) in a memory-mapped Arrow file;
-`CachedFeatureCollator` pads them into batches with `speech_features_mask` / `text_features_mask`.
+`modeling_mgcma.collators.CachedFeatureCollator` pads them into batches with `speech_features_mask` / `text_features_mask`.
 
 Cache key. The folder name is a hash of everything the features depend on: the encoders' weights (every tensor's
 bytes) and configs, the processor (feature extractor settings, tokenizer vocabulary and settings, `max_duration`,
@@ -116,18 +116,10 @@ def feature_cache_key(model, processor, dataset, audio_column="audio", text_colu
 
 
 def _backbone(model):
-    backbone = getattr(model, "mgcma", model)
+    backbone = model.base_model
     if not hasattr(backbone, "encode_speech") or not hasattr(backbone, "encode_text"):
         raise ValueError(f"expected an MGCMA model (MGCMAModel or MGCMAForEmotionClassification), got {type(model).__name__}.")
     return backbone
-
-
-def _decoded_audio(value, row: int, audio_column: str):
-    """(array, sampling_rate) of one row's audio (any form `processing_mgcma.decode_audio` reads), naming the row."""
-    try:
-        return decode_audio(value)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"row {row} of column {audio_column!r}: {error}") from error
 
 
 def padding_safe(model) -> bool:
@@ -138,7 +130,10 @@ def padding_safe(model) -> bool:
 
 def _row_inputs(dataset, row: int, audio_column: str, text_column: str):
     example = dataset[row]
-    audio, rate = _decoded_audio(example[audio_column], row, audio_column)
+    try:
+        audio, rate = decode_audio(example[audio_column])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"row {row} of column {audio_column!r}: {error}") from error
     text = example[text_column]
     if not isinstance(text, str):
         raise ValueError(f"row {row} of column {text_column!r}: expected a string, got {type(text).__name__}.")
@@ -281,9 +276,9 @@ def _process_group():
     """(world size, rank, barrier) of the running distributed job; (1, 0, no-op) in one process."""
     import torch.distributed as dist
 
-    from .data._main_process import _launched_distributed
+    from .data import launched_distributed
 
-    if not (dist.is_available() and dist.is_initialized()) and _launched_distributed():
+    if not (dist.is_available() and dist.is_initialized()) and launched_distributed():
         from accelerate import PartialState
 
         PartialState()  # sets up the process group the launcher prepared
@@ -366,44 +361,8 @@ def cache_features(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class CachedFeatureCollator:
-    """Pads cached features into a batch: speech_features, speech_features_mask, text_features, text_features_mask
-    and `labels` (from `label_column`, when present).
-
-    Args:
-        label_column: the rows' label column ("label" for `load_iemocap` datasets).
-        dtype: dtype of the batched feature tensors (float32 by default, also for float16 caches).
-    """
-
-    def __init__(self, label_column: str = "label", dtype: torch.dtype = torch.float32):
-        self.label_column = label_column
-        self.dtype = dtype
-
-    def _pad(self, rows, column):
-        arrays = [torch.as_tensor(np.asarray(row[column])) for row in rows]
-        for index, array in enumerate(arrays):
-            if array.dim() != 2 or array.shape[0] == 0:
-                raise ValueError(f"row {index} of the batch: `{column}` must be a non-empty [length, hidden] array, got {tuple(array.shape)}.")
-        lengths = torch.tensor([a.shape[0] for a in arrays])
-        padded = torch.zeros(len(arrays), int(lengths.max()), arrays[0].shape[1], dtype=self.dtype)
-        for index, array in enumerate(arrays):
-            padded[index, : array.shape[0]] = array.to(self.dtype)
-        mask = torch.arange(padded.shape[1])[None, :] < lengths[:, None]
-        return padded, mask
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        batch = {}
-        batch[SPEECH_COLUMN], batch["speech_features_mask"] = self._pad(rows, SPEECH_COLUMN)
-        batch[TEXT_COLUMN], batch["text_features_mask"] = self._pad(rows, TEXT_COLUMN)
-        if self.label_column in rows[0]:
-            batch["labels"] = torch.tensor([int(row[self.label_column]) for row in rows], dtype=torch.long)
-        elif "labels" in rows[0]:
-            batch["labels"] = torch.tensor([int(row["labels"]) for row in rows], dtype=torch.long)
-        return batch
-
-
 def cached_feature_lengths(dataset, batch_size: int = 1024) -> list[int]:
-    """Speech frames per cached row (for `LengthGroupedSampler`), read from the Arrow list offsets, not the values."""
+    """Speech frames per cached row (for the length-grouped samplers of `modeling_mgcma.sampling`), read from the Arrow list offsets, not the values."""
     import pyarrow as pa
 
     lengths = []
@@ -417,13 +376,14 @@ def cached_feature_lengths(dataset, batch_size: int = 1024) -> list[int]:
 
 
 def freeze_encoders_in_eval_mode(model) -> None:
-    """Freeze both encoders and keep them in eval mode (no dropout, no SpecAugment) even under `model.train()`,
-    which is what cached-feature training computes: use it for the end-to-end frozen-encoder equivalent."""
+    """Freeze both encoders and keep them in eval mode (no dropout, no SpecAugment) even under `model.train()`
+    (`MGCMAModel.encoders_in_eval_mode`), which is what cached-feature training computes: use it for the end-to-end
+    frozen-encoder equivalent."""
     backbone = _backbone(model)
     for encoder in (backbone.speech_encoder, backbone.text_encoder):
         encoder.requires_grad_(False)
-        encoder.eval()
-        encoder.train = lambda mode=True, _encoder=encoder: nn.Module.train(_encoder, False)
+    backbone.encoders_in_eval_mode = True
+    backbone.train(backbone.training)
 
 
 __all__ = [
@@ -435,7 +395,6 @@ __all__ = [
     "write_shard",
     "merge_shards",
     "cache_features",
-    "CachedFeatureCollator",
     "cached_feature_lengths",
     "freeze_encoders_in_eval_mode",
 ]

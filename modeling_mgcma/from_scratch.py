@@ -2,14 +2,14 @@
 """Small MGCMA models and processors built locally, with no download: for the demo corpus, tests and benchmarks.
 
 Real use starts from pretrained encoders (`MGCMAForEmotionClassification.from_encoders("facebook/wav2vec2-base",
-"bert-base-uncased")` and `processor_from_pretrained_encoders`); these helpers build the same architecture at any
+"bert-base-uncased")` and `MGCMAProcessor.from_encoders`); these helpers build the same architecture at any
 size from random weights, with a word-level vocabulary instead of a downloaded one.
 """
 
 from transformers import BertConfig, BertTokenizer, Wav2Vec2Config, Wav2Vec2FeatureExtractor
 
 from .configuration_mgcma import MGCMAConfig
-from .processing_mgcma import MGCMAProcessor
+from .processing_mgcma import TARGET_SAMPLING_RATE, MGCMAProcessor
 
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -113,17 +113,9 @@ def word_processor(words, max_duration=None, max_text_length=64) -> MGCMAProcess
     """An `MGCMAProcessor` with a wav2vec2 feature extractor (16 kHz, per-utterance normalisation, attention masks)
     and a word-level tokenizer over `words`."""
     feature_extractor = Wav2Vec2FeatureExtractor(
-        feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+        feature_size=1, sampling_rate=TARGET_SAMPLING_RATE, padding_value=0.0, do_normalize=True, return_attention_mask=True
     )
     return MGCMAProcessor(
         feature_extractor, word_tokenizer(words), max_duration=max_duration, max_text_length=max_text_length
     )
 
-
-def processor_from_pretrained_encoders(speech_model, text_model, max_duration=None, **kwargs) -> MGCMAProcessor:
-    """The processor matching `from_encoders(speech_model, text_model)`: their feature extractor and tokenizer."""
-    from transformers import AutoFeatureExtractor, AutoTokenizer
-
-    feature_extractor = AutoFeatureExtractor.from_pretrained(speech_model, return_attention_mask=True, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(text_model, **kwargs)
-    return MGCMAProcessor(feature_extractor, tokenizer, max_duration=max_duration)

@@ -19,7 +19,7 @@ def alignment_loss_scale(step: int, max_steps: int, warmup: float) -> float:
 
 def _backbone(model):
     model = getattr(model, "module", model)  # DDP / accelerate wrappers
-    return getattr(model, "mgcma", model)
+    return model.base_model
 
 
 def set_alignment_loss_scale(model, step: int, max_steps: int) -> float:

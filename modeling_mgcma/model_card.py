@@ -16,7 +16,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .configuration_mgcma import PAPER_ABLATIONS
 
 
-# `modeling_mgcma/model_cards` links to the top-level `model_cards/` and is packaged, so this works when installed.
+# The template is package data in `modeling_mgcma/model_cards/`, so this works from a checkout and when installed.
 TEMPLATE_PATH = Path(__file__).resolve().parent / "model_cards" / "mgcma_template.md"
 
 # One line per data source, used in the summary and the card data.
@@ -134,7 +134,7 @@ def render_model_card(
         raise ValueError("results has no folds: train and evaluate at least one fold before writing the card.")
     template_path = Path(template_path)
     if not template_path.is_file():
-        raise ValueError(f"model card template not found at {template_path} (it ships in the repository's model_cards/).")
+        raise ValueError(f"model card template not found at {template_path} (it ships in modeling_mgcma/model_cards/).")
     dataset_name = {"demo": "MGCMA synthetic demo corpus", "iemocap": "IEMOCAP", "manifest": "user manifest"}[data_source]
     dataset_type = {"demo": "mgcma-demo-corpus", "iemocap": "iemocap", "manifest": "custom"}[data_source]
     is_demo = data_source == "demo"
@@ -188,7 +188,9 @@ def _name(value) -> str:
 
 def hyperparameter_table(training_args, config, preset: str | None, from_scratch: bool = False) -> dict:
     """The card's hyperparameter table: model, losses, optimisation, processes, precision and what was frozen."""
-    world = max(1, training_args.world_size)
+    from .trainer import training_regime
+
+    world, regime = max(1, training_args.world_size), training_regime(training_args)
     return {
         "preset": preset or "none",
         "encoders": f"{config.speech_config.model_type} + {config.text_config.model_type}" + (" (from scratch)" if from_scratch else ""),
@@ -200,11 +202,11 @@ def hyperparameter_table(training_args, config, preset: str | None, from_scratch
         "batch size (global)": training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps * world,
         "epochs": training_args.num_train_epochs,
         "processes": world,
-        "contrastive negatives": "global batch (gathered)" if world > 1 and config.gather_distributed_negatives else "local batch",
+        "contrastive negatives": "global batch (gathered)" if world > 1 and regime["gather_distributed_negatives"] else "local batch",
         "mixed precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "no",
         "seed": training_args.seed,
-        "frozen": ", ".join(n for n, f in (("speech encoder", config.freeze_speech_encoder), ("text encoder", config.freeze_text_encoder),
-                                           ("conv feature encoder", config.freeze_feature_encoder)) if f) or "nothing",
+        "frozen": ", ".join(n for n, f in (("speech encoder", regime["freeze_speech_encoder"]), ("text encoder", regime["freeze_text_encoder"]),
+                                           ("conv feature encoder", regime["freeze_feature_encoder"])) if f) or "nothing",
     }  # fmt: skip
 
 

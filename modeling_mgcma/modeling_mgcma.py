@@ -18,12 +18,10 @@ Choices where the paper is silent (each is a config option where a user could wa
   (`normalize_instance_embeddings`);
 - classifier: Linear(2D -> D) - GELU - Dropout - Linear(D -> classes) on [pooled speech; pooled text]
   (`classifier_features`);
-- wav2vec2's convolutional feature encoder is frozen, everything else fine-tuned (`freeze_*`);
 - "module order" rewires a pipeline of stages over (speech, text) (`module_order`).
 """
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -138,6 +136,59 @@ def instance_contrastive_loss(x_s: torch.Tensor, x_t: torch.Tensor, temperature:
     with torch.autocast(device_type=x_s.device.type, enabled=False):
         logits = x_s.float() @ x_t.float().transpose(0, 1) / temperature  # eqs. (9)-(10)
         return _symmetric_cross_entropy(logits)  # eq. (11)
+
+
+def _distributed_world_size() -> int:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size()
+    return 1
+
+
+def _exchange_sizes(local: int, device, group=None) -> list[int]:
+    local_size = torch.tensor([local], device=device, dtype=torch.long)
+    sizes = [torch.zeros_like(local_size) for _ in range(torch.distributed.get_world_size(group))]
+    torch.distributed.all_gather(sizes, local_size, group=group)
+    return [int(size.item()) for size in sizes]  # one host sync
+
+
+def _gather_rows(tensor: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
+    import torch.distributed.nn.functional as dist_nn
+
+    largest = max(sizes)
+    if tensor.shape[0] < largest:
+        padding = tensor.new_zeros((largest - tensor.shape[0], *tensor.shape[1:]))
+        tensor = torch.cat([tensor, padding], dim=0)
+    gathered = dist_nn.all_gather(tensor.contiguous(), group=group)
+    if all(size == largest for size in sizes):
+        return torch.cat(gathered, dim=0)
+    return torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)], dim=0)
+
+
+def gather_with_grad(*tensors: torch.Tensor, sizes: list[int] | None = None, group=None):
+    """All-gather `[B, ...]` tensors of every process into `[sum_r B_r, ...]` (rank order) with gradients.
+
+    `torch.distributed.nn.functional.all_gather` is differentiable (its backward sums, on each process, the gradients
+    that all processes' losses send to that process's features); `torch.distributed.all_gather` is not. Processes may
+    hold different batch sizes (the last batch of an epoch): the sizes are exchanged first (or given as `sizes`), each
+    tensor is padded to the largest size for the collective and the padding cut off again, so no padded row ever
+    becomes a negative. Several tensors travel in one collective (rows concatenated in the widest dtype and split
+    again): one tensor in, one tensor out; several in, a tuple out.
+    """
+    if not tensors:
+        raise ValueError("nothing to gather.")
+    rows = tensors[0].shape[0]
+    if any(t.shape[0] != rows for t in tensors):
+        raise ValueError(f"tensors gathered together need one batch size, got {[tuple(t.shape) for t in tensors]}.")
+    if sizes is None:
+        sizes = _exchange_sizes(rows, tensors[0].device, group)
+    if len(tensors) == 1:
+        return _gather_rows(tensors[0], sizes, group)
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    gathered = _gather_rows(torch.cat([t.reshape(rows, -1).to(dtype) for t in tensors], dim=1), sizes, group)
+    parts = torch.split(gathered, [math.prod(t.shape[1:]) for t in tensors], dim=1)
+    return tuple(part.reshape(-1, *t.shape[1:]).to(t.dtype) for part, t in zip(parts, tensors))
 
 
 def alignment_gradient_factor(
@@ -554,6 +605,34 @@ class MGCMAPreTrainedModel(PreTrainedModel):
             self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
 
+    @classmethod
+    def from_encoders(cls, speech_model: str | PreTrainedModel, text_model: str | PreTrainedModel, **config_kwargs):
+        """Build an MGCMA model whose encoders are initialised from pretrained checkpoints.
+
+        Args:
+            speech_model: a Hub id or local folder of a speech encoder (e.g. `"facebook/wav2vec2-base"`), or a loaded
+                model.
+            text_model: a Hub id or local folder of a text encoder (e.g. `"bert-base-uncased"`), or a loaded model.
+            config_kwargs: any other `MGCMAConfig` argument (e.g. `num_alignment_layers=6`, `id2label=...`), and
+                `attn_implementation` (`"sdpa"` or `"eager"`, for the alignment modules and both encoders; by default
+                each keeps its own).
+        """
+        attn_implementation = config_kwargs.pop("attn_implementation", None)
+        load_kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
+        speech = speech_model if isinstance(speech_model, nn.Module) else AutoModel.from_pretrained(speech_model, **load_kwargs)
+        text = text_model if isinstance(text_model, nn.Module) else AutoModel.from_pretrained(text_model, **load_kwargs)
+        for name, encoder in (("speech", speech), ("text", text)):
+            if getattr(encoder.config, "is_encoder_decoder", False):
+                raise ValueError(f"the {name} model {type(encoder).__name__} is an encoder-decoder; pass an encoder.")
+        own = [(encoder, encoder.config._attn_implementation) for encoder in (speech, text)]
+        config = MGCMAConfig(speech_config=speech.config, text_config=text.config, **config_kwargs)
+        for encoder, implementation in own:  # the new config copied its unset value down into the encoders' configs
+            encoder.config._attn_implementation_internal = implementation
+        model = cls(config, speech_encoder=speech, text_encoder=text)
+        if attn_implementation is not None:
+            model.set_attn_implementation(attn_implementation)
+        return model
+
 
 def _drop_pooler(text_encoder: nn.Module) -> nn.Module:
     # BERT-like encoders carry a pooler that MGCMA never uses; dropping it keeps every parameter trained.
@@ -605,10 +684,13 @@ class MGCMAModel(MGCMAPreTrainedModel):
         else:
             self.log_similarity_scale = None
             self.similarity_shift = None
-        # Set by a trainer under multi-process training: maps local [B, ...] tensors, all of one loss in one call, to
-        # the global batch with gradients; returns one tensor for one input, else a tuple (see
-        # `modeling_mgcma.trainer.FeatureGatherer`). None: the losses use the local batch.
-        self.contrastive_feature_gatherer: Callable[..., torch.Tensor | tuple[torch.Tensor, ...]] | None = None
+        # A training setting, not saved with the model (set from the trainer's `gather_distributed_negatives`): when
+        # True and torch.distributed runs more than one process, the contrastive losses use the features of every
+        # process as negatives (`gather_with_grad`), as open_clip's loss does; otherwise the local batch.
+        self.gather_distributed_negatives = False
+        # Also a training setting: keep both encoders in eval mode (no dropout, no SpecAugment) under `train()`, as
+        # cached-feature training computes them (set by `modeling_mgcma.feature_cache.freeze_encoders_in_eval_mode`).
+        self.encoders_in_eval_mode = False
         for encoder in (speech_encoder, text_encoder):
             # An encoder built elsewhere shares its config object with ours; building `MGCMAConfig` around it resets
             # the sub-config's attention implementation to None (the unset top-level value is copied down). Resolve
@@ -621,7 +703,6 @@ class MGCMAModel(MGCMAPreTrainedModel):
         # `config.alignment_loss_warmup` > 0 (a training-time schedule, not saved with the model).
         self.alignment_loss_scale = 1.0
         self.post_init()
-        self._apply_freezing()
 
     def get_input_embeddings(self) -> nn.Module:
         """The text encoder's token embeddings (the only vocabulary-indexed input of the model)."""
@@ -632,17 +713,16 @@ class MGCMAModel(MGCMAPreTrainedModel):
 
     # -- encoders ------------------------------------------------------------------------------------------------------
 
-    def _apply_freezing(self):
-        if self.config.freeze_feature_encoder and hasattr(self.speech_encoder, "freeze_feature_encoder"):
-            self.speech_encoder.freeze_feature_encoder()
-        if self.config.freeze_speech_encoder:
-            self.speech_encoder.requires_grad_(False)
-        if self.config.freeze_text_encoder:
-            self.text_encoder.requires_grad_(False)
-
     def freeze_feature_encoder(self):
         """Stop gradients into the speech encoder's convolutional feature encoder."""
         self.speech_encoder.freeze_feature_encoder()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.encoders_in_eval_mode:
+            self.speech_encoder.eval()
+            self.text_encoder.eval()
+        return self
 
     @property
     def min_speech_samples(self) -> int:
@@ -718,11 +798,15 @@ class MGCMAModel(MGCMAPreTrainedModel):
 
     # -- losses --------------------------------------------------------------------------------------------------------
 
-    def _gather(self, *tensors):
-        if self.contrastive_feature_gatherer is None or not self.config.gather_distributed_negatives:
+    def _gather(self, *tensors, sizes: list[int]):
+        """The global batch of a contrastive loss's tensors (one collective), or the tensors as given in one process
+        or with `gather_distributed_negatives` off. `sizes` holds the per-process batch sizes: the first gather of a
+        forward pass exchanges them, the next ones reuse them."""
+        if not self.gather_distributed_negatives or _distributed_world_size() <= 1:
             return tensors
-        # one call for all of a loss's tensors, so a gatherer can send them in one collective
-        gathered = self.contrastive_feature_gatherer(*tensors)
+        if not sizes:
+            sizes.extend(_exchange_sizes(tensors[0].shape[0], tensors[0].device))
+        gathered = gather_with_grad(*tensors, sizes=sizes)
         return gathered if isinstance(gathered, tuple) else (gathered,)
 
     def similarity_parameters(self):
@@ -822,6 +906,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
         speech_attentions, text_attentions, speech_cross, text_cross = [], [], [], []
         loss_da = loss_ia = None
         speech_mu = speech_sigma = text_mu = text_sigma = None
+        gather_sizes: list[int] = []  # per-process batch sizes, exchanged once per forward pass when gathering
         for stage in self.config.enabled_modules:
             if stage == "dam":
                 speech_dist, text_dist = self.distribution_alignment(
@@ -834,7 +919,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
                 if return_loss:
                     scale, shift = self.similarity_parameters()
                     loss_da = distribution_contrastive_loss(
-                        *self._gather(speech_mu, speech_sigma, text_mu, text_sigma),
+                        *self._gather(speech_mu, speech_sigma, text_mu, text_sigma, sizes=gather_sizes),
                         scale=scale,
                         shift=shift,
                         temperature=self.config.temperature,
@@ -858,7 +943,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
                 x_t = masked_pool(text, text_mask, self.config.pooling)
                 if self.config.normalize_instance_embeddings:
                     x_s, x_t = F.normalize(x_s.float(), dim=-1), F.normalize(x_t.float(), dim=-1)
-                loss_ia = instance_contrastive_loss(*self._gather(x_s, x_t), temperature=self.config.temperature)
+                loss_ia = instance_contrastive_loss(*self._gather(x_s, x_t, sizes=gather_sizes), temperature=self.config.temperature)
 
         loss = None
         if return_loss:
@@ -924,35 +1009,6 @@ class MGCMAModel(MGCMAPreTrainedModel):
             return outputs.last_hidden_state, mask, outputs
         return *_checked_features("text", features, features_mask, self.config.text_config.hidden_size), None
 
-    @classmethod
-    def from_encoders(cls, speech_model: str | PreTrainedModel, text_model: str | PreTrainedModel, **config_kwargs):
-        """Build an MGCMA model whose encoders are initialised from pretrained checkpoints.
-
-        Args:
-            speech_model: a Hub id or local folder of a speech encoder (e.g. `"facebook/wav2vec2-base"`), or a loaded
-                model.
-            text_model: a Hub id or local folder of a text encoder (e.g. `"bert-base-uncased"`), or a loaded model.
-            config_kwargs: any other `MGCMAConfig` argument (e.g. `num_alignment_layers=6`, `id2label=...`), and
-                `attn_implementation` (`"sdpa"` or `"eager"`, for the alignment modules and both encoders; by default
-                each keeps its own).
-        """
-        attn_implementation = config_kwargs.pop("attn_implementation", None)
-        load_kwargs = {} if attn_implementation is None else {"attn_implementation": attn_implementation}
-        speech = speech_model if isinstance(speech_model, nn.Module) else AutoModel.from_pretrained(speech_model, **load_kwargs)
-        text = text_model if isinstance(text_model, nn.Module) else AutoModel.from_pretrained(text_model, **load_kwargs)
-        for name, encoder in (("speech", speech), ("text", text)):
-            if getattr(encoder.config, "is_encoder_decoder", False):
-                raise ValueError(f"the {name} model {type(encoder).__name__} is an encoder-decoder; pass an encoder.")
-        own = [(encoder, encoder.config._attn_implementation) for encoder in (speech, text)]
-        config = MGCMAConfig(speech_config=speech.config, text_config=text.config, **config_kwargs)
-        for encoder, implementation in own:  # the new config copied its unset value down into the encoders' configs
-            encoder.config._attn_implementation_internal = implementation
-        model = cls(config, speech_encoder=speech, text_encoder=text)
-        if attn_implementation is not None:
-            model.set_attn_implementation(attn_implementation)
-        return model
-
-
 class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
     """MGCMA with its emotion classifier; loss = w_ce * L_CE + w_da * L_DA + w_ia * L_IA when `labels` are given."""
 
@@ -961,8 +1017,6 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
         self.mgcma = MGCMAModel(config, speech_encoder=speech_encoder, text_encoder=text_encoder)
         self.classifier = MGCMAClassificationHead(config)
         self.post_init()
-
-    from_encoders = MGCMAModel.__dict__["from_encoders"]
 
     def _shared_parameters(self) -> list[torch.Tensor]:
         """Trainable parameters that the classification and the alignment losses share (the backbone)."""

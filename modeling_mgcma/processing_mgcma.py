@@ -32,6 +32,9 @@ if is_soundfile_available():
 logger = logging.get_logger(__name__)
 
 TARGET_SAMPLING_RATE = 16_000
+# Seconds of audio a training run keeps per utterance unless told otherwise (`MGCMAProcessor(max_duration=...)`;
+# the processor itself cuts nothing by default). benchmarks/README.md shows IEMOCAP's durations against it.
+DEFAULT_MAX_DURATION = 15.0
 
 
 def load_audio(source) -> tuple[np.ndarray, int]:
@@ -202,6 +205,17 @@ class MGCMAProcessor(ProcessorMixin):
         self.max_duration = max_duration
         self.max_text_length = max_text_length
 
+    @classmethod
+    def from_encoders(cls, speech_model: str, text_model: str, max_duration: float | None = None, **kwargs):
+        """The processor matching `MGCMAForEmotionClassification.from_encoders(speech_model, text_model)`: the speech
+        encoder's feature extractor (with attention masks) and the text encoder's tokenizer, from the Hub or local
+        folders. `kwargs` go to both `from_pretrained` calls (e.g. `revision`, `cache_dir`)."""
+        from transformers import AutoFeatureExtractor, AutoTokenizer
+
+        feature_extractor = AutoFeatureExtractor.from_pretrained(speech_model, return_attention_mask=True, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(text_model, **kwargs)
+        return cls(feature_extractor, tokenizer, max_duration=max_duration)
+
     @property
     def sampling_rate(self) -> int:
         return getattr(self.feature_extractor, "sampling_rate", TARGET_SAMPLING_RATE)
@@ -290,4 +304,13 @@ def _is_flat_number_list(value) -> bool:
     return len(value) > 0 and all(isinstance(item, (int, float, np.floating, np.integer)) for item in value)
 
 
-__all__ = ["MGCMAProcessor", "checked_mono", "decode_audio", "load_audio", "to_mono", "resample", "TARGET_SAMPLING_RATE"]
+__all__ = [
+    "MGCMAProcessor",
+    "checked_mono",
+    "decode_audio",
+    "load_audio",
+    "to_mono",
+    "resample",
+    "TARGET_SAMPLING_RATE",
+    "DEFAULT_MAX_DURATION",
+]

@@ -44,6 +44,26 @@ RUN_RECORD_FILES = ("results.json", "results.md", FINGERPRINT_FILE, "trainer_sta
                     "train_results.json", "eval_results.json", "test_results.json")  # fmt: skip
 
 
+def safetensors_problem(path) -> str | None:
+    """Why a ``.safetensors`` file cannot be loaded (empty, truncated, corrupt header), or None when it is whole.
+    Reads only the header; used by the checkpoint checks here and by `mgcma predict`."""
+    size = os.path.getsize(path)
+    if size < 8:
+        return f"{size} bytes: truncated (no header)"
+    with open(path, "rb") as handle:
+        header_size = int.from_bytes(handle.read(8), "little")
+        if header_size > size - 8:
+            return f"truncated inside its header ({size} bytes, the header alone needs {8 + header_size})"
+        try:
+            header = json.loads(handle.read(header_size))
+            end = max((entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return "not a safetensors file (its header is not valid)"
+    if 8 + header_size + end > size:
+        return f"truncated ({size} bytes, its tensors need {8 + header_size + end})"
+    return None
+
+
 def _json_safe(value):
     return json.loads(json.dumps(value, default=lambda v: getattr(v, "value", str(v))))
 
@@ -128,7 +148,6 @@ def checkpoint_problem(checkpoint) -> str | None:
     truncated weights or optimizer state), or None."""
     import zipfile
 
-    from .cli import safetensors_problem
 
     checkpoint = Path(checkpoint)
     state = checkpoint / "trainer_state.json"

@@ -5,14 +5,14 @@ Speech utterances vary from under a second to half a minute (IEMOCAP: mean ~4.5 
 batches most of a batch's frames are padding of the shorter clips, which the encoder still computes. Grouping
 utterances of similar length into a batch removes most of that waste.
 
-`LengthGroupedSampler` (per epoch, from `seed + epoch`):
+`ReshuffledLengthGroupedSampler` (per epoch, from `seed + epoch`):
 1. shuffle all indices;
 2. cut the permutation into "mega-batches" of `mega_batch_size` batches and sort each by length (longest first), so
    batches are formed from utterances of similar length, but which utterances meet changes every epoch;
 3. cut into batches of `batch_size` and shuffle the order of the batches (the batch holding the longest utterance of
    the epoch is put first when `longest_first=True`, so an out-of-memory error shows at step one).
 
-Every index appears exactly once per epoch (on one process). `LengthGroupedSampler` yields flat indices in batch
+Every index appears exactly once per epoch (on one process). `ReshuffledLengthGroupedSampler` yields flat indices in batch
 order, for a `DataLoader(batch_size=...)` that re-chunks them with the same batch size. `LengthGroupedBatchSampler`
 yields the batches themselves (`DataLoader(batch_sampler=...)`; `MGCMATrainer` uses it), and under DDP builds each
 global step from ONE sorted group of `num_replicas x batch_size` utterances, cut into consecutive per-rank batches
@@ -22,8 +22,8 @@ differ by at most one); if it has fewer utterances than ranks, utterances of the
 (`drop_last=False`, the default, like `DistributedSampler`) or it is dropped (`drop_last=True`).
 
 Lengths are computed without decoding audio (`audio_lengths`): from the `start`/`end` columns of an IEMOCAP-style
-dataset, or from the file headers (soundfile / wave). They are capped at `max_duration` seconds (default
-`DEFAULT_MAX_DURATION` = 15 s, matching `MGCMAProcessor(max_duration=...)`, which cuts the audio itself).
+dataset, or from the file headers (soundfile / wave). They are capped at the `max_duration` of the
+`MGCMAProcessor` that cuts the audio (`MGCMATrainer` passes its collator's; None, the processor's default, caps nothing).
 """
 
 from __future__ import annotations
@@ -38,14 +38,11 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from .processing_mgcma import TARGET_SAMPLING_RATE
 
-DEFAULT_MAX_DURATION = 15.0
-"""Seconds of audio kept per utterance by default for training (IEMOCAP: 0.6 % of 4-class utterances are longer)."""
 
 DEFAULT_MEGA_BATCH_SIZE = 64
-"""Batches per sorted mega-batch; with IEMOCAP-like durations and batch size 4-32 this keeps padding under 5 %."""
-
-DEFAULT_LENGTH_COLUMN = "length"
+"""Batches per sorted mega-batch (see benchmarks/README.md for the padding it leaves)."""
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -132,8 +129,8 @@ def audio_durations(
 def audio_lengths(
     dataset,
     audio_column: str = "audio",
-    sampling_rate: int = 16_000,
-    max_duration: float | None = DEFAULT_MAX_DURATION,
+    sampling_rate: int = TARGET_SAMPLING_RATE,
+    max_duration: float | None = None,
     source: str = "auto",
 ) -> list[int]:
     """Samples per utterance at `sampling_rate`, capped at `max_duration` seconds (None = no cap), without decoding.
@@ -146,22 +143,6 @@ def audio_lengths(
     if max_duration is not None:
         durations = np.minimum(durations, max_duration)
     return np.maximum(np.round(durations * sampling_rate), 1).astype(np.int64).tolist()
-
-
-def add_length_column(
-    dataset,
-    column: str = DEFAULT_LENGTH_COLUMN,
-    audio_column: str = "audio",
-    sampling_rate: int = 16_000,
-    max_duration: float | None = DEFAULT_MAX_DURATION,
-    source: str = "auto",
-):
-    """`dataset` with an int column `column` of capped audio lengths in samples (for `TrainingArguments(
-    group_by_length=True, length_column_name=column)` or `LengthGroupedSampler`)."""
-    lengths = audio_lengths(dataset, audio_column, sampling_rate, max_duration, source)
-    if column in dataset.column_names:
-        dataset = dataset.remove_columns(column)
-    return dataset.add_column(column, lengths)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -232,8 +213,8 @@ def length_grouped_steps(
     """
     if num_replicas < 1:
         raise ValueError(f"`num_replicas` must be >= 1, got {num_replicas}.")
-    # mega-batches of `mega_batch_size` global steps: sorting fewer utterances would leave the 8 batches of an
-    # 8-rank step spread over 1/8 of a mega-batch's lengths (useful share ~0.80 instead of ~0.95 at batch 4)
+    # mega-batches of `mega_batch_size` global steps: sorting fewer utterances would spread the batches of a
+    # many-rank step over a fraction of a mega-batch's lengths, so its ranks would pad to different lengths
     groups = length_grouped_batches(
         lengths, batch_size * num_replicas, seed=seed, epoch=epoch, shuffle=shuffle,
         mega_batch_size=mega_batch_size, longest_first=longest_first,
@@ -253,8 +234,11 @@ def length_grouped_steps(
     return steps
 
 
-class LengthGroupedSampler(Sampler[int]):
+class ReshuffledLengthGroupedSampler(Sampler[int]):
     """Indices of one epoch in length-grouped batch order (flat), reshuffled per epoch from `seed + epoch`.
+
+    Not transformers' `LengthGroupedSampler`: that one keeps the batches of each mega-batch in sorted order and has no
+    deterministic sorted mode for evaluation; this one shuffles the batch order and sorts with `shuffle=False`.
 
     Batch the indices with the same `batch_size` (DataLoader / Trainer do) to get the groups. `set_epoch(epoch)`
     selects the epoch (Trainer and accelerate call it); iterating again without `set_epoch` advances to the next
@@ -337,7 +321,7 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             rank = rank if rank is not None else (torch.distributed.get_rank() if distributed else 0)
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise ValueError(f"need num_replicas >= 1 and 0 <= rank < num_replicas, got {num_replicas=} and {rank=}.")
-        self.sampler = LengthGroupedSampler(lengths, batch_size, seed, shuffle, mega_batch_size, longest_first)
+        self.sampler = ReshuffledLengthGroupedSampler(lengths, batch_size, seed, shuffle, mega_batch_size, longest_first)
         self.num_replicas, self.rank, self.drop_last = num_replicas, rank, drop_last
 
     def set_epoch(self, epoch: int) -> None:
@@ -373,13 +357,13 @@ def build_length_grouped_sampler(
     seed: int = 0,
     shuffle: bool = True,
     mega_batch_size: int = DEFAULT_MEGA_BATCH_SIZE,
-) -> LengthGroupedSampler:
+) -> ReshuffledLengthGroupedSampler:
     """A flat sampler for a `DataLoader(batch_size=...)`: `MGCMATrainer._get_eval_sampler` (shuffle=False: sorted,
     deterministic). `batch_size` must be the DataLoader's. For training use `LengthGroupedBatchSampler`: a DataLoader
     re-chunks a flat order, which breaks the groups whenever its start shifts, and accelerate deals whole batches to
     the ranks in turn.
     """
-    return LengthGroupedSampler(lengths, batch_size, seed=seed, shuffle=shuffle, mega_batch_size=mega_batch_size)
+    return ReshuffledLengthGroupedSampler(lengths, batch_size, seed=seed, shuffle=shuffle, mega_batch_size=mega_batch_size)
 
 
 def padding_fraction(batches: Sequence[Sequence[int]], lengths: Sequence[int]) -> float:
@@ -409,27 +393,15 @@ def useful_frame_share(steps: Sequence[Sequence[Sequence[int]]], lengths: Sequen
     return real / busy if busy else 1.0
 
 
-def wav2vec2_frames(num_samples, conv_kernel=(10, 3, 3, 3, 3, 2, 2), conv_stride=(5, 2, 2, 2, 2, 2, 2)):
-    """Frames wav2vec2's convolutional feature encoder makes of `num_samples` (int or array)."""
-    frames = np.asarray(num_samples, dtype=np.int64)
-    for kernel, stride in zip(conv_kernel, conv_stride):
-        frames = (frames - kernel) // stride + 1
-    return np.maximum(frames, 0)
-
-
 __all__ = [
-    "DEFAULT_MAX_DURATION",
     "DEFAULT_MEGA_BATCH_SIZE",
-    "DEFAULT_LENGTH_COLUMN",
     "audio_durations",
     "audio_lengths",
-    "add_length_column",
     "length_grouped_batches",
-    "LengthGroupedSampler",
+    "ReshuffledLengthGroupedSampler",
     "LengthGroupedBatchSampler",
     "length_grouped_steps",
     "build_length_grouped_sampler",
     "padding_fraction",
     "useful_frame_share",
-    "wav2vec2_frames",
 ]

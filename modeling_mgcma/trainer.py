@@ -1,120 +1,31 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""Training MGCMA with the `transformers.Trainer`: a data collator, the trainer and the distributed feature gather.
+"""Training MGCMA with the `transformers.Trainer`: the training arguments, the trainer and multi-GPU helpers.
 
-* `MGCMADataCollator` turns dataset rows (``audio``, ``text``, ``label``) into model inputs through an
-  `MGCMAProcessor`, so the Trainer must keep every column (``remove_unused_columns=False``, which `MGCMATrainer`
-  enforces): the default column pruning would drop ``audio`` and ``text`` because the model's forward has no
-  argument of those names.
+* `MGCMATrainingArguments` adds the training-regime settings (`freeze_*`, `gather_distributed_negatives`) to
+  `TrainingArguments`; `MGCMATrainer` applies them to the model (with plain `TrainingArguments`: their defaults).
 * `MGCMATrainer` logs the loss components L_CE, L_DA and L_IA next to the total, averaged over each logging
   interval; evaluation reports its own averages (``eval_loss_ce`` ...) without touching the training ones.
-* `gather_with_grad` is the open_clip-style all-gather: under multi-process training every process computes each
-  contrastive loss on the features of the global batch, with gradients flowing back to the process that produced
-  them. `FeatureGatherer` is what the trainer installs: the batch sizes are exchanged once per step, and several
-  tensors can share one collective. With one process nothing is installed and no distributed call is made.
+* The data collators live in `modeling_mgcma.collators`; the distributed gather of the contrastive negatives in
+  the loss path of `modeling_mgcma.modeling_mgcma` (`gather_with_grad`).
 """
 
 from __future__ import annotations
 
 import collections
 import logging
-from typing import Any
+from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
-from transformers import Trainer
+from transformers import Trainer, TrainingArguments
 
 from .loss_schedule import AlignmentLossWarmup
-from .processing_mgcma import decode_audio as decode_audio_any
-from .processing_mgcma import to_mono
+from .processing_mgcma import TARGET_SAMPLING_RATE
 
 
 logger = logging.getLogger(__name__)
 
 LOSS_COMPONENTS = ("loss_ce", "loss_da", "loss_ia")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Distributed negatives
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _exchange_sizes(local: int, device, group=None) -> list[int]:
-    import torch.distributed as dist
-
-    local_size = torch.tensor([local], device=device, dtype=torch.long)
-    sizes = [torch.zeros_like(local_size) for _ in range(dist.get_world_size(group))]
-    dist.all_gather(sizes, local_size, group=group)
-    return [int(size.item()) for size in sizes]  # one host sync
-
-
-def _gather_rows(tensor: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
-    import torch.distributed.nn.functional as dist_nn
-
-    largest = max(sizes)
-    if tensor.shape[0] < largest:
-        padding = tensor.new_zeros((largest - tensor.shape[0], *tensor.shape[1:]))
-        tensor = torch.cat([tensor, padding], dim=0)
-    gathered = dist_nn.all_gather(tensor.contiguous(), group=group)
-    if all(size == largest for size in sizes):
-        return torch.cat(gathered, dim=0)
-    return torch.cat([chunk[:size] for chunk, size in zip(gathered, sizes)], dim=0)
-
-
-def gather_with_grad(tensor: torch.Tensor, group=None) -> torch.Tensor:
-    """All-gather `[B, ...]` tensors of every process into `[sum_r B_r, ...]` (rank order) with gradients.
-
-    `torch.distributed.nn.functional.all_gather` is differentiable (its backward sums, on each process, the gradients
-    that all processes' losses send to that process's features); accelerate's `gather` and `torch.distributed.all_gather`
-    are not. Processes may hold different batch sizes (the last batch of an epoch): the sizes are exchanged first, each
-    tensor is padded to the largest size for the collective, and the padding is cut off again, so the result holds
-    exactly the real rows and no padded row ever becomes a negative.
-    """
-    return _gather_rows(tensor, _exchange_sizes(tensor.shape[0], tensor.device, group), group)
-
-
-class FeatureGatherer:
-    """`gather_with_grad` for a training step: the batch sizes are exchanged once per step (`new_step()`, called
-    by `MGCMATrainer.compute_loss`), not once per gathered tensor, and several tensors passed in one call travel in
-    one collective (`gatherer(a, b, c)` returns the gathered `(a, b, c)`; rows concatenated in the widest dtype and
-    split again, gradients included). One tensor in, one tensor out, as the model's `contrastive_feature_gatherer`.
-    """
-
-    def __init__(self, group=None):
-        self.group = group
-        self._sizes = None
-        self.size_exchanges = 0
-        self.collectives = 0
-
-    def new_step(self) -> None:
-        self._sizes = None
-
-    def _step_sizes(self, local: int, device) -> list[int]:
-        import torch.distributed as dist
-
-        if self._sizes is None or self._sizes[dist.get_rank(self.group)] != local:
-            self._sizes = _exchange_sizes(local, device, self.group)
-            self.size_exchanges += 1
-        return self._sizes
-
-    def __call__(self, *tensors: torch.Tensor):
-        if not tensors:
-            raise ValueError("nothing to gather.")
-        rows = tensors[0].shape[0]
-        if any(t.shape[0] != rows for t in tensors):
-            raise ValueError(f"tensors gathered together need one batch size, got {[tuple(t.shape) for t in tensors]}.")
-        sizes = self._step_sizes(rows, tensors[0].device)
-        self.collectives += 1
-        if len(tensors) == 1:
-            return _gather_rows(tensors[0], sizes, self.group)
-        dtype = tensors[0].dtype
-        for t in tensors[1:]:
-            dtype = torch.promote_types(dtype, t.dtype)
-        flat = torch.cat([t.reshape(rows, -1).to(dtype) for t in tensors], dim=1)
-        gathered = _gather_rows(flat, sizes, self.group)
-        widths = [t[0].numel() if rows else int(np.prod(t.shape[1:])) for t in tensors]
-        parts = torch.split(gathered, widths, dim=1)
-        return tuple(part.reshape(-1, *t.shape[1:]).to(t.dtype) for part, t in zip(parts, tensors))
 
 
 def _on_cpu(module: nn.Module) -> bool:
@@ -224,10 +135,10 @@ def _layerdrop_reasons(model: nn.Module) -> list[str]:
 def _probe_unused_alignment_parameters(model: nn.Module) -> list[str]:
     """Names of trainable parameters outside the encoders that get no gradient from the training loss, found by one
     forward/backward of a 2-utterance batch of random encoder features (the encoders themselves are not run).
-    RNG state, gradients and the feature gatherer are restored afterwards."""
-    backbone = getattr(model, "mgcma", model)
+    RNG state, gradients and the gathering setting are restored afterwards."""
+    backbone = getattr(model, "base_model", model)
     config = getattr(model, "config", None)
-    if not hasattr(backbone, "speech_encoder") or not hasattr(backbone, "contrastive_feature_gatherer") or config is None:
+    if not hasattr(backbone, "speech_encoder") or not hasattr(backbone, "gather_distributed_negatives") or config is None:
         return []
     encoders = {id(p) for encoder in (backbone.speech_encoder, backbone.text_encoder) for p in encoder.parameters()}
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad and id(p) not in encoders]
@@ -235,7 +146,7 @@ def _probe_unused_alignment_parameters(model: nn.Module) -> list[str]:
         return []
     reference = trainable[0][1]
     saved_grads = {n: p.grad for n, p in trainable}
-    gatherer, was_training = backbone.contrastive_feature_gatherer, model.training
+    gather, was_training = backbone.gather_distributed_negatives, model.training
     generator = torch.Generator().manual_seed(0)
 
     def features(width):
@@ -248,7 +159,7 @@ def _probe_unused_alignment_parameters(model: nn.Module) -> list[str]:
         inputs["return_loss"] = True
     try:
         with torch.random.fork_rng(devices=[] if reference.device.type == "cpu" else None), torch.enable_grad():
-            backbone.contrastive_feature_gatherer = None
+            backbone.gather_distributed_negatives = False  # the probe runs on one process only
             model.train()
             for _, parameter in trainable:
                 parameter.grad = None
@@ -258,7 +169,7 @@ def _probe_unused_alignment_parameters(model: nn.Module) -> list[str]:
             loss.float().backward()
             return [n for n, p in trainable if p.grad is None]
     finally:
-        backbone.contrastive_feature_gatherer = gatherer
+        backbone.gather_distributed_negatives = gather
         model.train(was_training)
         for name, parameter in trainable:
             parameter.grad = saved_grads[name]
@@ -314,48 +225,53 @@ def configure_unused_parameters(model: nn.Module, args) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Data collator
+# Training arguments
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def decode_audio(audio: Any) -> tuple[np.ndarray, int]:
-    """(mono float32 array, sampling rate) from any form a dataset row can hold (see
-    `processing_mgcma.decode_audio`: a `{"array", "sampling_rate"}` dict, a torchcodec `AudioDecoder`, a
-    `{"path"}`/`{"bytes"}` dict from ``Audio(decode=False)``, or a path)."""
-    array, rate = decode_audio_any(audio)
-    return to_mono(array), rate
+@dataclass
+class MGCMATrainingArguments(TrainingArguments):
+    """`TrainingArguments` with MGCMA's training-regime settings, applied to the model by `MGCMATrainer` (they are
+    not part of the model's config). A plain `TrainingArguments` given to the trainer means these defaults."""
+
+    freeze_feature_encoder: bool = field(
+        default=True,
+        metadata={"help": "Freeze the speech encoder's convolutional feature encoder (standard wav2vec2 fine-tuning)."},
+    )
+    freeze_speech_encoder: bool = field(default=False, metadata={"help": "Freeze the whole speech encoder."})
+    freeze_text_encoder: bool = field(default=False, metadata={"help": "Freeze the whole text encoder."})
+    gather_distributed_negatives: bool = field(
+        default=True,
+        metadata={"help": "Under multi-process training, use the features of all processes (gathered with gradients) "
+                          "as contrastive negatives; ignored in one process."},
+    )  # fmt: skip
 
 
-class MGCMADataCollator:
-    """Dataset rows -> a padded MGCMA batch with ``labels``.
+TRAINING_REGIME_DEFAULTS = {
+    name: MGCMATrainingArguments.__dataclass_fields__[name].default
+    for name in ("freeze_feature_encoder", "freeze_speech_encoder", "freeze_text_encoder", "gather_distributed_negatives")
+}
 
-    Each row holds ``audio`` (see `decode_audio`), ``text`` (the transcript) and ``label`` (a class id); other
-    columns (id, session, ...) are ignored. Audio at any rate is resampled to the processor's rate.
 
-    Args:
-        processor: an `MGCMAProcessor` (feature extractor + tokenizer, optional `max_duration`).
-        audio_column, text_column, label_column: the row keys to read.
-    """
+def training_regime(args) -> dict[str, bool]:
+    """The MGCMA training-regime settings of `args` (`MGCMATrainingArguments`, or their defaults for others)."""
+    return {name: bool(getattr(args, name, default)) for name, default in TRAINING_REGIME_DEFAULTS.items()}
 
-    def __init__(self, processor, audio_column: str = "audio", text_column: str = "text", label_column: str = "label"):
-        self.processor = processor
-        self.audio_column = audio_column
-        self.text_column = text_column
-        self.label_column = label_column
 
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        if not rows:
-            raise ValueError("got an empty batch.")
-        missing = [c for c in (self.audio_column, self.text_column) if c not in rows[0]]
-        if missing:
-            raise ValueError(f"rows have no column(s) {missing}; their columns are {sorted(rows[0])}.")
-        # the processor mixes down, cuts to max_duration and resamples each clip from its own rate
-        clips, rates = zip(*(decode_audio(row[self.audio_column]) for row in rows))
-        batch = self.processor(audio=list(clips), text=[row[self.text_column] for row in rows], sampling_rate=list(rates))
-        batch = dict(batch)
-        if self.label_column in rows[0]:
-            batch["labels"] = torch.tensor([int(row[self.label_column]) for row in rows], dtype=torch.long)
-        return batch
+def apply_training_regime(model: nn.Module, args) -> dict[str, bool]:
+    """Freeze what `args` says and set the model's `gather_distributed_negatives`; returns the settings applied."""
+    regime = training_regime(args)
+    backbone = getattr(model, "base_model", model)
+    if not hasattr(backbone, "speech_encoder"):
+        return regime
+    if regime["freeze_feature_encoder"] and hasattr(backbone.speech_encoder, "freeze_feature_encoder"):
+        backbone.speech_encoder.freeze_feature_encoder()
+    if regime["freeze_speech_encoder"]:
+        backbone.speech_encoder.requires_grad_(False)
+    if regime["freeze_text_encoder"]:
+        backbone.text_encoder.requires_grad_(False)
+    backbone.gather_distributed_negatives = regime["gather_distributed_negatives"]
+    return regime
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -370,8 +286,8 @@ class MGCMATrainer(Trainer):
       `report_to` integration), each the mean over the micro-batches of the logging interval (so gradient
       accumulation does not change the scale) and over processes. Evaluation accumulates separately and adds
       ``eval_loss_ce`` ... to its metrics.
-    * Under multi-process training (and `config.gather_distributed_negatives`), installs `gather_with_grad` as the
-      model's `contrastive_feature_gatherer`, so the contrastive losses see the global batch.
+    * Applies the training regime of its arguments (`MGCMATrainingArguments`: encoder freezing, and
+      `gather_distributed_negatives`, with which the contrastive losses see the global batch under several processes).
     * `prediction_step` returns only the logits (plus the pooled speech and text features when
       `collect_embeddings` is set, for the t-SNE plot), not every hidden state.
     * The MGCMA losses are batch means (a contrastive loss does not decompose into per-item terms), so
@@ -390,6 +306,7 @@ class MGCMATrainer(Trainer):
         if training_args is not None:
             refuse_data_parallel(training_args)
             if model is not None:
+                apply_training_regime(model, training_args)
                 configure_unused_parameters(model, training_args)
         super().__init__(*args, **kwargs)
         if self.args.remove_unused_columns:
@@ -401,7 +318,7 @@ class MGCMATrainer(Trainer):
         self.collect_embeddings = False
         self._component_sums = {"train": collections.defaultdict(float), "eval": collections.defaultdict(float)}
         self._component_counts = {"train": collections.Counter(), "eval": collections.Counter()}
-        self._install_feature_gatherer()
+        self._log_gathering()
         self._keep_unused_encoders_on_cpu()
         if getattr(getattr(self.model, "config", None), "alignment_loss_warmup", 0) > 0:
             self.add_callback(AlignmentLossWarmup())  # ramps L_DA / L_IA in (see modeling_mgcma.loss_schedule)
@@ -426,7 +343,7 @@ class MGCMATrainer(Trainer):
                 cache[key] = audio_lengths(
                     dataset,
                     audio_column=getattr(self.data_collator, "audio_column", "audio"),
-                    sampling_rate=getattr(processor, "sampling_rate", 16_000),
+                    sampling_rate=getattr(processor, "sampling_rate", TARGET_SAMPLING_RATE),
                     max_duration=getattr(processor, "max_duration", None),
                 )
         return cache[key]
@@ -505,10 +422,10 @@ class MGCMATrainer(Trainer):
         if dataset is None or SPEECH_COLUMN not in getattr(dataset, "column_names", ()):
             return []
         model = self.accelerator.unwrap_model(self.model)
-        backbone = getattr(model, "mgcma", None)
-        if backbone is None or not hasattr(backbone, "speech_encoder"):
+        backbone = getattr(model, "base_model", model)
+        if not hasattr(backbone, "speech_encoder"):
             return []
-        prefix = "mgcma." if backbone is not model else ""
+        prefix = f"{model.base_model_prefix}." if backbone is not model else ""
         encoders = [(prefix + "speech_encoder", backbone.speech_encoder), (prefix + "text_encoder", backbone.text_encoder)]
         if any(p.requires_grad for _, encoder in encoders for p in encoder.parameters()):
             return []
@@ -547,15 +464,10 @@ class MGCMATrainer(Trainer):
         super()._move_model_to_device(model, device)
         self._keep_unused_encoders_on_cpu()
 
-    def _install_feature_gatherer(self):
+    def _log_gathering(self):
         model = self.accelerator.unwrap_model(self.model)
-        backbone = getattr(model, "mgcma", model)
-        if not hasattr(backbone, "contrastive_feature_gatherer"):
-            return
-        use_gather = self.accelerator.num_processes > 1 and model.config.gather_distributed_negatives
-        self.feature_gatherer = FeatureGatherer() if use_gather else None
-        backbone.contrastive_feature_gatherer = self.feature_gatherer
-        if use_gather:
+        backbone = getattr(model, "base_model", model)
+        if self.accelerator.num_processes > 1 and getattr(backbone, "gather_distributed_negatives", False):
             logger.info(
                 "Contrastive losses use the negatives of all %d processes (gathered with gradients).",
                 self.accelerator.num_processes,
@@ -565,8 +477,6 @@ class MGCMATrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         self._keep_unused_encoders_on_cpu()
-        if getattr(self, "feature_gatherer", None) is not None:
-            self.feature_gatherer.new_step()  # batch sizes may change between steps: exchanged once per step
         outputs = model(**inputs)
         if outputs.loss is None:
             raise ValueError(f"the model returned no loss: the batch needs `labels`; it has {sorted(inputs)}.")
@@ -634,11 +544,10 @@ class MGCMATrainer(Trainer):
 
 
 __all__ = [
-    "MGCMADataCollator",
     "MGCMATrainer",
-    "gather_with_grad",
-    "FeatureGatherer",
-    "decode_audio",
+    "MGCMATrainingArguments",
+    "apply_training_regime",
+    "training_regime",
     "refuse_data_parallel",
     "apply_dataloader_defaults",
     "choose_mixed_precision",

@@ -35,5 +35,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # Install torch first and pinned: a bare `torch` requirement on a clean venv pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==${TORCH_VERSION:-2.13.0}"
-.venv/bin/python -m pip install -q ".[test]"
+# Editable: `data/` is installed as `modeling_mgcma.data` by a package-dir mapping, which only an editable install
+# also serves to code run from this checkout (a plain install is shadowed by the checkout's `modeling_mgcma/`).
+.venv/bin/python -m pip install -q -e ".[test]"
 echo "MGCMA environment ready in .venv"

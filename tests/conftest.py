@@ -1,4 +1,7 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Shared fixtures: tiny random MGCMA models (hidden 32, 2 layers) built locally; nothing is downloaded."""
+
+import hashlib
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ TINY_WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "the", "weather
 
 @pytest.fixture(scope="module")
 def one_torch_thread():
-    """Tiny tensors: one intra-op thread is as fast, and far faster when other jobs share the 2 cores."""
+    """Tiny tensors: one intra-op thread is as fast, and faster when other jobs share the cores."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -51,3 +54,13 @@ def tiny_batch(tiny_processor):
 def tiny_model(tiny_config_factory):
     torch.manual_seed(0)
     return MGCMAForEmotionClassification(tiny_config_factory())
+
+
+@pytest.fixture
+def file_hashes():
+    """A function: folder -> {relative path: sha256} of every file under it (to compare generated trees)."""
+
+    def hashes(root):
+        return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    return hashes

@@ -1,9 +1,11 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Run by tests/test_training_distributed.py under a 2-process launcher (gloo on CPU); not a test module itself.
 
 Every rank builds the same tiny model and the same global batch of 5 utterances (precomputed encoder features),
-keeps its own rows (rank 0: 3, rank 1: 2 — uneven on purpose, like a last batch), lets `MGCMATrainer` install the
-feature gatherer, and computes L_DA, L_IA and their gradients. It also computes, locally and without any
-distributed call, the same losses on the whole concatenated batch. Both results go to `<out>/rank<k>.json`.
+keeps its own rows (rank 0: 3, rank 1: 2 — uneven on purpose, like a last batch), lets `MGCMATrainer` set the
+model's `gather_distributed_negatives` from its arguments, and computes L_DA, L_IA and their gradients. It also
+computes, locally and without any distributed call, the same losses on the whole concatenated batch. Both results
+go to `<out>/rank<k>.json`, with the number of collectives the forward pass made.
 """
 
 import json
@@ -12,14 +14,26 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from transformers import TrainingArguments
 
 from modeling_mgcma import MGCMAForEmotionClassification
 from modeling_mgcma.from_scratch import small_config
-from modeling_mgcma.trainer import FeatureGatherer, MGCMATrainer
+from modeling_mgcma import modeling_mgcma as modeling
+from modeling_mgcma.modeling_mgcma import gather_with_grad
+from modeling_mgcma.trainer import MGCMATrainer
 
 
 ROWS_PER_RANK = (3, 2)
+CALLS = {"size_exchanges": 0, "collectives": 0}
+
+
+def counted(function, key):
+    def wrapper(*args, **kwargs):
+        CALLS[key] += 1
+        return function(*args, **kwargs)
+
+    return wrapper
 
 
 def contrastive_loss_and_grads(model, inputs):
@@ -42,8 +56,7 @@ def main(out_dir: str):
     args = TrainingArguments(output_dir=str(Path(out_dir) / "trainer"), report_to="none", use_cpu=True)
     trainer = MGCMATrainer(model=model, args=args)
     rank, world = trainer.accelerator.process_index, trainer.accelerator.num_processes
-    gatherer = model.mgcma.contrastive_feature_gatherer
-    installed = isinstance(gatherer, FeatureGatherer) and gatherer is trainer.feature_gatherer
+    flag_set = model.base_model.gather_distributed_negatives is True
 
     generator = torch.Generator().manual_seed(1)
     total = sum(ROWS_PER_RANK)
@@ -64,28 +77,31 @@ def main(out_dir: str):
         }  # fmt: skip
 
     # distributed: local rows, gathered negatives; DDP averages gradients over ranks, emulated by all_reduce / world
-    gatherer.new_step()
-    outputs, grads = contrastive_loss_and_grads(model, inputs(local))
-    size_exchanges = gatherer.size_exchanges  # six tensors gathered, one size exchange
-    collectives = gatherer.collectives  # one collective per contrastive loss: L_DA's four tensors, L_IA's two
+    exchange_sizes, all_gather_with_grad = modeling._exchange_sizes, dist_nn.all_gather
+    modeling._exchange_sizes = counted(exchange_sizes, "size_exchanges")
+    dist_nn.all_gather = counted(all_gather_with_grad, "collectives")
+    try:
+        outputs, grads = contrastive_loss_and_grads(model, inputs(local))
+    finally:
+        modeling._exchange_sizes, dist_nn.all_gather = exchange_sizes, all_gather_with_grad
     for grad in grads.values():
         dist.all_reduce(grad)
         grad /= world
     # reference: the whole batch in this one process, no gather
-    model.mgcma.contrastive_feature_gatherer = None
+    model.base_model.gather_distributed_negatives = False
     reference, reference_grads = contrastive_loss_and_grads(model, inputs(slice(0, total)))
 
     # several tensors in one collective: the same rows as one collective each
     a, b = speech[local].reshape(ROWS_PER_RANK[rank], -1)[:, :3].contiguous(), labels[local].float()[:, None] * 2
-    joint = gatherer(a, b.double())
-    multi_tensor_match = torch.equal(joint[0], gatherer(a)) and torch.equal(joint[1], gatherer(b.double()))
+    joint = gather_with_grad(a, b.double())
+    multi_tensor_match = torch.equal(joint[0], gather_with_grad(a)) and torch.equal(joint[1], gather_with_grad(b.double()))
     multi_tensor_match = multi_tensor_match and joint[1].dtype == torch.float64 and joint[0].shape == (total, 3)
 
     max_grad_diff = max((grads[n] - reference_grads[n]).abs().max().item() for n in reference_grads)
     result = {
         "rank": rank,
         "world": world,
-        "gatherer_installed": installed,
+        "gather_flag_set": flag_set,
         "loss_da": outputs.loss_da.item(),
         "loss_ia": outputs.loss_ia.item(),
         "reference_loss_da": reference.loss_da.item(),
@@ -93,8 +109,8 @@ def main(out_dir: str):
         "max_grad_diff": max_grad_diff,
         "num_grads": len(reference_grads),
         "grad_names_match": sorted(grads) == sorted(reference_grads),
-        "size_exchanges": size_exchanges,
-        "collectives": collectives,
+        "size_exchanges": CALLS["size_exchanges"],  # six tensors gathered in one forward pass, one size exchange
+        "collectives": CALLS["collectives"],  # one per contrastive loss: L_DA's four tensors, L_IA's two
         "multi_tensor_match": multi_tensor_match,
     }
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))

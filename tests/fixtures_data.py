@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Write small IEMOCAP-format trees for the data tests (hand-written format, not the demo generator)."""
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def write_tree(root: Path, dialogs: list[Dialog], quirks: bool = True) -> Path:
 
 
 def quirky_session1() -> list[Dialog]:
-    """Session 1 with every quirk of iemocap-format.md."""
+    """Session 1 with every quirk of the release's files that the builder handles (see data/README.md)."""
     return [
         Dialog(
             "Ses01F_impro01",

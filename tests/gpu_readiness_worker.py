@@ -34,7 +34,8 @@ def train(out_dir: str, variant: str):
 
     from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification
     from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config, word_processor
-    from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
+    from modeling_mgcma.collators import MGCMADataCollator
+    from modeling_mgcma.trainer import MGCMATrainer
 
     torch.manual_seed(0)
     words = ["i", "am", "so", "happy", "sad", "today"]
@@ -89,7 +90,8 @@ def train_cached(out_dir: str):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.feature_cache import CachedFeatureCollator, freeze_encoders_in_eval_mode
+    from modeling_mgcma.collators import CachedFeatureCollator
+    from modeling_mgcma.feature_cache import freeze_encoders_in_eval_mode
     from modeling_mgcma.from_scratch import small_config
     from modeling_mgcma.trainer import MGCMATrainer
 

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Run a script in a fresh interpreter where `modeling_mgcma` cannot be imported (as on a Hub user's machine).
 
 The package is installed (editable) in the test environment, so PYTHONPATH tricks do not hide it: a meta-path

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """`mgcma predict`: audio files + --text, CSV/JSONL manifests, JSON lines out, and the exit codes a shell expects."""
 
 import json

@@ -1,6 +1,6 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The demo corpus: IEMOCAP layout, reproducibility, and the one-cue-per-utterance design."""
 
-import hashlib
 import re
 import wave
 
@@ -22,14 +22,6 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def utterances(corpus):
     return scan_iemocap(corpus)[0]
-
-
-def file_hashes(root):
-    return {
-        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
 
 
 def words_of(text):
@@ -65,7 +57,7 @@ def test_wavs_are_16k_mono_16bit_and_short(utterances):
     assert 0.4 < min(durations) and max(durations) < 3.2 and 1.0 < np.mean(durations) < 2.2
 
 
-def test_reproducible_by_seed_and_idempotent(corpus, tmp_path):
+def test_reproducible_by_seed_and_idempotent(corpus, tmp_path, file_hashes):
     again = generate_demo_corpus(tmp_path / "again", seed=0)
     assert file_hashes(again) == file_hashes(corpus)
     other = generate_demo_corpus(tmp_path / "other", seed=1)

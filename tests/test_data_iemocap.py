@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The IEMOCAP builder on small trees written in the release's real format."""
 
 import logging

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The fast CPU inference paths predict what the float32 model predicts (tiny demo model, briefly trained)."""
 
 import pytest
@@ -8,13 +9,13 @@ datasets = pytest.importorskip("datasets")
 from modeling_mgcma import MGCMAForEmotionClassification  # noqa: E402
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap  # noqa: E402
 from modeling_mgcma.fast_inference import FAST_INFERENCE_METHODS, optimize_for_cpu_inference  # noqa: E402
+from modeling_mgcma.collators import CachedFeatureCollator  # noqa: E402
 from modeling_mgcma.feature_cache import (  # noqa: E402
-    CachedFeatureCollator,
-    _decoded_audio,
     cache_features,
     freeze_encoders_in_eval_mode,
 )
 from modeling_mgcma.from_scratch import small_config, word_processor  # noqa: E402
+from modeling_mgcma.processing_mgcma import decode_audio  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -42,7 +43,7 @@ def trained(tmp_path_factory):
             optimizer.zero_grad()
     model.eval()
     rows = [dataset[i] for i in range(len(dataset))]
-    audio = [_decoded_audio(row["audio"], i, "audio")[0] for i, row in enumerate(rows)]
+    audio = [decode_audio(row["audio"])[0] for i, row in enumerate(rows)]
     inputs = [processor(audio=clip, text=row["text"]) for clip, row in zip(audio, rows)]
     with torch.no_grad():
         reference = torch.cat([model(**x).logits for x in inputs])

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Cached-feature mode: same logits, losses and training trajectory as frozen-encoder end-to-end training."""
 
 import pytest
@@ -7,15 +8,15 @@ datasets = pytest.importorskip("datasets")
 
 from modeling_mgcma import MGCMAForEmotionClassification  # noqa: E402
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap  # noqa: E402
+from modeling_mgcma.collators import CachedFeatureCollator  # noqa: E402
 from modeling_mgcma.feature_cache import (  # noqa: E402
-    CachedFeatureCollator,
-    _decoded_audio,
     cache_features,
     cached_feature_lengths,
     feature_cache_key,
     freeze_encoders_in_eval_mode,
 )
 from modeling_mgcma.from_scratch import small_config, word_processor  # noqa: E402
+from modeling_mgcma.processing_mgcma import decode_audio  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -39,7 +40,7 @@ def _model(processor, seed=0):
 
 def _raw_batch(dataset, processor, indices):
     rows = [dataset[i] for i in indices]
-    audio = [_decoded_audio(row["audio"], i, "audio")[0] for i, row in zip(indices, rows)]
+    audio = [decode_audio(row["audio"])[0] for i, row in zip(indices, rows)]
     batch = dict(processor(audio=audio, text=[row["text"] for row in rows]))
     batch["labels"] = torch.tensor([row["label"] for row in rows])
     return batch

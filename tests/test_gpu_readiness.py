@@ -261,7 +261,7 @@ def test_worker_pipeline_yields_the_same_batches_as_single_process(tmp_path, str
     sys.path.insert(0, str(WORKER.parent))
     from gpu_readiness_worker import cache_dataset, cache_model
 
-    from modeling_mgcma.trainer import MGCMADataCollator
+    from modeling_mgcma.collators import MGCMADataCollator
 
     write_wavs(tmp_path / "wavs", n=10)
     dataset, words = cache_dataset(tmp_path / "wavs")
@@ -305,7 +305,8 @@ def test_cached_training_keeps_the_frozen_encoders_off_the_accelerator_and_out_o
 
     import modeling_mgcma.trainer as trainer_module
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.feature_cache import CachedFeatureCollator, freeze_encoders_in_eval_mode
+    from modeling_mgcma.collators import CachedFeatureCollator
+    from modeling_mgcma.feature_cache import freeze_encoders_in_eval_mode
     from modeling_mgcma.from_scratch import small_config
 
     rows = random_feature_rows(8)

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Hub round trip over real HTTP on loopback: a model repo served by `olah` (a third-party Hugging Face Hub mirror
 server, offline mode, serving local git repositories) and loaded by repo id and pinned commit through
 `AutoModel*`, `pipeline(model="org/mgcma", ...)` and `mgcma predict --revision`, with `HF_ENDPOINT` pointing at it.

@@ -2,7 +2,6 @@
 """Learning: the width-independent distribution distance, the alignment-loss schedule, gradient balancing, the spoken
 demo corpus, and the key comparison (full model vs no alignment) trained for a few epochs."""
 
-import hashlib
 import re
 import shutil
 import sys
@@ -112,7 +111,9 @@ def test_trainer_ramps_the_alignment_losses(tiny_config_factory, tiny_processor,
     import datasets
     from transformers import TrainerCallback, TrainingArguments
 
-    from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
+    from modeling_mgcma.collators import MGCMADataCollator
+
+    from modeling_mgcma.trainer import MGCMATrainer
 
     seen = []
 
@@ -179,14 +180,8 @@ def test_gradient_balance_caps_the_alignment_gradient(tiny_config_factory, tiny_
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def file_hashes(root):
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()
-    }
-
-
 @needs_espeak
-def test_spoken_corpus_is_deterministic_and_says_the_transcript(tmp_path):
+def test_spoken_corpus_is_deterministic_and_says_the_transcript(tmp_path, file_hashes):
     from modeling_mgcma.data import generate_demo_corpus, load_iemocap, scan_iemocap
 
     first = generate_demo_corpus(tmp_path / "a", seed=3, utterances_per_session=12, voice="espeak")

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The public loss functions against independent references (eqs. 4-11)."""
 
 import math

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """MGCMAModel / MGCMAForEmotionClassification: shapes, padding, training, ablations, numerics, errors."""
 
 import pytest
@@ -101,9 +102,8 @@ def test_training_step_updates_every_trainable_parameter(tiny_model, tiny_batch)
     optimizer.step()
     unchanged = [n for n, p in tiny_model.named_parameters() if p.requires_grad and torch.equal(p, before[n])]
     assert not unchanged, f"parameters not updated: {unchanged}"
-    # the convolutional feature encoder is frozen by default (freeze_feature_encoder=True)
-    frozen = [n for n, p in tiny_model.named_parameters() if not p.requires_grad]
-    assert frozen and all("feature_extractor" in n for n in frozen)
+    # freezing is a training argument applied by MGCMATrainer: the model as built trains every parameter
+    assert all(p.requires_grad for p in tiny_model.parameters())
 
 
 def test_loss_goes_down_when_overfitting_a_tiny_batch(tiny_model, tiny_batch):
@@ -368,3 +368,27 @@ def test_mismatched_inputs_raise_clear_errors(tiny_model, tiny_batch):
         tiny_model(speech_features=speech, text_features=torch.zeros(4, 5, 32), text_features_mask=mask)
     with pytest.raises(ValueError, match="too short"):
         tiny_model(input_values=torch.randn(1, 50), speech_attention_mask=torch.ones(1, 50, dtype=torch.long), input_ids=batch["input_ids"][:1])
+
+
+def test_from_encoders_is_defined_once_for_both_model_classes():
+    from modeling_mgcma import MGCMAPreTrainedModel
+
+    assert "from_encoders" in vars(MGCMAPreTrainedModel)
+    assert "from_encoders" not in vars(MGCMAModel) and "from_encoders" not in vars(MGCMAForEmotionClassification)
+
+
+def test_encoders_kept_in_eval_mode_is_a_visible_model_setting(tiny_model):
+    from modeling_mgcma.feature_cache import freeze_encoders_in_eval_mode
+
+    backbone = tiny_model.base_model
+    assert backbone is tiny_model.mgcma and backbone.encoders_in_eval_mode is False
+    freeze_encoders_in_eval_mode(tiny_model)
+    tiny_model.train()
+    assert backbone.encoders_in_eval_mode is True and tiny_model.training and backbone.token_alignment.training
+    assert not backbone.speech_encoder.training and not backbone.text_encoder.training
+    assert not any(m.training for m in backbone.speech_encoder.modules())
+    assert not any(p.requires_grad for p in (*backbone.speech_encoder.parameters(), *backbone.text_encoder.parameters()))
+    assert "train" not in vars(backbone.speech_encoder) and "train" not in vars(backbone.text_encoder)  # no patched method
+    backbone.encoders_in_eval_mode = False
+    tiny_model.train()
+    assert backbone.speech_encoder.training and backbone.text_encoder.training

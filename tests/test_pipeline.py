@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The multimodal-emotion-recognition pipeline: every input form, batching, uncertainty, ASR fallback, errors, and a
 saved folder that loads through `pipeline(...)` in a process where `modeling_mgcma` cannot be imported."""
 

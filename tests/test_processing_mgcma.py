@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """MGCMAProcessor: resampling, channels, duration cap, masks, save/load; audio reading without librosa/soundfile."""
 
 import io
@@ -126,3 +127,16 @@ def test_numpy_resampler_without_librosa(monkeypatch):
     spectrum = np.abs(np.fft.rfft(out))
     assert abs(np.argmax(spectrum) * 16000 / len(out) - 440.0) < 3.0
     assert to_mono(np.ones((3, 2), dtype=np.float32)).shape == (3,)
+
+
+def test_from_encoders_pairs_the_speech_feature_extractor_with_the_text_tokenizer(tmp_path, tiny_processor):
+    """`MGCMAProcessor.from_encoders` mirrors the model's: the processor of two encoder folders (or Hub ids)."""
+    tiny_processor.feature_extractor.return_attention_mask = False  # from_encoders asks for the masks MGCMA needs
+    tiny_processor.feature_extractor.save_pretrained(tmp_path / "speech")
+    tiny_processor.tokenizer.save_pretrained(tmp_path / "text")
+    processor = MGCMAProcessor.from_encoders(str(tmp_path / "speech"), str(tmp_path / "text"), max_duration=2.0)
+    assert isinstance(processor, MGCMAProcessor) and processor.max_duration == 2.0
+    assert processor.feature_extractor.return_attention_mask is True
+    assert processor.tokenizer.get_vocab() == tiny_processor.tokenizer.get_vocab()
+    batch = processor(audio=[tone(16000, 3.0)], text=["i am happy"])
+    assert batch["input_values"].shape == (1, 32000) and batch["speech_attention_mask"].sum() == 32000

@@ -677,7 +677,8 @@ def test_test_loss_is_the_weighted_sum_of_its_components_whatever_the_batch_size
     from transformers import TrainingArguments
 
     from modeling_mgcma.data import generate_demo_corpus, load_iemocap
-    from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
+    from modeling_mgcma.collators import MGCMADataCollator
+    from modeling_mgcma.trainer import MGCMATrainer
 
     dataset = load_iemocap(generate_demo_corpus(corpus, utterances_per_session=8), strict_counts=False).select(range(10))
     argv = ["--output_dir", str(tmp_path)] + (["--ablation", ablation] if ablation else [])

@@ -13,7 +13,7 @@ import run_mgcma  # noqa: E402
 from modeling_mgcma.configuration_mgcma import MGCMAConfig  # noqa: E402
 from modeling_mgcma.run_arguments import PRESETS_DIR, load_preset, read_arguments  # noqa: E402
 
-ARGUMENT_TYPES = (run_mgcma.ModelArguments, run_mgcma.DataArguments, run_mgcma.TrainingArguments)
+ARGUMENT_TYPES = (run_mgcma.ModelArguments, run_mgcma.DataArguments, run_mgcma.MGCMATrainingArguments)
 
 
 def test_every_preset_value_comes_from_its_yaml_file():

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Length-grouped sampler: every index once per epoch, reshuffled across epochs, grouped lengths, DDP shards."""
 
 import wave
@@ -7,7 +8,7 @@ import pytest
 
 from modeling_mgcma.sampling import (
     LengthGroupedBatchSampler,
-    LengthGroupedSampler,
+    ReshuffledLengthGroupedSampler,
     audio_lengths,
     length_grouped_batches,
     padding_fraction,
@@ -21,7 +22,7 @@ def _lengths(n=997, seed=0):
 
 def test_every_index_once_per_epoch_and_reshuffled():
     lengths = _lengths()
-    sampler = LengthGroupedSampler(lengths, batch_size=8, seed=3)
+    sampler = ReshuffledLengthGroupedSampler(lengths, batch_size=8, seed=3)
     epochs = []
     for epoch in range(3):
         sampler.set_epoch(epoch)
@@ -36,7 +37,7 @@ def test_every_index_once_per_epoch_and_reshuffled():
     # same seed and epoch: same order (resumable); plain re-iteration advances the epoch
     sampler.set_epoch(1)
     assert list(sampler) == epochs[1]
-    plain = LengthGroupedSampler(lengths, batch_size=8, seed=3)
+    plain = ReshuffledLengthGroupedSampler(lengths, batch_size=8, seed=3)
     assert list(plain) == epochs[0] and list(plain) == epochs[1]
 
 
@@ -103,7 +104,8 @@ def test_trainer_uses_length_grouped_sampler(tmp_path):
 
     from modeling_mgcma import MGCMAForEmotionClassification
     from modeling_mgcma.from_scratch import small_config, word_processor
-    from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer
+    from modeling_mgcma.collators import MGCMADataCollator
+    from modeling_mgcma.trainer import MGCMATrainer
 
     processor = word_processor(["a", "b"], max_duration=2.0)
     model = MGCMAForEmotionClassification(small_config(len(processor.tokenizer.get_vocab())))

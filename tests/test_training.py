@@ -1,25 +1,21 @@
-"""MGCMATrainer, the data collator and the WA/UA metric on tiny in-memory data (no corpus, no subprocess)."""
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""MGCMATrainer, its training arguments and the data collator on tiny in-memory data (no corpus, no subprocess)."""
 
 import math
 
 import datasets
-import evaluate
 import numpy as np
 import pytest
 import torch
 from transformers import TrainingArguments
 
-from modeling_mgcma.metrics import WA_UA_METRIC_PATH
-from modeling_mgcma.trainer import MGCMADataCollator, MGCMATrainer, decode_audio
+from modeling_mgcma import MGCMAForEmotionClassification
+from modeling_mgcma.collators import MGCMADataCollator
+from modeling_mgcma.processing_mgcma import decode_audio
+from modeling_mgcma.trainer import MGCMATrainer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: intra-op threads only add synchronisation (2 threads on the 2 shared cores ran ~20x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "the", "weather", "is", "fine"]
@@ -35,34 +31,6 @@ def tiny_rows(n=12, seed=0, rate=16_000):
         rows["text"].append(" ".join(rng.choice(WORDS, size=int(rng.integers(2, 6)))))
         rows["label"].append(i % 4)
     return rows
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# WA / UA
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def wa_ua():
-    return evaluate.load(WA_UA_METRIC_PATH, keep_in_memory=True)
-
-
-def test_wa_is_accuracy_and_ua_is_mean_class_recall(wa_ua):
-    # 6 of class 0 (all right), 2 of class 1 (one right): WA = 7/8, UA = (1 + 0.5) / 2
-    references = [0, 0, 0, 0, 0, 0, 1, 1]
-    predictions = [0, 0, 0, 0, 0, 0, 1, 0]
-    result = wa_ua.compute(predictions=predictions, references=references, return_per_class=True)
-    assert result["wa"] == pytest.approx(7 / 8)
-    assert result["ua"] == pytest.approx(0.75)
-    assert result["recall_per_class"] == [1.0, 0.5]
-    assert result["support_per_class"] == [6, 2]
-
-
-def test_ua_refuses_a_missing_class_when_num_labels_given(wa_ua):
-    with pytest.raises(ValueError, match=r"classes \[2, 3\] have no reference"):
-        wa_ua.compute(predictions=[0, 1], references=[0, 1], num_labels=4)
-    with pytest.raises(ValueError, match=r"class ids must lie in \[0, 2\)"):
-        wa_ua.compute(predictions=[0, 5], references=[0, 1], num_labels=2)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -141,12 +109,68 @@ def test_components_are_logged_as_interval_means_with_gradient_accumulation(tmp_
         assert entry["loss"] == pytest.approx(entry["loss_ce"] + entry["loss_da"] + entry["loss_ia"], abs=1e-4)
 
 
-def test_one_process_installs_no_gatherer(tmp_path, tiny_model):
-    tiny_model.mgcma.contrastive_feature_gatherer = lambda t: t  # a stale one must be removed
+def test_one_process_gathers_nothing(tmp_path, tiny_model, tiny_batch):
+    """With the flag on (the default) but one process, the losses use the local batch and make no distributed call."""
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     MGCMATrainer(model=tiny_model, args=args)
-    assert tiny_model.mgcma.contrastive_feature_gatherer is None
+    assert tiny_model.base_model.gather_distributed_negatives is True
+    tiny_model.eval()
+    with torch.no_grad():
+        gathered = tiny_model(**tiny_batch)
+        tiny_model.base_model.gather_distributed_negatives = False
+        local = tiny_model(**tiny_batch)
+    assert torch.equal(gathered.loss_da, local.loss_da) and torch.equal(gathered.loss_ia, local.loss_ia)
     assert not torch.distributed.is_initialized()
+
+
+def test_trainer_applies_the_training_regime(tmp_path, tiny_config_factory):
+    from transformers import HfArgumentParser
+
+    from modeling_mgcma.trainer import MGCMATrainingArguments
+
+    def trained(args):
+        torch.manual_seed(0)
+        model = MGCMAForEmotionClassification(tiny_config_factory())
+        assert all(p.requires_grad for p in model.parameters())  # the model as built freezes nothing
+        MGCMATrainer(model=model, args=args)
+        return model
+
+    # plain TrainingArguments: the defaults (conv feature encoder frozen, negatives gathered under several processes)
+    model = trained(TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True))
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(".feature_extractor." in n for n in frozen)
+    assert model.base_model.gather_distributed_negatives is True
+
+    (args,) = HfArgumentParser(MGCMATrainingArguments).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--report_to", "none", "--use_cpu", "true", "--freeze_feature_encoder", "false",
+         "--freeze_text_encoder", "true", "--gather_distributed_negatives", "false"]
+    )  # fmt: skip
+    model = trained(args)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in model.named_parameters() if n.startswith("mgcma.text_encoder.")}
+    assert model.base_model.gather_distributed_negatives is False
+    model = trained(MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, freeze_speech_encoder=True))
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in model.named_parameters() if n.startswith("mgcma.speech_encoder.")}
+
+
+def test_old_configs_with_training_settings_still_load(tmp_path, tiny_model, caplog):
+    """config.json files written when the training settings were config fields load; the values are not kept."""
+    import json
+    import logging
+
+    tiny_model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert not {"freeze_feature_encoder", "freeze_speech_encoder", "freeze_text_encoder", "gather_distributed_negatives"} & set(saved)
+    saved.update(freeze_feature_encoder=True, freeze_speech_encoder=True, freeze_text_encoder=False, gather_distributed_negatives=False)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with caplog.at_level(logging.WARNING):
+        model = MGCMAForEmotionClassification.from_pretrained(tmp_path)
+    assert "`freeze_speech_encoder`" in caplog.text and "are training settings" in caplog.text
+    assert not hasattr(model.config, "freeze_speech_encoder") and "gather_distributed_negatives" not in model.config.to_dict()
+    assert all(p.requires_grad for p in model.parameters())
+    for name, value in tiny_model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
 
 
 def test_prediction_returns_logits_and_optionally_pooled_features(tmp_path, tiny_processor, tiny_model):

@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Two gloo processes on CPU, started with `accelerate launch --multi_gpu` (`--cpu --num_processes 2` would silently
 start one): the gathered contrastive losses equal a one-process computation on the concatenated batch, and a tiny
 demo run finishes."""
@@ -32,7 +33,7 @@ def test_gathered_contrastive_losses_equal_one_process_on_the_whole_batch(tmp_pa
     launch([str(REPO_ROOT / "tests" / "distributed_gather_worker.py"), str(tmp_path)], tmp_path, timeout=240)
     results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     for result in results:
-        assert result["world"] == 2 and result["gatherer_installed"]
+        assert result["world"] == 2 and result["gather_flag_set"]
         assert result["size_exchanges"] == 1 and result["collectives"] == 2 and result["multi_tensor_match"]
         # every rank computes the global-batch loss (5 utterances, 3 + 2 across ranks)
         assert abs(result["loss_da"] - result["reference_loss_da"]) < 1e-5, result

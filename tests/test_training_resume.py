@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """A run killed right after a checkpoint and resumed with `--resume_from_checkpoint last` ends with the same weights
 and metrics as an uninterrupted run with the same seed (full determinism; tolerance 1e-6 on every weight)."""
 

@@ -46,9 +46,6 @@ class MGCMAModelTester:
             num_heads=self.num_attention_heads,
             intermediate_size=self.intermediate_size,
             num_labels=self.num_labels,
-            # the whole model trains (as in wav2vec2's own tester): the gradient-checkpointing tests watch the first
-            # checkpointed layer, which is in the feature encoder that MGCMA freezes by default
-            freeze_feature_encoder=False,
         )
 
     def prepare_config_and_inputs(self):

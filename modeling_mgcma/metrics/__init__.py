@@ -1,3 +1,4 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Evaluation metrics shipped with MGCMA as `evaluate` modules, loaded by path (works offline)."""
 
 from pathlib import Path
