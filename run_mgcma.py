@@ -42,7 +42,8 @@ from modeling_mgcma.run_arguments import PRESETS, apply_runtime_settings, check_
 from modeling_mgcma.run_arguments import load_preset, parse_config_overrides, read_arguments
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
 from modeling_mgcma.trainer import MGCMATrainingArguments
-from modeling_mgcma.training_inputs import build_training_inputs, check_audio_lengths
+from modeling_mgcma.collators import build_training_inputs
+from modeling_mgcma.sampling import check_audio_lengths
 
 
 logger = logging.getLogger(__name__)

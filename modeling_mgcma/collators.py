@@ -4,6 +4,7 @@
 * `MGCMADataCollator` reads ``audio``, ``text`` and ``label`` and runs them through an `MGCMAProcessor`, so the
   Trainer must keep every column (``remove_unused_columns=False``, which `MGCMATrainer` enforces).
 * `CachedFeatureCollator` pads the encoder outputs stored by `modeling_mgcma.feature_cache.cache_features`.
+* `build_training_inputs` picks one of them for a run and prepares its dataset.
 """
 
 from __future__ import annotations
@@ -84,4 +85,22 @@ class CachedFeatureCollator:
         return batch
 
 
-__all__ = ["MGCMADataCollator", "CachedFeatureCollator"]
+def build_training_inputs(dataset, model, processor, cache_dir=None, device=None):
+    """(the dataset as the Trainer reads it, data_collator), before it is split into folds.
+
+    Without `cache_dir` (None or empty): rows keep their audio and text, and `MGCMADataCollator` runs the processor per batch. With
+    it: the model's encoders are frozen in eval mode and run once per utterance of the WHOLE dataset, on `device`,
+    each process its share of the rows (`feature_cache.cache_features`, cached under a key of encoder weights,
+    processor and data), so every fold and every later run with the same encoders and data reads the same cache;
+    `CachedFeatureCollator` pads the stored features.
+    """
+    if not cache_dir:
+        return dataset, MGCMADataCollator(processor)
+
+    from .feature_cache import cache_features, freeze_encoders_in_eval_mode
+
+    freeze_encoders_in_eval_mode(model)  # as the cache computes them: no dropout / SpecAugment in the features
+    return cache_features(model, processor, dataset, cache_dir, device=device), CachedFeatureCollator()
+
+
+__all__ = ["MGCMADataCollator", "CachedFeatureCollator", "build_training_inputs"]

@@ -6,6 +6,7 @@ the ablation setting, plots, intended use, limitations and citation; and the res
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import re
 from pathlib import Path
@@ -16,8 +17,9 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .configuration_mgcma import PAPER_ABLATIONS
 
 
-# The template is package data in `modeling_mgcma/model_cards/`, so this works from a checkout and when installed.
-TEMPLATE_PATH = Path(__file__).resolve().parent / "model_cards" / "mgcma_template.md"
+# The template lives in the repository's `model_cards/`, installed as the package `modeling_mgcma.model_cards`
+# (package-dir in pyproject.toml), so it is found from an editable install and from a wheel alike.
+TEMPLATE_PATH = Path(str(importlib.resources.files("modeling_mgcma.model_cards") / "mgcma_template.md"))
 
 # One line per data source, used in the summary and the card data.
 DATA_SOURCES = {
@@ -134,7 +136,7 @@ def render_model_card(
         raise ValueError("results has no folds: train and evaluate at least one fold before writing the card.")
     template_path = Path(template_path)
     if not template_path.is_file():
-        raise ValueError(f"model card template not found at {template_path} (it ships in modeling_mgcma/model_cards/).")
+        raise ValueError(f"model card template not found at {template_path} (it ships in model_cards/, installed as modeling_mgcma.model_cards).")
     dataset_name = {"demo": "MGCMA synthetic demo corpus", "iemocap": "IEMOCAP", "manifest": "user manifest"}[data_source]
     dataset_type = {"demo": "mgcma-demo-corpus", "iemocap": "iemocap", "manifest": "custom"}[data_source]
     is_demo = data_source == "demo"

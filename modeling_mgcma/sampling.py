@@ -393,7 +393,30 @@ def useful_frame_share(steps: Sequence[Sequence[Sequence[int]]], lengths: Sequen
     return real / busy if busy else 1.0
 
 
+def check_audio_lengths(dataset, model, sampling_rate: int) -> None:
+    """Before training: every clip holds at least the speech encoder's receptive field (read from file headers, no
+    decoding). Raises ValueError naming the short utterances by id and file."""
+    import datasets
+
+    if "audio" not in dataset.column_names:
+        return
+    minimum = model.base_model.min_speech_samples
+    samples = np.round(np.asarray(audio_durations(dataset, "audio", source="header"), dtype=np.float64) * sampling_rate)
+    short = np.flatnonzero(samples < minimum)
+    if len(short):
+        rows = dataset.select_columns(["id", "audio"]).cast_column("audio", datasets.Audio(decode=False))
+        listed = "; ".join(
+            f"{rows[int(i)]['id']} ({rows[int(i)]['audio']['path']}: {int(samples[i])} samples)" for i in short[:5]
+        )
+        raise ValueError(
+            f"{len(short)} utterance(s) are shorter than the speech encoder's receptive field ({minimum} samples at "
+            f"{sampling_rate} Hz, {1000 * minimum / sampling_rate:.1f} ms): {listed}{' ...' if len(short) > 5 else ''}. "
+            "Remove them from the data (or restore truncated files)."
+        )
+
+
 __all__ = [
+    "check_audio_lengths",
     "DEFAULT_MEGA_BATCH_SIZE",
     "audio_durations",
     "audio_lengths",
