@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transformers import AutoModel, get_scheduler  # noqa: E402
 
 from modeling_mgcma.run_arguments import load_preset  # noqa: E402
-from modeling_mgcma.sampling import DEFAULT_MAX_DURATION  # noqa: E402
+from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
 from modeling_mgcma.modeling_mgcma import instance_contrastive_loss  # noqa: E402
 from modeling_mgcma.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
