@@ -182,7 +182,17 @@ def fit_temperature(
     )
 
 
+def calibrate_config(config, logits, labels, *, split: str) -> TemperatureFit:
+    """Fit a temperature on `split` (see :func:`fit_temperature`: never a test split) and store it as the model
+    config's ``calibration_temperature``, which the pipeline, the command line and the ONNX runtime apply. The
+    logits must be the model's raw ones (computed with no temperature)."""
+    fit = fit_temperature(logits, labels, split=split)
+    config.calibration_temperature = fit.temperature
+    return fit
+
+
 __all__ = [
+    "calibrate_config",
     "DEFAULT_NUM_BINS",
     "TEMPERATURE_BOUNDS",
     "ReliabilityBins",

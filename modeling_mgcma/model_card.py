@@ -175,6 +175,7 @@ def render_model_card(
         repo_id=repo_id or f"<your-namespace>/{model_name}",
         label_names=", ".join(label_names),
         num_labels=len(label_names),
+        calibration_temperature=getattr(config, "calibration_temperature", None),
     )
 
 
