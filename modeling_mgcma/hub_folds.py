@@ -1,0 +1,140 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Every fold of a cross-validation (or of the ablation grid) in one Hub repository, each fold's model on its own
+branch, the main branch holding the card with the cross-validation table and the fold -> revision map.
+
+Why branches rather than subfolders: a branch is a complete model repository of its own (weights, config, code,
+processor, card), so every loader takes it with the standard ``revision=`` argument —
+``AutoModelForAudioClassification.from_pretrained(repo, revision="S0-fold-3", trust_remote_code=True)``,
+``AutoProcessor.from_pretrained(...)`` and ``pipeline(model=repo, revision=..., trust_remote_code=True)`` alike —
+while ``subfolder=`` is not accepted by ``pipeline()``, and custom code and processor files inside subfolders are
+not resolved consistently by every Auto class. A download fetches one fold's files only, and the revision can be
+pinned to a commit as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+
+MAIN_REVISION = "main"
+# Branch names: letters, digits, '-', '_' and '.'; a fold named "Ses01" or 3 gives "fold-Ses01" / "fold-3".
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def fold_revision(fold, setting: str | None = None) -> str:
+    """The branch that holds one fold's model: ``fold-<k>`` for a cross-validation, ``<setting>-fold-<k>`` in a
+    grid of settings."""
+    name = f"fold-{_UNSAFE.sub('-', str(fold)).strip('-')}"
+    return f"{_UNSAFE.sub('-', setting)}-{name}" if setting else name
+
+
+def _copy(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+
+
+def _upload(api, repo_id: str, folder: Path, names: Sequence[str], stage_file, revision: str | None, message: str,
+            delete_others: bool) -> None:  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="mgcma-upload-") as staging:
+        for name in names:
+            stage_file(folder / name, Path(staging) / name)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=staging,
+            revision=revision,
+            allow_patterns=list(names),
+            delete_patterns=["*"] if delete_others else None,  # the branch mirrors the fold (.gitattributes kept)
+            commit_message=message,
+        )
+
+
+def push_folds(
+    api,
+    repo_id: str,
+    fold_folders: Mapping[str, str | os.PathLike],
+    main_folder: str | os.PathLike,
+    *,
+    select_files: Callable[[Path], Sequence[str]],
+    stage_file: Callable[[Path, Path], None] = _copy,
+    private: bool | None = None,
+) -> dict[str, str]:
+    """Upload each fold's model folder to its own branch of `repo_id`, then the cross-validation card and tables to
+    main; returns ``{revision: folder}`` of what was pushed.
+
+    Args:
+        api: a `huggingface_hub.HfApi` (or anything with its `create_repo`, `create_branch`, `upload_folder`).
+        fold_folders: ``{revision: folder}``, e.g. ``{fold_revision(3, "S0"): "out/S0/fold_3"}``.
+        main_folder: the folder whose selected files (the card ``README.md``, tables, results) go to main.
+        select_files: ``folder -> [file names]`` to upload from a folder (an allow-list: weights, config, code,
+            processor, card, results; never checkpoints or pickles).
+        stage_file: ``(source, target)`` writes the uploaded copy of one file (e.g. with local paths removed).
+        private: the repository's visibility when it is created (None: the owner's default).
+
+    A branch receives exactly the fold's files (files of an earlier push that the fold no longer has are deleted
+    from that branch); main receives the selected files of `main_folder` and keeps its other files.
+    """
+    if not fold_folders:
+        raise ValueError("no fold folders to push.")
+    bad = [revision for revision in fold_folders if revision == MAIN_REVISION or _UNSAFE.search(revision)]
+    if bad:
+        raise ValueError(f"fold revisions must be branch names other than 'main' (letters, digits, '-', '_', '.'), "
+                         f"got {bad}.")  # fmt: skip
+    selections = {}
+    for revision, folder in fold_folders.items():
+        folder = Path(folder)
+        names = list(select_files(folder))
+        if "config.json" not in names or not any(n.endswith(".safetensors") for n in names):
+            raise ValueError(f"{folder} has no trained model to push (config.json and .safetensors weights); its "
+                             f"selected files are {names}.")  # fmt: skip
+        selections[revision] = (folder, names)
+    main_folder = Path(main_folder)
+    main_names = list(select_files(main_folder))
+    if "README.md" not in main_names:
+        raise ValueError(f"{main_folder} has no README.md (the cross-validation card) to put on main.")
+
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    for revision, (folder, names) in selections.items():
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+        _upload(api, repo_id, folder, names, stage_file, revision, f"Upload the model of {revision}", True)
+    _upload(api, repo_id, main_folder, main_names, stage_file, None,
+            "Upload the cross-validation card, tables and fold -> revision map", False)  # fmt: skip
+    return {revision: str(folder) for revision, (folder, _) in selections.items()}
+
+
+def fold_map_markdown(repo_id: str, rows: Sequence[dict]) -> str:
+    """The card section that maps folds to revisions, with the one-liners that load a chosen fold.
+
+    `rows`: ``[{"revision", "setting", "fold", "n_test", "wa", "ua"}]`` (WA/UA in percent; setting may be None)."""
+    if not rows:
+        raise ValueError("no folds to list.")
+    with_setting = any(row.get("setting") for row in rows)
+    header = ("| setting " if with_setting else "") + "| test fold | revision | n test | WA | UA |"
+    lines = [header, "|---" * (header.count("|") - 1) + "|"]
+    for row in rows:
+        cells = ([row.get("setting") or ""] if with_setting else []) + [
+            str(row["fold"]), f"`{row['revision']}`", str(row["n_test"]), f"{row['wa']:.2f}", f"{row['ua']:.2f}"
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    example = rows[0]["revision"]
+    lines += [
+        "",
+        "Each fold's model is a complete model on its own branch; main holds this card and the tables only. Load a "
+        "chosen fold by its revision (pin a commit of it for remote code you have reviewed):",
+        "",
+        "```python",
+        "from transformers import AutoModelForAudioClassification, AutoProcessor, pipeline",
+        "",
+        f'model = AutoModelForAudioClassification.from_pretrained("{repo_id}", revision="{example}", '
+        "trust_remote_code=True)",
+        f'processor = AutoProcessor.from_pretrained("{repo_id}", revision="{example}", trust_remote_code=True)',
+        f'classifier = pipeline(model="{repo_id}", revision="{example}", trust_remote_code=True)',
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["MAIN_REVISION", "fold_map_markdown", "fold_revision", "push_folds"]
