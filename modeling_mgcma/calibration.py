@@ -191,8 +191,28 @@ def calibrate_config(config, logits, labels, *, split: str) -> TemperatureFit:
     return fit
 
 
+def calibrate_with_trainer(trainer, dataset, *, split: str = "validation") -> TemperatureFit:
+    """Predict `dataset` (the validation split of the training data, never the test fold) with a
+    `transformers.Trainer`'s model and store the fitted temperature in that model's config (see
+    :func:`calibrate_config`); saving the model afterwards saves the temperature with it."""
+    prediction = trainer.predict(dataset, metric_key_prefix=split)
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return calibrate_config(trainer.model.config, logits, prediction.label_ids, split=split)
+
+
+def calibration_report(logits, labels, temperature: float | None) -> dict:
+    """ECE (percent) of the probabilities a model serves on its test split, next to the raw softmax's when a
+    temperature was fitted: ``{"ece", "ece_uncalibrated", "calibration_temperature"}``."""
+    served = calibration_metrics(logits, labels, temperature if temperature is not None else 1.0)
+    report = {"ece": 100.0 * served["ece"], "calibration_temperature": temperature}
+    report["ece_uncalibrated"] = 100.0 * calibration_metrics(logits, labels)["ece"] if temperature is not None else report["ece"]
+    return report
+
+
 __all__ = [
     "calibrate_config",
+    "calibrate_with_trainer",
+    "calibration_report",
     "DEFAULT_NUM_BINS",
     "TEMPERATURE_BOUNDS",
     "ReliabilityBins",

@@ -137,4 +137,51 @@ def fold_map_markdown(repo_id: str, rows: Sequence[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["MAIN_REVISION", "fold_map_markdown", "fold_revision", "push_folds"]
+def fold_rows_from_tables(tables: dict) -> list[dict]:
+    """:func:`fold_map_markdown` rows for every (setting, fold) of a grid's ``tables.json``."""
+    return [
+        {"revision": fold_revision(fold, setting), "setting": setting, "fold": fold, "n_test": scores["n"],
+         "wa": scores["wa"], "ua": scores["ua"]}
+        for setting, entry in tables["settings"].items()
+        for fold, scores in entry.get("per_fold", {}).items()
+    ]  # fmt: skip
+
+
+def fold_rows_from_results(results: dict) -> list[dict]:
+    """:func:`fold_map_markdown` rows for a cross-validation summary (``{"folds": [{"test_session", "wa", "ua",
+    "num_test"}]}``, WA/UA as fractions)."""
+    return [
+        {"revision": fold_revision(fold["test_session"]), "setting": None, "fold": fold["test_session"],
+         "n_test": fold.get("num_test", "?"), "wa": 100 * fold["wa"], "ua": 100 * fold["ua"]}
+        for fold in results["folds"]
+    ]  # fmt: skip
+
+
+def add_fold_map_to_card(card_path: str | os.PathLike, repo_id: str, rows: Sequence[dict]) -> str:
+    """Append the fold -> revision section to the card at `card_path` (written before: the cross-validation card or
+    the grid's), once: a card that already has the section gets it replaced."""
+    card_path = Path(card_path)
+    heading = "## Folds and revisions"
+    text = card_path.read_text(encoding="utf-8") if card_path.is_file() else "# Cross-validation\n"
+    text = text.split("\n" + heading + "\n")[0].rstrip("\n")
+    card_path.write_text(f"{text}\n\n{heading}\n\n{fold_map_markdown(repo_id, rows)}", encoding="utf-8")
+    return str(card_path)
+
+
+def grid_card_text(tables_markdown: str, title: str) -> str:
+    """The main revision's card of a grid: Hub metadata, then the grid's tables (``tables.md``)."""
+    body = tables_markdown.split("\n", 1)[1] if tables_markdown.startswith("# ") else tables_markdown
+    metadata = "---\nlibrary_name: transformers\npipeline_tag: audio-classification\ntags:\n- mgcma\n- speech-emotion-recognition\n---\n"
+    return f"{metadata}\n# {title}\n{body}"
+
+
+__all__ = [
+    "MAIN_REVISION",
+    "add_fold_map_to_card",
+    "fold_map_markdown",
+    "fold_revision",
+    "fold_rows_from_results",
+    "fold_rows_from_tables",
+    "grid_card_text",
+    "push_folds",
+]

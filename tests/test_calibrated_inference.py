@@ -116,3 +116,37 @@ def test_model_card_says_whether_scores_are_calibrated(saved):
         config.calibration_temperature = None
     assert "no temperature was fitted" in plain and "T = 3.000" not in plain
     assert "T = 3.000, fitted on the validation split" in calibrated
+
+
+def test_calibrate_with_trainer_fits_on_validation_and_lowers_held_out_ece(tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    from modeling_mgcma.calibration import calibrate_with_trainer, calibration_report
+
+    class OverConfident(torch.nn.Module):
+        """Logits = 8 x (a noisy one-hot of the label): right ~60 % of the time, always ~100 % sure."""
+
+        def __init__(self):
+            super().__init__()
+            self.config = MGCMAConfig(num_labels=2, id2label={0: "a", 1: "b"})
+            self.scale = torch.nn.Parameter(torch.tensor(8.0))
+
+        def forward(self, x, labels=None):
+            logits = self.scale * x
+            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+    def rows(seed, n=400):
+        generator = torch.Generator().manual_seed(seed)
+        labels = torch.randint(0, 2, (n,), generator=generator)
+        x = torch.nn.functional.one_hot(labels, 2).float() + torch.randn(n, 2, generator=generator) * 0.8
+        return [{"x": x[i], "labels": labels[i]} for i in range(n)]
+
+    model = OverConfident()
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True))
+    fit = calibrate_with_trainer(trainer, rows(0))
+    assert fit.split == "validation" and model.config.calibration_temperature == fit.temperature > 2.0
+    held_out = trainer.predict(rows(1))
+    report = calibration_report(held_out.predictions, held_out.label_ids, fit.temperature)
+    assert report["ece"] < report["ece_uncalibrated"] / 2  # held-out (test-like) data, fitted on validation only
+    with pytest.raises(ValueError, match="refusing to fit a temperature on split 'test'"):
+        calibrate_with_trainer(trainer, rows(1), split="test")

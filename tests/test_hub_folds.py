@@ -102,3 +102,17 @@ def test_revision_names_and_fold_map():
     text = fold_map_markdown("org/mgcma-cv", rows)
     assert "| S0 | 1 | `S0-fold-1` | 80 | 92.50 | 91.25 |" in text
     assert 'pipeline(model="org/mgcma-cv", revision="S0-fold-1", trust_remote_code=True)' in text
+
+
+def test_fold_map_section_is_added_once_to_the_card(tmp_path):
+    from modeling_mgcma.hub_folds import add_fold_map_to_card, fold_rows_from_results
+
+    card = tmp_path / "README.md"
+    card.write_text("---\nlibrary_name: transformers\n---\n# CV card\n\n| fold | WA |\n")
+    results = {"folds": [{"test_session": 1, "wa": 0.5, "ua": 0.25, "num_test": 40},
+                         {"test_session": 2, "wa": 1.0, "ua": 1.0, "num_test": 38}]}  # fmt: skip
+    add_fold_map_to_card(card, "org/cv", fold_rows_from_results(results))
+    add_fold_map_to_card(card, "org/cv", fold_rows_from_results(results))  # a second push: replaced, not repeated
+    text = card.read_text()
+    assert text.startswith("---\nlibrary_name: transformers") and text.count("## Folds and revisions") == 1
+    assert "| 1 | `fold-1` | 40 | 50.00 | 25.00 |" in text and "| 2 | `fold-2` | 38 | 100.00 | 100.00 |" in text
