@@ -67,21 +67,22 @@ def parse_ablations(spec: str | Sequence[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class GridUnit:
-    """One training of the grid: `setting` (S0-S9) tested on fold `fold`, written into `directory`."""
+    """One training of the grid: `setting` (S0-S9) tested on fold `fold` (a session number or group name, as the
+    fold helper gives it), written into `directory`."""
 
     setting: str
-    fold: str
+    fold: object
     directory: Path
 
     @property
     def key(self) -> tuple[str, str]:
-        return self.setting, self.fold
+        return self.setting, str(self.fold)
 
 
 def grid_units(output_dir: str | os.PathLike, settings: Sequence[str], folds: Sequence) -> list[GridUnit]:
     """Every (setting, fold) unit in run order: setting by setting, so that a setting's row fills in first."""
     output_dir = Path(output_dir)
-    return [GridUnit(s, str(f), output_dir / s / f"fold_{f}") for s in settings for f in folds]
+    return [GridUnit(s, f, output_dir / s / f"fold_{f}") for s in settings for f in folds]
 
 
 def _recorded_fingerprint(path: Path) -> dict | None:
@@ -139,6 +140,32 @@ def run_grid(
             raise RuntimeError(f"{unit.directory}: the run finished without writing {PREDICTIONS_FILE}.")
         outcome[unit.key] = "resumed" if plan == "resume" else "trained"
     return outcome
+
+
+def run_settings_grid(
+    output_dir: str | os.PathLike,
+    settings: Sequence[str],
+    folds: Sequence,
+    *,
+    run_unit: Callable[[str, object, Path, dict], object],
+    fingerprint_of: Callable[[str, object], dict],
+    prepare: Callable[[Path, dict], str],
+    label_names: Sequence[str],
+    seed: int = 0,
+    fingerprint_file: str = "fingerprint.json",
+) -> dict:
+    """The example script's ``--ablations``: :func:`run_grid` over ``settings x folds`` with the script's per-fold
+    run (``run_unit(setting, fold, directory, fingerprint)``), then :func:`write_grid_report`. Returns the report
+    (``"tables"``, ``"files"``) and ``"outcome"`` ({(setting, fold): "trained" | "resumed" | "reused"})."""
+    outcome = run_grid(
+        grid_units(output_dir, settings, folds),
+        lambda unit, fingerprint, plan: run_unit(unit.setting, unit.fold, unit.directory, fingerprint),
+        fingerprint_of=lambda unit: fingerprint_of(unit.setting, unit.fold),
+        prepare=prepare,
+        fingerprint_file=fingerprint_file,
+    )
+    report = write_grid_report(output_dir, settings, label_names, seed=seed)
+    return {**report, "outcome": outcome}
 
 
 def save_unit_outputs(
@@ -286,6 +313,7 @@ __all__ = [
     "parse_ablations",
     "results_by_unit",
     "run_grid",
+    "run_settings_grid",
     "save_unit_outputs",
     "settings_in_output",
     "write_grid_report",
