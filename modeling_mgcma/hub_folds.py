@@ -61,6 +61,7 @@ def push_folds(
     select_files: Callable[[Path], Sequence[str]],
     stage_file: Callable[[Path, Path], None] = _copy,
     private: bool | None = None,
+    main_extra_files: Sequence[str] = (),
 ) -> dict[str, str]:
     """Upload each fold's model folder to its own branch of `repo_id`, then the cross-validation card and tables to
     main; returns ``{revision: folder}`` of what was pushed.
@@ -68,7 +69,8 @@ def push_folds(
     Args:
         api: a `huggingface_hub.HfApi` (or anything with its `create_repo`, `create_branch`, `upload_folder`).
         fold_folders: ``{revision: folder}``, e.g. ``{fold_revision(3, "S0"): "out/S0/fold_3"}``.
-        main_folder: the folder whose selected files (the card ``README.md``, tables, results) go to main.
+        main_folder: the folder whose selected files (the card ``README.md``, results) go to main, with those of
+            `main_extra_files` (e.g. the grid's tables and figures) that exist there.
         select_files: ``folder -> [file names]`` to upload from a folder (an allow-list: weights, config, code,
             processor, card, results; never checkpoints or pickles).
         stage_file: ``(source, target)`` writes the uploaded copy of one file (e.g. with local paths removed).
@@ -92,7 +94,7 @@ def push_folds(
                              f"selected files are {names}.")  # fmt: skip
         selections[revision] = (folder, names)
     main_folder = Path(main_folder)
-    main_names = list(select_files(main_folder))
+    main_names = sorted(set(select_files(main_folder)) | {n for n in main_extra_files if (main_folder / n).is_file()})
     if "README.md" not in main_names:
         raise ValueError(f"{main_folder} has no README.md (the cross-validation card) to put on main.")
 
@@ -168,6 +170,29 @@ def add_fold_map_to_card(card_path: str | os.PathLike, repo_id: str, rows: Seque
     return str(card_path)
 
 
+def push_cross_validation(
+    api,
+    repo_id: str,
+    output_dir: str | os.PathLike,
+    fold_folders: Mapping[str, str | os.PathLike],
+    rows: Sequence[dict],
+    *,
+    select_files: Callable[[Path], Sequence[str]],
+    stage_file: Callable[[Path, Path], None] = _copy,
+    private: bool | None = None,
+    main_card: str | None = None,
+    main_extra_files: Sequence[str] = (),
+) -> dict[str, str]:
+    """``--push_to_hub`` after ``--cross_validate`` or a grid: write the main card (`main_card`, else the card already
+    in `output_dir`), add the fold -> revision map to it, and push (see :func:`push_folds`)."""
+    card = Path(output_dir) / "README.md"
+    if main_card is not None:
+        card.write_text(main_card, encoding="utf-8")
+    add_fold_map_to_card(card, repo_id, rows)
+    return push_folds(api, repo_id, fold_folders, output_dir, select_files=select_files, stage_file=stage_file,
+                      private=private, main_extra_files=main_extra_files)  # fmt: skip
+
+
 def grid_card_text(tables_markdown: str, title: str) -> str:
     """The main revision's card of a grid: Hub metadata, then the grid's tables (``tables.md``)."""
     body = tables_markdown.split("\n", 1)[1] if tables_markdown.startswith("# ") else tables_markdown
@@ -183,5 +208,6 @@ __all__ = [
     "fold_rows_from_results",
     "fold_rows_from_tables",
     "grid_card_text",
+    "push_cross_validation",
     "push_folds",
 ]

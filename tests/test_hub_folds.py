@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from modeling_mgcma.hub_folds import fold_map_markdown, fold_revision, push_folds
+from modeling_mgcma.hub_folds import fold_map_markdown, fold_revision, push_cross_validation, push_folds
 
 
 class RecordingApi:
@@ -57,15 +57,18 @@ def _fold_folder(root, setting, fold):
 
 def test_each_fold_goes_to_its_own_branch_and_the_card_to_main(tmp_path):
     folders = {fold_revision(f, s): _fold_folder(tmp_path, s, f) for s in ("S0", "S1") for f in (1, 2)}
-    (tmp_path / "README.md").write_text("cross-validation card")
     (tmp_path / "tables.md").write_text("| S0 | ... |")
+    (tmp_path / "training_args.bin").write_text("pickle")
 
     def scrub(source, target):  # stands for the removal of local paths from JSON files
         text = source.read_text().replace(str(tmp_path), "<local>")
         target.write_text(text)
 
     api = RecordingApi()
-    pushed = push_folds(api, "org/mgcma-cv", folders, tmp_path, select_files=select_files, stage_file=scrub, private=True)
+    rows = [{"revision": r, "setting": r[:2], "fold": r[-1], "n_test": 10, "wa": 50.0, "ua": 50.0} for r in folders]
+    pushed = push_cross_validation(api, "org/mgcma-cv", tmp_path, folders, rows, select_files=select_files,
+                                   stage_file=scrub, private=True, main_card="# Grid card\n",
+                                   main_extra_files=["tables.md", "figure3_tsne.png"])  # fmt: skip
     assert sorted(pushed) == ["S0-fold-1", "S0-fold-2", "S1-fold-1", "S1-fold-2"]
     assert api.calls[0] == ("create_repo", ("org/mgcma-cv",), {"private": True, "exist_ok": True})
     branches = [kwargs["branch"] for name, _, kwargs in api.calls if name == "create_branch"]
@@ -77,6 +80,8 @@ def test_each_fold_goes_to_its_own_branch_and_the_card_to_main(tmp_path):
     assert s1_fold2["files"]["model.safetensors"] == "weights S1 2" and s1_fold2["delete_patterns"] == ["*"]
     assert "<local>" in s1_fold2["files"]["config.json"] and str(tmp_path) not in s1_fold2["files"]["config.json"]
     assert sorted(uploads["main"]["files"]) == ["README.md", "tables.md"] and uploads["main"]["delete_patterns"] is None
+    main_card = uploads["main"]["files"]["README.md"]
+    assert main_card.startswith("# Grid card") and "| S1 | 2 | `S1-fold-2` | 10 |" in main_card
     # every branch exists before anything is uploaded to it
     order = [(name, kwargs.get("branch") or kwargs.get("revision")) for name, _, kwargs in api.calls[1:]]
     assert all(order.index(("create_branch", r)) < order.index(("upload_folder", r)) for r in pushed)
