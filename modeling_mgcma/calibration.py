@@ -201,12 +201,12 @@ def calibrate_with_trainer(trainer, dataset, *, split: str = "validation") -> Te
 
 
 def calibration_report(logits, labels, temperature: float | None) -> dict:
-    """ECE (percent) of the probabilities a model serves on its test split, next to the raw softmax's when a
-    temperature was fitted: ``{"ece", "ece_uncalibrated", "calibration_temperature"}``."""
-    served = calibration_metrics(logits, labels, temperature if temperature is not None else 1.0)
-    report = {"ece": 100.0 * served["ece"], "calibration_temperature": temperature}
-    report["ece_uncalibrated"] = 100.0 * calibration_metrics(logits, labels)["ece"] if temperature is not None else report["ece"]
-    return report
+    """ECE (a fraction, like WA/UA in a run's results) of the probabilities a model serves on its test split, next to
+    the raw softmax's: ``{"ece", "ece_uncalibrated", "calibration_temperature"}`` (the two ECEs are equal without a
+    temperature)."""
+    served = calibration_metrics(logits, labels, temperature if temperature is not None else 1.0)["ece"]
+    raw = calibration_metrics(logits, labels)["ece"] if temperature is not None else served
+    return {"ece": served, "ece_uncalibrated": raw, "calibration_temperature": temperature}
 
 
 __all__ = [
