@@ -135,6 +135,10 @@ def run_grid(
             outcome[unit.key] = "reused"
             continue
         logger.warning("Grid unit %s fold %s: %s in %s.", unit.setting, unit.fold, plan, unit.directory)
+        # what an earlier run of the unit saved must not outlive it: a run that dies after recording its new
+        # fingerprint would otherwise leave the old predictions looking finished
+        for name in (PREDICTIONS_FILE, FEATURES_FILE):
+            (unit.directory / name).unlink(missing_ok=True)
         run_unit(unit, fingerprint, plan)
         if not (unit.directory / PREDICTIONS_FILE).is_file():
             raise RuntimeError(f"{unit.directory}: the run finished without writing {PREDICTIONS_FILE}.")

@@ -116,10 +116,24 @@ def test_rerun_is_a_no_op_and_a_changed_setting_reruns_only_its_units(tmp_path):
     assert added.trained == [("S2", "1"), ("S2", "2")]
 
 
-def test_unit_without_predictions_is_an_error(tmp_path):
+def test_unit_without_predictions_is_an_error_and_old_predictions_never_outlive_a_rerun(tmp_path):
     script = FakeScript()
+    script.run(tmp_path, ["S0"], [1])
+
+    def dies_after_recording_its_fingerprint(unit, fingerprint, plan):
+        (unit.directory / "fingerprint.json").write_text(json.dumps(fingerprint))
+        raise KeyboardInterrupt
+
+    changed = FakeScript(settings_version={"S0": 1}, overwrite=True)
+    with pytest.raises(KeyboardInterrupt):
+        run_grid(grid_units(tmp_path, ["S0"], [1]), dies_after_recording_its_fingerprint,
+                 fingerprint_of=changed.fingerprint_of, prepare=changed.prepare)  # fmt: skip
+    assert not (tmp_path / "S0" / "fold_1" / PREDICTIONS_FILE).exists()  # the old run's predictions are gone
+    again = FakeScript(settings_version={"S0": 1}, overwrite=True)
+    again.run(tmp_path, ["S0"], [1])
+    assert again.trained == [("S0", "1")]  # so the interrupted unit is trained, not taken as finished
     with pytest.raises(RuntimeError, match="without writing test_predictions.json"):
-        run_grid(grid_units(tmp_path, ["S0"], [1]), lambda unit, fp, plan: None, fingerprint_of=script.fingerprint_of,
+        run_grid(grid_units(tmp_path, ["S1"], [1]), lambda unit, fp, plan: None, fingerprint_of=script.fingerprint_of,
                  prepare=script.prepare)  # fmt: skip
 
 
