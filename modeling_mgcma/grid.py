@@ -288,25 +288,6 @@ def write_grid_report(
     return {"tables": tables, "files": files}
 
 
-def settings_in_output(output_dir: str | os.PathLike) -> list[str]:
-    """The settings that have a unit folder under `output_dir` (in S0-S9 order)."""
-    output_dir = Path(output_dir)
-    return [s for s in ALL_SETTINGS if (output_dir / s).is_dir() and any((output_dir / s).glob("fold_*"))]
-
-
-def results_by_unit(outcome: Mapping[tuple[str, str], str]) -> str:
-    """One line per setting: which folds were trained, resumed and reused in this run."""
-    lines = []
-    for setting in dict.fromkeys(s for s, _ in outcome):
-        parts = []
-        for state in ("trained", "resumed", "reused"):
-            folds = [f for (s, f), o in outcome.items() if s == setting and o == state]
-            if folds:
-                parts.append(f"{state} folds {', '.join(folds)}")
-        lines.append(f"{setting}: {'; '.join(parts)}")
-    return "\n".join(lines)
-
-
 __all__ = [
     "ALL_SETTINGS",
     "FEATURES_FILE",
@@ -315,10 +296,8 @@ __all__ = [
     "grid_units",
     "load_unit_features",
     "parse_ablations",
-    "results_by_unit",
     "run_grid",
     "run_settings_grid",
     "save_unit_outputs",
-    "settings_in_output",
     "write_grid_report",
 ]
