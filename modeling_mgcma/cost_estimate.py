@@ -198,14 +198,15 @@ def dry_run_estimate(
     num_steps: int = 3,
     warmup_steps: int = 1,
     clock: Callable[[], float] = time.perf_counter,
+    echo: bool = True,
 ) -> tuple[GridCost, StepTiming, str]:
     """``--dry_run``: time `num_steps` real optimisation steps of `trainer` (one fold's trainer, at the run's
     settings: model, batch size, precision, device, DataLoader workers) and one evaluation batch, then multiply out
     ``len(settings) x folds`` trainings of ``trainer.args.num_train_epochs`` epochs (or ``max_steps``), with the
     validation split evaluated every epoch when ``eval_strategy="epoch"`` and the test split once per fold.
 
-    Returns the estimate, the step timing and the printable table. The trainer's model is changed by the timed
-    steps: build it for the estimate and discard it."""
+    Returns the estimate, the step timing and the table, which is also printed on the main process with `echo`. The
+    trainer's model is changed by the timed steps: build it for the estimate and discard it."""
     import torch
 
     device = trainer.args.device
@@ -235,6 +236,8 @@ def dry_run_estimate(
     table += (f"\n(median of {num_steps} timed steps after {warmup_steps} warm-up: {timing.median:.3f} s per step of "
               f"batch {trainer.args.per_device_train_batch_size}; {steps_per_epoch} steps per epoch, {epochs:g} epochs; "
               f"{eval_seconds:.4f} s per evaluated utterance)")  # fmt: skip
+    if echo and trainer.args.process_index == 0:
+        print(table)
     return cost, timing, table
 
 

@@ -42,6 +42,7 @@ ALL_SETTINGS = tuple(PAPER_ABLATIONS)  # S0 (the full model) to S9
 FEATURES_FILE = "test_features.npz"
 FIGURE3_FILE = "figure3_tsne.png"
 RELIABILITY_FILE = "reliability_diagram.png"
+GRID_FILES = ("tables.md", "tables.json", FIGURE3_FILE, RELIABILITY_FILE)  # what a grid writes at its top
 
 
 def parse_ablations(spec: str | Sequence[str]) -> list[str]:
@@ -157,10 +158,14 @@ def run_settings_grid(
     label_names: Sequence[str],
     seed: int = 0,
     fingerprint_file: str = "fingerprint.json",
+    write_report: bool = True,
+    echo: bool = True,
 ) -> dict:
     """The example script's ``--ablations``: :func:`run_grid` over ``settings x folds`` with the script's per-fold
-    run (``run_unit(setting, fold, directory, fingerprint)``), then :func:`write_grid_report`. Returns the report
-    (``"tables"``, ``"files"``) and ``"outcome"`` ({(setting, fold): "trained" | "resumed" | "reused"})."""
+    run (``run_unit(setting, fold, directory, fingerprint)``), then :func:`write_grid_report` (and, with `echo`,
+    prints ``tables.md``). Returns the report
+    (``"tables"``, ``"files"``; none with `write_report` False, e.g. on processes other than the main one) and
+    ``"outcome"`` ({(setting, fold): "trained" | "resumed" | "reused"})."""
     outcome = run_grid(
         grid_units(output_dir, settings, folds),
         lambda unit, fingerprint, plan: run_unit(unit.setting, unit.fold, unit.directory, fingerprint),
@@ -168,7 +173,9 @@ def run_settings_grid(
         prepare=prepare,
         fingerprint_file=fingerprint_file,
     )
-    report = write_grid_report(output_dir, settings, label_names, seed=seed)
+    report = write_grid_report(output_dir, settings, label_names, seed=seed) if write_report else {}
+    if report and echo:
+        print(Path(report["files"]["tables_md"]).read_text(encoding="utf-8"))
     return {**report, "outcome": outcome}
 
 
@@ -177,7 +184,6 @@ def save_unit_outputs(
     ids: Sequence[str],
     logits,
     references: Sequence[int],
-    *,
     temperature: float | None = None,
     speech_features=None,
     text_features=None,
@@ -291,6 +297,7 @@ def write_grid_report(
 __all__ = [
     "ALL_SETTINGS",
     "FEATURES_FILE",
+    "GRID_FILES",
     "GridUnit",
     "figure3_features",
     "grid_units",

@@ -193,6 +193,33 @@ def push_cross_validation(
                       private=private, main_extra_files=main_extra_files)  # fmt: skip
 
 
+def push_run_folds(training_args, output_dir, *, tables: dict | None = None, results: dict | None = None,
+                   fold_dirs: Mapping | None = None) -> dict[str, str]:  # fmt: skip
+    """``run_mgcma.py --push_to_hub`` after a grid (`tables`: its ``tables.json``; units in ``<setting>/fold_<k>/``) or
+    a cross-validation (`results` over the folds in `fold_dirs`, ``{fold: folder}``): every fold on its own branch
+    of ``--hub_model_id``, the card with the table and the fold -> revision map on main. Files are chosen and
+    cleaned of local paths as for a single model (`hub_upload`)."""
+    from huggingface_hub import HfApi
+
+    from .grid import GRID_FILES
+    from .hub_upload import hub_upload_files, stage_upload_file
+
+    output_dir = Path(output_dir)
+    if tables is not None:
+        rows = fold_rows_from_tables(tables)
+        folders = {row["revision"]: output_dir / row["setting"] / f"fold_{row['fold']}" for row in rows}
+        card = grid_card_text((output_dir / "tables.md").read_text(encoding="utf-8"), f"{training_args.hub_model_id}: the grid")
+    else:
+        rows = fold_rows_from_results(results)
+        folders = {fold_revision(fold): folder for fold, folder in fold_dirs.items()}
+        card = None
+    return push_cross_validation(
+        HfApi(token=training_args.hub_token), training_args.hub_model_id, output_dir, folders, rows,
+        select_files=hub_upload_files, stage_file=stage_upload_file, private=training_args.hub_private_repo,
+        main_card=card, main_extra_files=GRID_FILES,
+    )  # fmt: skip
+
+
 def grid_card_text(tables_markdown: str, title: str) -> str:
     """The main revision's card of a grid: Hub metadata, then the grid's tables (``tables.md``)."""
     body = tables_markdown.split("\n", 1)[1] if tables_markdown.startswith("# ") else tables_markdown
@@ -209,5 +236,6 @@ __all__ = [
     "fold_rows_from_tables",
     "grid_card_text",
     "push_cross_validation",
+    "push_run_folds",
     "push_folds",
 ]

@@ -190,7 +190,7 @@ def nothing_may_be_built(monkeypatch):
         (["--preset", "fast"], r"--preset must be one of \['demo', 'paper'\], got 'fast'"),
         (["--ablation", "S10"], r"--ablation must be one of \['S0', 'S1'"),
         (["--data_dir", "/nonexistent/IEMOCAP_full_release"], r"--data_dir '/nonexistent/IEMOCAP_full_release' is not a folder"),
-        (["--data_dir", "{tmp}", "--manifest", "{tmp}/m.csv"], r"pass --data_dir \(IEMOCAP\) or --manifest"),
+        (["--data_dir", "{tmp}", "--manifest", "{tmp}/m.csv"], r"pass one of --data_dir \(IEMOCAP\), --manifest or --dataset_name"),
         (["--test_session", "6"], r"--test_session must be a session 1-5, got 6"),
         (["--test_session", "2", "--cross_validate"], r"not both"),
         (["--push_to_hub", "true"], r"--push_to_hub needs --hub_model_id"),
