@@ -422,5 +422,7 @@ def test_compute_metrics_reads_the_logits_and_names_a_class_missing_from_validat
     logits = np.eye(3, dtype=np.float32)[[0, 0, 1, 1]]
     with caplog.at_level("WARNING"):
         metrics = compute(EvalPrediction(predictions=(logits, np.zeros((4, 2))), label_ids=np.array([0, 1, 1, 1])))
-    assert metrics == {"wa": 0.75, "ua": pytest.approx((1.0 + 2 / 3) / 2)}
+    # ECE: every confidence is softmax([1, 0, 0])'s top value, in one bin; accuracy 3/4 there
+    confidence = np.e / (np.e + 2)
+    assert metrics == {"wa": 0.75, "ua": pytest.approx((1.0 + 2 / 3) / 2), "ece": pytest.approx(0.75 - confidence)}
     assert "no utterance of class id(s) [2]" in caplog.text
