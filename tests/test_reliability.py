@@ -93,7 +93,7 @@ def test_a_fold_without_a_fingerprint_is_not_reused(tmp_path):
     folder.mkdir()
     (folder / "results.json").write_text(json.dumps({"folds": [{"test_session": 1, "wa": 1.0, "ua": 1.0}]}))
     data_args = run_mgcma.DataArguments()
-    training_args = run_mgcma.TrainingArguments(output_dir=str(tmp_path))
+    training_args = run_mgcma.MGCMATrainingArguments(output_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"fold_1 holds a finished run \(results.json\) without a fingerprint.json"):
         run_records.prepare_run_folder(folder, {"fold": 1}, data_args, training_args, reuse_finished=True)
 
