@@ -25,6 +25,7 @@ import dataclasses
 import json
 import logging
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,13 @@ from transformers import HfArgumentParser, set_seed
 from modeling_mgcma import run_records
 from modeling_mgcma.configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
 from modeling_mgcma.data.iemocap import NUM_SESSIONS
+from modeling_mgcma.data.hub_dataset import load_joined_splits
 from modeling_mgcma.data.splits import check_classes, held_out_groups, make_fold
 from modeling_mgcma.from_scratch import DEMO_MODEL_SIZE
+from modeling_mgcma.cost_estimate import dry_run_estimate
+from modeling_mgcma.grid import parse_ablations, run_settings_grid, save_unit_outputs
+from modeling_mgcma.hub_folds import push_run_folds
+from modeling_mgcma.hub_upload import push_model_folder
 from modeling_mgcma.model_card import fold_title, markdown_results, summarise, validation_description, write_card
 from modeling_mgcma.run_arguments import PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments
 from modeling_mgcma.run_arguments import load_preset, parse_config_overrides, read_arguments
@@ -75,6 +81,9 @@ class ModelArguments:
         metadata={"help": f"The paper's ablation setting, one of {sorted(PAPER_ABLATIONS)} (Table II: S1 no DAM, S2 no "
                           "TAM, S3 no IAM, S4 none; Table III: S5-S9 module orders)."},
     )  # fmt: skip
+    ablations: str | None = field(default=None, metadata={"help": "The grid: 'all' or 'S0,S1,...' (modeling_mgcma.grid)."})
+    calibrate: bool = field(default=False, metadata={"help": "Fit a temperature on the validation split, saved in the config."})
+    dry_run: bool = field(default=False, metadata={"help": "Time a few real steps, print the hours per fold / setting / total, exit."})
     freeze_encoders: bool = field(
         default=False, metadata={"help": "Freeze both encoders: sets --freeze_speech_encoder and --freeze_text_encoder."}
     )
@@ -108,6 +117,10 @@ class DataArguments:
 
     data_dir: str | None = field(default=None, metadata={"help": "IEMOCAP_full_release/ (your licensed local copy)."})
     manifest: str | None = field(default=None, metadata={"help": "A .csv or .jsonl manifest of audio, text, label rows."})
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub id, AudioFolder or save_to_disk folder."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
+    dataset_splits: str | None = field(default=None, metadata={"help": "The dataset's splits to use, 'a,b' (default: all)."})
+    iemocap_config: str = field(default="4class", metadata={"help": "IEMOCAP: '4class' (the paper's) or 'full' (all labels)."})
     audio_column: str = field(default="audio", metadata={"help": "Manifest column with audio paths."})
     text_column: str = field(default="text", metadata={"help": "Manifest column with transcripts."})
     label_column: str = field(default="label", metadata={"help": "Manifest column with emotion labels."})
@@ -164,7 +177,7 @@ class DataArguments:
 
     @property
     def source(self) -> str:
-        return "iemocap" if self.data_dir else "manifest" if self.manifest else "demo"
+        return "iemocap" if self.data_dir else "manifest" if self.manifest else "dataset" if self.dataset_name else "demo"
 
 
 def read_run_arguments(argv: list[str]):
@@ -187,9 +200,12 @@ def load_data(data_args, training_args):
     from modeling_mgcma.data import generate_demo_corpus, load_iemocap, load_manifest
 
     if data_args.source == "iemocap":
-        return load_iemocap(data_args.data_dir, strict_counts=data_args.strict_counts)
+        return load_iemocap(data_args.data_dir, config=data_args.iemocap_config, strict_counts=data_args.strict_counts)
+    labels = [name.strip() for name in data_args.class_names.split(",")] if data_args.class_names else None
+    if data_args.source == "dataset":  # its splits joined; folds by --group_column, as for manifests
+        return load_joined_splits(data_args.dataset_name, data_args.dataset_config_name, data_args.dataset_splits, labels=labels,
+                                  **{k: getattr(data_args, k) for k in ("audio_column", "text_column", "label_column")})  # fmt: skip
     if data_args.source == "manifest":
-        labels = [name.strip() for name in data_args.class_names.split(",")] if data_args.class_names else None
         return load_manifest(data_args.manifest, data_args.audio_column, data_args.text_column, data_args.label_column, labels)
     root = generate_demo_corpus(
         data_args.demo_corpus_dir, utterances_per_session=data_args.demo_utterances_per_session, voice=data_args.demo_voice
@@ -200,7 +216,7 @@ def load_data(data_args, training_args):
 def fold_splits(dataset, fold, data_args, seed):
     """DatasetDict(train, validation, test) of one fold (`fold` None: the stratified split of data without groups)."""
     return make_fold(
-        dataset, fold, "session" if data_args.source != "manifest" else data_args.group_column,
+        dataset, fold, "session" if data_args.source not in ("manifest", "dataset") else data_args.group_column,
         validation=data_args.validation_strategy, validation_fraction=data_args.validation_fraction, seed=seed,
         max_samples={"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
                      "test": data_args.max_eval_samples},
@@ -255,10 +271,12 @@ def card_settings(model_args, data_args, preset) -> dict:
     }  # fmt: skip
 
 
-def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks=None, fingerprint=None) -> dict:
+def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks=None, fingerprint=None, estimate_for=None):
     """Train on one fold, select on validation UA, evaluate the test group once; write the model and artefacts.
-    `fingerprint` (see `run_fingerprint`) is written first, so a later run can tell whether this one matches it."""
+    `fingerprint` (see `run_fingerprint`) is written first, so a later run can tell whether this one matches it.
+    `estimate_for` = (settings, number of folds): time a few steps of this fold instead and return the cost table."""
     from modeling_mgcma import add_pipeline_to_folder
+    from modeling_mgcma.calibration import calibrate_with_trainer, calibration_report
     from modeling_mgcma.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
     from modeling_mgcma.plots import plot_confusion_matrix, plot_loss_curves, plot_tsne
     from modeling_mgcma.trainer import MGCMATrainer
@@ -287,6 +305,8 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         compute_metrics=make_compute_metrics(metric, len(label_names)),
         callbacks=callbacks,
     )
+    if estimate_for is not None:
+        return dry_run_estimate(trainer, *estimate_for, test_utterances_per_fold=len(splits["test"]))[2]
 
     resume = args.resume_from_checkpoint
     if resume and resume.lower() in ("true", "last"):
@@ -294,6 +314,8 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         if resume is None:
             logger.warning("No checkpoint in %s to resume from: training from the start.", fold_dir)
     train_result = trainer.train(resume_from_checkpoint=resume or None)
+    if model_args.calibrate:  # T from the validation split of the training sessions, saved in config.json
+        calibrate_with_trainer(trainer, splits["validation"])
     trainer.save_model()  # the selected (best-on-validation) model: safetensors, config with auto_map, code files
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
@@ -316,8 +338,10 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     result = run_records.fold_result(
         fold, detail, label_names, splits, trainer.state, train_result.metrics, args.metric_for_best_model
     )
+    result.update(calibration_report(logits, references, model.config.calibration_temperature))
     if trainer.is_world_process_zero():
         out, title = Path(args.output_dir), fold_title(fold)
+        save_unit_outputs(out, splits["test"]["id"], logits, references, model.config.calibration_temperature, speech_embeds, text_embeds)
         plot_confusion_matrix(predictions, references, label_names, out / "confusion_matrix.png", f"Confusion matrix, {title}")
         plot_tsne(speech_embeds, text_embeds, references, label_names, out / "tsne.png", f"t-SNE, {title}", seed=args.seed)
         plot_loss_curves(trainer.state.log_history, out / "loss_curves.png", f"Training losses, {title}")
@@ -354,7 +378,7 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     dataset = load_data(data_args, training_args)
     if "label" not in dataset.column_names or not hasattr(dataset.features["label"], "names"):
         raise ValueError(f"the dataset needs a ClassLabel column 'label'; its columns are {dataset.column_names}.")
-    manifest = data_args.source == "manifest"
+    manifest = data_args.source in ("manifest", "dataset")
     folds = held_out_groups(
         dataset, data_args.group_column if manifest else "session", all_groups=data_args.cross_validate,
         test_group=data_args.test_session, by_position=manifest,
@@ -364,9 +388,26 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
         hint=" Pass --class_names with the classes the manifest has." if manifest else "",
     )  # fmt: skip
 
+    output_dir, settings = Path(training_args.output_dir), model_args.ablations and parse_ablations(model_args.ablations)
+    unit_args = lambda setting: dataclasses.replace(model_args, ablation=setting, ablations=None)  # noqa: E731
+    if model_args.dry_run:  # the first fold's trainer at the run's settings, timed, multiplied out; nothing trained
+        with tempfile.TemporaryDirectory() as scratch:  # the estimate is printed
+            return {"dry_run": run_fold(folds[0], dataset, unit_args((settings or [model_args.ablation])[0]), data_args, training_args,
+                                        preset, scratch, estimate_for=(settings or [model_args.ablation or "S0"], len(folds)))}  # fmt: skip
+    if settings:  # the grid: each (setting, fold) a unit, reused when finished with the same fingerprint
+        data_fp, main = run_records.data_fingerprint(dataset), training_args.process_index == 0
+        grid = run_settings_grid(
+            output_dir, settings, folds, label_names=dataset.features["label"].names, seed=training_args.seed,
+            run_unit=lambda s, f, d, fp: run_fold(f, dataset, unit_args(s), data_args, training_args, preset, d, callbacks, fp),
+            fingerprint_of=lambda s, f: run_records.run_fingerprint(f, data_fp, unit_args(s), data_args, training_args, preset),
+            prepare=lambda d, fp: run_records.prepare_run_folder(d, fp, data_args, training_args, reuse_finished=False), write_report=main,
+        )  # fmt: skip
+        if main and training_args.push_to_hub:
+            print(f"Pushed the grid's folds: {push_run_folds(training_args, output_dir, tables=grid['tables'])}")
+        return grid.get("tables", {})
+
     # Before any training: each fold's folder is empty, replaced (--overwrite_output_dir), resumed, or holds a finished
     # fold with the same fingerprint (reused); anything else is refused, every stale fold named at once.
-    output_dir = Path(training_args.output_dir)
     fingerprints = run_records.fold_fingerprints(dataset, folds, model_args, data_args, training_args, preset)
     fold_dirs = {fold: output_dir / f"fold_{'split' if fold is None else fold}" for fold in folds}
     if not data_args.cross_validate:
@@ -397,11 +438,10 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
             (output_dir / "results.md").write_text(markdown_results(summary))
             config = MGCMAConfig.from_pretrained(fold_dirs[folds[0]])
             write_card(output_dir, summary, config, training_args, with_plots=False, **card_settings(model_args, data_args, preset))
-        if training_args.push_to_hub:
-            from modeling_mgcma.hub_upload import push_model_folder
-
-            repo_id = push_model_folder(output_dir, training_args)
-            print(f"Pushed {output_dir} to https://huggingface.co/{repo_id}")
+        if training_args.push_to_hub and data_args.cross_validate:  # every fold on its own branch, the card on main
+            print(f"Pushed the folds: {push_run_folds(training_args, output_dir, results=summary, fold_dirs=fold_dirs)}")
+        elif training_args.push_to_hub:
+            print(f"Pushed {output_dir} to https://huggingface.co/{push_model_folder(output_dir, training_args)}")
     return summary
 
 

@@ -10,6 +10,10 @@ runs with 0 workers (in-process, the CPU/demo default) and with `--workers` pers
 each (the accelerator default of run_mgcma.py). Reported: utterances per second once the first batch is out (the
 workers' start-up is timed separately), and the same with a consumer that holds each batch for `--step_ms`
 (standing in for a GPU step): with workers the pipeline overlaps it, in-process it adds to it.
+
+`--paper_steps N` (default 3) also times N full paper-size fp32 training steps at the same batch size in the same run
+(random wav2vec2-base + BERT-base sized encoders built locally, 4.5 s clips + 30 tokens, after one warm-up step), and
+reports the utterances per second such a step consumes next to what the collator supplies.
 """
 
 import argparse
@@ -19,7 +23,7 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from _common import table
+from _common import build_model, make_inputs, median, table, time_calls
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap
 from modeling_mgcma.from_scratch import word_processor
 from modeling_mgcma.collators import MGCMADataCollator
@@ -52,6 +56,7 @@ def main():
     parser.add_argument("--batches", type=int, default=60)
     parser.add_argument("--batch_size", type=int, default=4)
     parser.add_argument("--step_ms", type=float, default=50.0)
+    parser.add_argument("--paper_steps", type=int, default=3, help="paper-size training steps to time (0: none)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,6 +73,30 @@ def main():
                 rows.append([f"{step_s * 1000:.0f} ms", workers, f"{first:.2f} s", f"{rate:.0f}", f"{per_batch * 1000:.1f}"])
     print(f"{args.batches} batches of {args.batch_size}, IEMOCAP-like durations; {torch.get_num_threads()} torch thread")
     print(table(rows, ["consumer step", "workers", "first batch", "utterances/s", "ms per batch"]))
+    if args.paper_steps:
+        supplied = max(float(row[3]) for row in rows if row[0] == "0 ms")
+        step_s = paper_step_seconds(args.batch_size, args.paper_steps)
+        consumed = args.batch_size / step_s
+        print(f"\npaper-size fp32 training step, batch {args.batch_size} x 4.5 s + 30 tokens, "
+              f"{torch.get_num_threads()} torch thread: {step_s:.2f} s (median of {args.paper_steps}) -> consumes "
+              f"{consumed:.2f} utterances/s; the collator supplies {supplied:.0f} utterances/s "
+              f"({supplied / consumed:.0f}x the step's need). The collator keeps up with any step longer than "
+              f"{1000 * args.batch_size / supplied:.0f} ms per batch of {args.batch_size}.")
+
+
+def paper_step_seconds(batch_size: int, steps: int) -> float:
+    """Median seconds of a full paper-size training step (forward, backward, fused AdamW)."""
+    model = build_model("paper")
+    model.train()
+    inputs = make_inputs(model, batch_size, 4.5, 30)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6, fused=True)
+
+    def step():
+        model(**inputs).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return median(time_calls(step, repeats=steps, warmup=1))
 
 
 if __name__ == "__main__":

@@ -227,4 +227,15 @@ def load_dataset_for_mgcma(
     return converted
 
 
-__all__ = ["load_dataset_for_mgcma", "detect_dataset_source", "CORE_COLUMNS"]
+def load_joined_splits(dataset_name, config_name=None, splits: str | Sequence[str] | None = None, **kwargs) -> datasets.Dataset:
+    """:func:`load_dataset_for_mgcma` of the named splits (a list, or ``"a,b"``; None: every split) joined into one
+    `Dataset`, e.g. for cross-validation folds drawn by a group column. `kwargs` go to `load_dataset_for_mgcma`."""
+    if isinstance(splits, str):
+        splits = [name.strip() for name in splits.split(",") if name.strip()]
+    loaded = load_dataset_for_mgcma(dataset_name, config_name, split=list(splits) if splits else None, **kwargs)
+    if isinstance(loaded, datasets.DatasetDict):
+        return datasets.concatenate_datasets(list(loaded.values()))
+    return loaded
+
+
+__all__ = ["load_dataset_for_mgcma", "load_joined_splits", "detect_dataset_source", "CORE_COLUMNS"]

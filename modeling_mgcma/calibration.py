@@ -182,7 +182,37 @@ def fit_temperature(
     )
 
 
+def calibrate_config(config, logits, labels, *, split: str) -> TemperatureFit:
+    """Fit a temperature on `split` (see :func:`fit_temperature`: never a test split) and store it as the model
+    config's ``calibration_temperature``, which the pipeline, the command line and the ONNX runtime apply. The
+    logits must be the model's raw ones (computed with no temperature)."""
+    fit = fit_temperature(logits, labels, split=split)
+    config.calibration_temperature = fit.temperature
+    return fit
+
+
+def calibrate_with_trainer(trainer, dataset, *, split: str = "validation") -> TemperatureFit:
+    """Predict `dataset` (the validation split of the training data, never the test fold) with a
+    `transformers.Trainer`'s model and store the fitted temperature in that model's config (see
+    :func:`calibrate_config`); saving the model afterwards saves the temperature with it."""
+    prediction = trainer.predict(dataset, metric_key_prefix=split)
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    return calibrate_config(trainer.model.config, logits, prediction.label_ids, split=split)
+
+
+def calibration_report(logits, labels, temperature: float | None) -> dict:
+    """ECE (a fraction, like WA/UA in a run's results) of the probabilities a model serves on its test split, next to
+    the raw softmax's: ``{"ece", "ece_uncalibrated", "calibration_temperature"}`` (the two ECEs are equal without a
+    temperature)."""
+    served = calibration_metrics(logits, labels, temperature if temperature is not None else 1.0)["ece"]
+    raw = calibration_metrics(logits, labels)["ece"] if temperature is not None else served
+    return {"ece": served, "ece_uncalibrated": raw, "calibration_temperature": temperature}
+
+
 __all__ = [
+    "calibrate_config",
+    "calibrate_with_trainer",
+    "calibration_report",
     "DEFAULT_NUM_BINS",
     "TEMPERATURE_BOUNDS",
     "ReliabilityBins",

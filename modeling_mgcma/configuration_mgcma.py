@@ -128,6 +128,9 @@ class MGCMAConfig(PreTrainedConfig):
             Weight of L_IA in the total loss.
         classification_loss_weight (`float`, *optional*, defaults to 1.0):
             Weight of L_CE in the total loss.
+        calibration_temperature (`float`, *optional*):
+            Temperature T > 0 fitted on validation data (`run_mgcma.py --calibrate`); the pipeline, the command line
+            and the ONNX runtime then serve softmax(logits / T). None: the plain softmax.
         use_distribution_alignment (`bool`, *optional*, defaults to `True`):
             Build DAM (switch off for the paper's ablation S1). A disabled module owns no parameters and adds no loss.
         use_token_alignment (`bool`, *optional*, defaults to `True`):
@@ -193,6 +196,7 @@ class MGCMAConfig(PreTrainedConfig):
     distribution_loss_weight: float = 1.0
     instance_loss_weight: float = 1.0
     classification_loss_weight: float = 1.0
+    calibration_temperature: float | None = None
     use_distribution_alignment: bool = True
     use_token_alignment: bool = True
     use_instance_alignment: bool = True

@@ -170,4 +170,83 @@ def format_cost_table(cost: GridCost, device: str | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["StepTiming", "GridCost", "time_steps", "trainer_step_function", "estimate_grid_cost", "format_cost_table"]
+def _seconds_per_eval_utterance(trainer, clock: Callable[[], float], synchronize) -> float:
+    """Time one batch of the evaluation DataLoader through `Trainer.prediction_step` (the first batch, after one
+    untimed warm-up pass over it); seconds per utterance."""
+    loader = trainer.get_eval_dataloader()
+    batch = next(iter(loader))
+    size = len(batch["labels"]) if "labels" in batch else loader.batch_size or 1
+    trainer.model.eval()
+    trainer.prediction_step(trainer.model, batch, prediction_loss_only=False)
+    if synchronize is not None:
+        synchronize()
+    start = clock()
+    trainer.prediction_step(trainer.model, batch, prediction_loss_only=False)
+    if synchronize is not None:
+        synchronize()
+    seconds = clock() - start
+    trainer.model.train()
+    return seconds / size
+
+
+def dry_run_estimate(
+    trainer,
+    settings: Sequence[str],
+    folds: int,
+    *,
+    test_utterances_per_fold: int,
+    num_steps: int = 3,
+    warmup_steps: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+    echo: bool = True,
+) -> tuple[GridCost, StepTiming, str]:
+    """``--dry_run``: time `num_steps` real optimisation steps of `trainer` (one fold's trainer, at the run's
+    settings: model, batch size, precision, device, DataLoader workers) and one evaluation batch, then multiply out
+    ``len(settings) x folds`` trainings of ``trainer.args.num_train_epochs`` epochs (or ``max_steps``), with the
+    validation split evaluated every epoch when ``eval_strategy="epoch"`` and the test split once per fold.
+
+    Returns the estimate, the step timing and the table, which is also printed on the main process with `echo`. The
+    trainer's model is changed by the timed steps: build it for the estimate and discard it."""
+    import torch
+
+    device = trainer.args.device
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else None
+    steps_per_epoch = len(trainer.get_train_dataloader())
+    timing = time_steps(trainer_step_function(trainer), num_steps, warmup_steps=warmup_steps, clock=clock,
+                        synchronize=synchronize)  # fmt: skip
+    if trainer.args.max_steps and trainer.args.max_steps > 0:
+        epochs = trainer.args.max_steps / steps_per_epoch
+    else:
+        epochs = float(trainer.args.num_train_epochs)
+    evaluates_each_epoch = trainer.eval_dataset is not None and str(getattr(trainer.args.eval_strategy, "value",
+                                                                            trainer.args.eval_strategy)) == "epoch"  # fmt: skip
+    eval_seconds = _seconds_per_eval_utterance(trainer, clock, synchronize) if trainer.eval_dataset is not None else 0.0
+    cost = estimate_grid_cost(
+        timing.median,
+        steps_per_epoch,
+        epochs,
+        folds,
+        settings,
+        seconds_per_eval_utterance=eval_seconds,
+        eval_utterances_per_epoch=len(trainer.eval_dataset) if evaluates_each_epoch else 0,
+        test_utterances_per_fold=test_utterances_per_fold,
+    )
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{device} ({torch.get_num_threads()} threads)"
+    table = format_cost_table(cost, name)
+    table += (f"\n(median of {num_steps} timed steps after {warmup_steps} warm-up: {timing.median:.3f} s per step of "
+              f"batch {trainer.args.per_device_train_batch_size}; {steps_per_epoch} steps per epoch, {epochs:g} epochs; "
+              f"{eval_seconds:.4f} s per evaluated utterance)")  # fmt: skip
+    if echo and trainer.args.process_index == 0:
+        print(table)
+    return cost, timing, table
+
+
+__all__ = [
+    "StepTiming",
+    "GridCost",
+    "time_steps",
+    "trainer_step_function",
+    "estimate_grid_cost",
+    "format_cost_table",
+    "dry_run_estimate",
+]

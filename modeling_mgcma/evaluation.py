@@ -10,6 +10,8 @@ Conventions (stated in every rendered table as well):
 - "pooled": WA/UA over the union of all test utterances of all folds, each utterance weighing the same.
 - The paired test is a paired permutation (sign-flip) test of the UA difference on the same test utterances; see
   :func:`paired_permutation_test` for why this test and how folds are handled.
+- ECE (expected calibration error, in percent) of the class probabilities the saved model serves, where the
+  predictions files carry them; see ``calibration.expected_calibration_error``.
 """
 
 from __future__ import annotations
@@ -64,11 +66,15 @@ DIALOGUE_TYPES = ("improvised", "scripted")
 
 @dataclass
 class FoldPredictions:
-    """The predictions of one trained model on its fold's test split, one entry per test utterance."""
+    """The predictions of one trained model on its fold's test split, one entry per test utterance. `probabilities`
+    ([N, num_labels], optional) are the class probabilities the model serves (temperature-scaled when it was
+    calibrated; `temperature` is then the fitted T, else None)."""
 
     ids: Sequence[str]
     predictions: Sequence[int]
     references: Sequence[int]
+    probabilities: Sequence[Sequence[float]] | None = None
+    temperature: float | None = None
 
     def __post_init__(self):
         self.ids = [str(i) for i in self.ids]
@@ -83,6 +89,13 @@ class FoldPredictions:
             raise ValueError("a fold needs at least one test utterance, got none.")
         if len(set(self.ids)) != len(self.ids):
             raise ValueError("utterance ids must be unique within a fold.")
+        if self.probabilities is not None:
+            self.probabilities = np.asarray(self.probabilities, dtype=np.float64)
+            if self.probabilities.ndim != 2 or len(self.probabilities) != len(self.ids):
+                raise ValueError(
+                    f"probabilities must be [N, num_labels] with N = {len(self.ids)} utterances, got shape "
+                    f"{self.probabilities.shape}."
+                )
 
 
 # Where a grid unit keeps its test predictions: <output_dir>/<setting>/fold_<k>/PREDICTIONS_FILE.
@@ -91,11 +104,14 @@ _FOLD_FOLDER = re.compile(r"^fold_(.+)$")
 
 
 def save_fold_predictions(fold: FoldPredictions, path: str | os.PathLike) -> str:
-    """Write one unit's test predictions as JSON (``{"ids", "predictions", "references"}``), the input of
-    :func:`collect_grid_predictions`."""
+    """Write one unit's test predictions as JSON (``{"ids", "predictions", "references"}``, plus ``"probabilities"``
+    and ``"temperature"`` when known), the input of :func:`collect_grid_predictions`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"ids": list(fold.ids), "predictions": fold.predictions.tolist(), "references": fold.references.tolist()}
+    if fold.probabilities is not None:
+        payload["probabilities"] = fold.probabilities.tolist()
+        payload["temperature"] = fold.temperature
     path.write_text(json.dumps(payload) + "\n", encoding="utf-8")
     return str(path)
 
@@ -104,7 +120,8 @@ def load_fold_predictions(path: str | os.PathLike) -> FoldPredictions:
     """Read a file written by :func:`save_fold_predictions`; errors name the file."""
     try:
         payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        return FoldPredictions(payload["ids"], payload["predictions"], payload["references"])
+        return FoldPredictions(payload["ids"], payload["predictions"], payload["references"],
+                               payload.get("probabilities"), payload.get("temperature"))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{path}: not a valid predictions file ({type(error).__name__}: {error})") from error
 
@@ -141,22 +158,44 @@ def wa_ua(predictions: Sequence[int], references: Sequence[int]) -> dict:
     return {"wa": 100.0 * float(correct.mean()), "ua": 100.0 * float(np.mean(recalls)), "n": int(references.size)}
 
 
+def _with_ece(scores: dict, probabilities: np.ndarray | None, references: np.ndarray) -> dict:
+    """`scores` plus ``"ece"`` (percent) when probabilities are known."""
+    if probabilities is not None:
+        from .calibration import expected_calibration_error
+
+        scores["ece"] = 100.0 * expected_calibration_error(probabilities, references)
+    return scores
+
+
 def summarize_folds(folds: Mapping[str, FoldPredictions]) -> dict:
     """Per-fold WA/UA, their equal-weight mean and sample std (ddof=1) over folds, and WA/UA pooled over every test
-    utterance of every fold. Every entry carries ``n``, the number of test utterances behind it."""
+    utterance of every fold. Every entry carries ``n``, the number of test utterances behind it. When every fold has
+    probabilities, each entry also carries ``ece`` (expected calibration error, percent)."""
     if not folds:
         raise ValueError("no folds to summarize.")
-    per_fold = {str(k): wa_ua(f.predictions, f.references) for k, f in folds.items()}
+    with_probabilities = all(f.probabilities is not None for f in folds.values())
+    per_fold = {
+        str(k): _with_ece(wa_ua(f.predictions, f.references), f.probabilities if with_probabilities else None,
+                          f.references)
+        for k, f in folds.items()
+    }  # fmt: skip
+    metrics = ("wa", "ua", "ece") if with_probabilities else ("wa", "ua")
     summary = {"per_fold": per_fold, "num_folds": len(per_fold)}
     for stat, reducer in (("mean", lambda v: float(np.mean(v))), ("std", lambda v: float(np.std(v, ddof=1)))):
         if stat == "std" and len(per_fold) < 2:
-            summary[stat] = {"wa": None, "ua": None}
+            summary[stat] = {m: None for m in metrics}
             continue
-        summary[stat] = {m: reducer([s[m] for s in per_fold.values()]) for m in ("wa", "ua")}
+        summary[stat] = {m: reducer([s[m] for s in per_fold.values()]) for m in metrics}
     summary["mean"]["n"] = int(sum(s["n"] for s in per_fold.values()))
-    summary["pooled"] = wa_ua(
-        np.concatenate([f.predictions for f in folds.values()]), np.concatenate([f.references for f in folds.values()])
+    references = np.concatenate([f.references for f in folds.values()])
+    summary["pooled"] = _with_ece(
+        wa_ua(np.concatenate([f.predictions for f in folds.values()]), references),
+        np.concatenate([f.probabilities for f in folds.values()]) if with_probabilities else None,
+        references,
     )
+    temperatures = {str(k): f.temperature for k, f in folds.items() if f.temperature is not None}
+    if temperatures:
+        summary["calibration_temperature"] = temperatures
     return summary
 
 
@@ -358,6 +397,8 @@ def build_tables(
             "paired_test": f"two-sided paired permutation test of the UA difference vs {REFERENCE_SETTING} on the "
             f"same test utterances, folds as strata, alpha = {alpha}, seed = {seed}",
             "paper": "the paper's reported WA/UA (IEMOCAP, 5-fold leave-one-session-out)",
+            "ece": "expected calibration error (15 equal-width confidence bins, percent) of the probabilities the "
+            "saved model serves (temperature-scaled where a temperature was fitted on validation), pooled over folds",
         },
         "folds": folds,
         "settings": settings,
@@ -388,9 +429,9 @@ def render_tables_markdown(tables: dict) -> str:
     for table in tables["tables"].values():
         rows = table["settings"]
         lines += [f"## {table['title']}", ""]
-        lines.append("| setting | | WA mean ± std | UA mean ± std | WA pooled | UA pooled | n test | paper WA | paper UA "
-                     "| ΔUA vs S0 | p vs S0 |")  # fmt: skip
-        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+        lines.append("| setting | | WA mean ± std | UA mean ± std | WA pooled | UA pooled | ECE pooled | n test | paper WA "
+                     "| paper UA | ΔUA vs S0 | p vs S0 |")  # fmt: skip
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         verdicts = []
         for name in rows:
             entry = settings.get(name, {"description": name, "paper": None, "missing_folds": folds})
@@ -409,19 +450,22 @@ def render_tables_markdown(tables: dict) -> str:
             folds_note = f" (missing folds: {', '.join(entry['missing_folds'])})" if entry.get("missing_folds") else ""
             lines.append(
                 f"| {name} | {entry['description']}{folds_note} | {_mean_std(entry, 'wa')} | {_mean_std(entry, 'ua')} "
-                f"| {_number(pooled.get('wa'))} | {_number(pooled.get('ua'))} | {pooled.get('n', MISSING)} "
+                f"| {_number(pooled.get('wa'))} | {_number(pooled.get('ua'))} | {_number(pooled.get('ece'))} "
+                f"| {pooled.get('n', MISSING)} "
                 f"| {_number(paper.get('wa'))} | {_number(paper.get('ua'))} | {delta} | {p} |"
             )
         lines += [""] + verdicts + ([""] if verdicts else [])
-    lines += ["## Per fold (WA / UA, n test utterances)", ""]
+    lines += ["## Per fold (WA / UA, ECE where known, n test utterances)", ""]
     lines.append("| setting | " + " | ".join(f"fold {f}" for f in folds) + " |")
     lines.append("|---|" + "---|" * len(folds))
     for name, entry in settings.items():
         per_fold = entry.get("per_fold", {})
         cells = [
-            f"{per_fold[f]['wa']:.2f} / {per_fold[f]['ua']:.2f} (n={per_fold[f]['n']})" if f in per_fold else MISSING
+            f"{per_fold[f]['wa']:.2f} / {per_fold[f]['ua']:.2f}"
+            + (f", ECE {per_fold[f]['ece']:.2f}" if "ece" in per_fold[f] else "") + f" (n={per_fold[f]['n']})"
+            if f in per_fold else MISSING
             for f in folds
-        ]
+        ]  # fmt: skip
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if any("subsets_pooled" in e for e in settings.values()):
         lines += ["", "## IEMOCAP improvised vs scripted dialogues (pooled over folds; WA / UA, n)", ""]

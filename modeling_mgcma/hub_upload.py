@@ -49,11 +49,26 @@ def without_local_paths(value):
     return value
 
 
+def stage_upload_file(source, target, local_root=None) -> None:
+    """Write the uploaded copy of `source` to `target`: JSON with local paths removed (see `without_local_paths`),
+    anything else copied. A JSON, Markdown or Python file that still holds `local_root` (a local folder) is refused."""
+    import shutil
+
+    source, target = Path(source), Path(target)
+    if source.name.endswith(".json") and source.name != "tokenizer.json":  # tokenizer.json: the vocabulary, no paths
+        cleaned = without_local_paths(json.loads(source.read_text(encoding="utf-8")))
+        target.write_text(json.dumps(cleaned, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    else:
+        shutil.copyfile(source, target)
+    local = str(Path(local_root if local_root is not None else source.parent).resolve())
+    if source.name.endswith((".json", ".md", ".py")) and local in target.read_text(encoding="utf-8"):
+        raise ValueError(f"{source} holds the local path {local}; refusing to upload it.")
+
+
 def push_model_folder(folder, training_args) -> str:
     """Upload the model folder's allow-listed files (`HUB_UPLOAD_FILES`: weights, config, code, processor, card, plots,
     results) to the Hub, with local paths removed from their JSON. The repository keeps its owner's visibility default
     unless --hub_private_repo says true or false."""
-    import shutil
     import tempfile
 
     from huggingface_hub import HfApi
@@ -63,17 +78,9 @@ def push_model_folder(folder, training_args) -> str:
     api = HfApi(token=training_args.hub_token)
     repo_id = training_args.hub_model_id
     api.create_repo(repo_id, private=training_args.hub_private_repo, exist_ok=True)  # None: the owner's default
-    local = str(folder.resolve())
     with tempfile.TemporaryDirectory(prefix="mgcma-upload-") as staging:
         for name in names:
-            source, target = folder / name, Path(staging) / name
-            if name.endswith(".json") and name != "tokenizer.json":  # tokenizer.json: the vocabulary, no paths
-                cleaned = without_local_paths(json.loads(source.read_text(encoding="utf-8")))
-                target.write_text(json.dumps(cleaned, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-            else:
-                shutil.copyfile(source, target)
-            if name.endswith((".json", ".md", ".py")) and local in target.read_text(encoding="utf-8"):
-                raise ValueError(f"{source} holds the local path {local}; refusing to upload it to {repo_id}.")
+            stage_upload_file(folder / name, Path(staging) / name)
         api.upload_folder(
             repo_id=repo_id,
             folder_path=staging,
@@ -84,4 +91,7 @@ def push_model_folder(folder, training_args) -> str:
 
 
 
-__all__ = ["HUB_UPLOAD_FILES", "HUB_UPLOAD_PATTERNS", "hub_upload_files", "without_local_paths", "push_model_folder"]
+__all__ = [
+    "HUB_UPLOAD_FILES", "HUB_UPLOAD_PATTERNS", "hub_upload_files", "without_local_paths", "stage_upload_file",
+    "push_model_folder",
+]  # fmt: skip

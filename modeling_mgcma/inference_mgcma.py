@@ -84,10 +84,23 @@ def check_length(num_samples: int, min_samples: int, sampling_rate: int) -> None
 # -- outputs -------------------------------------------------------------------------------------------------------------
 
 
-def softmax(logits) -> np.ndarray:
+def softmax(logits, temperature: float | None = None) -> np.ndarray:
+    """softmax(logits / T) over the last axis; T = `temperature` (a model's fitted `calibration_temperature`), None
+    for the plain softmax."""
     logits = np.asarray(logits, dtype=np.float32)
+    if temperature is not None:
+        logits = logits / np.float32(checked_temperature(temperature))
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     return shifted / shifted.sum(-1, keepdims=True)
+
+
+def checked_temperature(temperature) -> float | None:
+    """A config's `calibration_temperature`: None, or a finite number > 0 (anything else is a ValueError)."""
+    if temperature is None:
+        return None
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 < temperature < float("inf"):
+        raise ValueError(f"calibration_temperature must be a finite number > 0 or None, got {temperature!r}.")
+    return float(temperature)
 
 
 def ranked_labels(probabilities, id2label: dict, top_k: int | None = None) -> list[dict]:
@@ -231,6 +244,7 @@ __all__ = [
     "INPUT_HELP",
     "aggregate_windows",
     "check_length",
+    "checked_temperature",
     "checked_text_segments",
     "plan_windows",
     "ranked_labels",

@@ -26,6 +26,7 @@ DATA_SOURCES = {
     "demo": "the synthetic demo corpus (modeling_mgcma.data.generate_demo_corpus)",
     "iemocap": "IEMOCAP (4 classes: angry, happy = happy + excited, sad, neutral; 5,531 utterances)",
     "manifest": "a user manifest (CSV/JSONL of audio, transcript, label)",
+    "dataset": "a dataset from the Hub or a local folder (AudioFolder or save_to_disk) with audio, transcript, label",
 }
 
 
@@ -125,7 +126,7 @@ def render_model_card(
     Args:
         results: ``{"folds": [{"test_session", "wa", "ua", ...}], "mean": {...}, "std": {...}}`` (fractions).
         config: the trained model's `MGCMAConfig`.
-        data_source: ``"demo"``, ``"iemocap"`` or ``"manifest"``.
+        data_source: ``"demo"``, ``"iemocap"``, ``"manifest"`` or ``"dataset"``.
         hyperparameters: name -> value, shown as a table.
         plots: ``[{"file": "confusion_matrix.png", "title": ...}]`` relative to the model folder.
         base_models: the encoders' Hub ids; local folders among them are left out of the card.
@@ -137,8 +138,9 @@ def render_model_card(
     template_path = Path(template_path)
     if not template_path.is_file():
         raise ValueError(f"model card template not found at {template_path} (it ships in model_cards/, installed as modeling_mgcma.model_cards).")
-    dataset_name = {"demo": "MGCMA synthetic demo corpus", "iemocap": "IEMOCAP", "manifest": "user manifest"}[data_source]
-    dataset_type = {"demo": "mgcma-demo-corpus", "iemocap": "iemocap", "manifest": "custom"}[data_source]
+    dataset_name = {"demo": "MGCMA synthetic demo corpus", "iemocap": "IEMOCAP", "manifest": "user manifest",
+                    "dataset": "user dataset"}[data_source]  # fmt: skip
+    dataset_type = {"demo": "mgcma-demo-corpus", "iemocap": "iemocap", "manifest": "custom", "dataset": "custom"}[data_source]
     is_demo = data_source == "demo"
     tags = ["speech-emotion-recognition", "multimodal", "audio-classification", "mgcma"]
     if is_demo:
@@ -175,6 +177,7 @@ def render_model_card(
         repo_id=repo_id or f"<your-namespace>/{model_name}",
         label_names=", ".join(label_names),
         num_labels=len(label_names),
+        calibration_temperature=getattr(config, "calibration_temperature", None),
     )
 
 

@@ -129,6 +129,10 @@ class ONNXEmotionClassifier:
         self.input_names = list(self.input_types)
         self.output_names = [node.name for node in self.session.get_outputs()]
         self.id2label = {int(key): value for key, value in self.config["id2label"].items()}
+        try:  # the model's fitted temperature (its config travels in config.json): calibrated probabilities
+            self.temperature = inference_mgcma.checked_temperature(self.config.get("calibration_temperature"))
+        except ValueError as error:
+            raise ExportedFolderError(f"{folder}/config.json: {error}") from None
         self.min_samples = int(section["min_speech_samples"])
         self.padding_invariant = bool(section["padding_invariant"])
         self.asr = asr
@@ -196,7 +200,7 @@ class ONNXEmotionClassifier:
     def _format(self, result, top_k) -> dict:
         windows = result["windows"]
         return inference_mgcma.recording_result(
-            [inference_mgcma.softmax(window["logits"]) for window in windows],
+            [inference_mgcma.softmax(window["logits"], self.temperature) for window in windows],
             [_uncertainty(window) for window in windows],
             result["bounds"],
             self.sampling_rate,

@@ -22,6 +22,7 @@ from transformers.utils import logging
 from .inference_mgcma import (
     DEFAULT_OVERLAP_SECONDS,
     check_length,
+    checked_temperature,
     plan_windows,
     recording_result,
     segments_from_asr,
@@ -208,7 +209,9 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
     def postprocess(self, model_outputs, top_k=None):
         """`model_outputs`: one entry per window of a recording (one for a clip that fits a window)."""
         recording = model_outputs[0]["recording"][0]
-        probabilities = [out["logits"][0].float().softmax(-1).numpy() for out in model_outputs]
+        # calibrated probabilities when a temperature was fitted on validation data (`calibration_temperature`)
+        temperature = checked_temperature(getattr(self.model.config, "calibration_temperature", None)) or 1.0
+        probabilities = [(out["logits"][0].float() / temperature).softmax(-1).numpy() for out in model_outputs]
         uncertainties = [
             None if out["speech_sigma"] is None
             else {key: float(out[key][0]) for key in ("speech_sigma", "text_sigma", "modality_gap")}

@@ -139,7 +139,8 @@ def read_arguments(argv: list[str], dataclass_types):
         if unused:
             raise ValueError(f"Some specified arguments are not used by the HfArgumentParser: {unused}")
         given = {name: value for name, value in vars(namespace).items() if value is not unset}
-    preset, defaults = preset_defaults(given.get("preset"), bool(given.get("data_dir") or given.get("manifest")))
+    has_data = bool(given.get("data_dir") or given.get("manifest") or given.get("dataset_name"))
+    preset, defaults = preset_defaults(given.get("preset"), has_data)
     model_args, data_args, training_args = parser.parse_dict({**defaults, **given})
     take_class_names_from_label_names(data_args, training_args)
     check_arguments(model_args, data_args, training_args)
@@ -184,8 +185,6 @@ def check_arguments(model_args, data_args, training_args):
     if training_args.push_to_hub:
         if not training_args.hub_model_id:
             raise ValueError("--push_to_hub needs --hub_model_id org/name.")
-        if data_args.cross_validate:
-            raise ValueError("--push_to_hub uploads one model: pick its fold with --test_session k, not --cross_validate.")
     if training_args.metric_for_best_model not in ("ua", "wa", "eval_ua", "eval_wa", "loss", "eval_loss"):
         raise ValueError(f"--metric_for_best_model must be ua, wa or loss, got {training_args.metric_for_best_model!r}.")
     resume = training_args.resume_from_checkpoint
@@ -207,6 +206,12 @@ def check_model_arguments(model_args) -> None:
         raise ValueError(f"--torch_num_threads must be >= 1, got {model_args.torch_num_threads}.")
     if model_args.ablation is not None and model_args.ablation not in PAPER_ABLATIONS:
         raise ValueError(f"--ablation must be one of {sorted(PAPER_ABLATIONS)}, got {model_args.ablation!r}.")
+    if model_args.ablations is not None:
+        from .grid import parse_ablations
+
+        parse_ablations(model_args.ablations)  # an unknown or repeated setting fails now, before any data is read
+        if model_args.ablation is not None:
+            raise ValueError("pass --ablation (one setting) or --ablations (the grid of settings), not both.")
     if (model_args.speech_model is None) != (model_args.text_model is None):
         raise ValueError("pass both --speech_model and --text_model, or neither.")
     if model_args.max_duration is not None and model_args.max_duration < 0:
@@ -218,8 +223,11 @@ def check_model_arguments(model_args) -> None:
 
 def check_data_arguments(data_args) -> None:
     """Checks of run_mgcma.py's DataArguments (run by its __post_init__)."""
-    if data_args.data_dir is not None and data_args.manifest is not None:
-        raise ValueError("pass --data_dir (IEMOCAP) or --manifest (your data), not both.")
+    sources = [f"--{name}" for name in ("data_dir", "manifest", "dataset_name") if getattr(data_args, name) is not None]
+    if len(sources) > 1:
+        raise ValueError(f"pass one of --data_dir (IEMOCAP), --manifest or --dataset_name (your data), got {sources}.")
+    if data_args.iemocap_config not in ("4class", "full"):
+        raise ValueError(f"--iemocap_config must be '4class' or 'full', got {data_args.iemocap_config!r}.")
     if data_args.data_dir is not None and not Path(data_args.data_dir).expanduser().is_dir():
         raise ValueError(f"--data_dir {data_args.data_dir!r} is not a folder; point it at your IEMOCAP_full_release/.")
     if data_args.manifest is not None:
@@ -229,14 +237,14 @@ def check_data_arguments(data_args) -> None:
         if path.suffix.lower() not in (".csv", ".jsonl"):
             raise ValueError(f"--manifest must be a .csv or .jsonl file, got {data_args.manifest!r}.")
     if data_args.class_names is not None:
-        if data_args.manifest is None:
-            raise ValueError("--class_names names a manifest's classes: use it with --manifest.")
+        if data_args.manifest is None and data_args.dataset_name is None:
+            raise ValueError("--class_names names your data's classes: use it with --manifest or --dataset_name.")
         names = [name.strip() for name in data_args.class_names.split(",")]
         if len(names) < 2 or not all(names):
             raise ValueError(f"--class_names must list at least 2 non-empty class names, 'a,b,c'; got {data_args.class_names!r}.")
     if data_args.cross_validate and data_args.test_session is not None:
         raise ValueError("pass --test_session k (one fold) or --cross_validate (all folds), not both.")
-    if data_args.test_session is not None and data_args.manifest is None:
+    if data_args.test_session is not None and data_args.manifest is None and data_args.dataset_name is None:
         if isinstance(data_args.test_session, bool) or not 1 <= data_args.test_session <= NUM_SESSIONS:
             raise ValueError(f"--test_session must be a session 1-{NUM_SESSIONS}, got {data_args.test_session!r}.")
     if data_args.validation_strategy not in ("stratified", "speaker"):

@@ -36,7 +36,7 @@ NON_RESULT_TRAINING_ARGUMENTS = frozenset({
 NON_RESULT_OTHER_ARGUMENTS = frozenset({
     "data_dir", "manifest", "demo_corpus_dir", "demo_utterances_per_session", "audio_column", "text_column",
     "label_column", "class_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_session",
-    "overwrite_output_dir", "torch_num_threads",
+    "overwrite_output_dir", "torch_num_threads", "dataset_name", "iemocap_config", "ablations", "dry_run",
 })  # fmt: skip
 # Files a run writes into its folder, deleted (with checkpoint-* and fold_* folders) when --overwrite_output_dir
 # replaces it. Model files, card and plots are overwritten by the new run.

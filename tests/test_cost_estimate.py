@@ -73,3 +73,35 @@ def test_trainer_step_function_runs_real_optimisation_steps(tmp_path):
     assert len(timing.seconds) == 4 and all(s > 0 for s in timing.seconds)
     assert not torch.equal(model.linear.weight, before)  # the optimizer really stepped
     assert trainer.lr_scheduler.get_last_lr()[0] < 0.1  # and so did the schedule (linear decay)
+
+
+def test_dry_run_estimate_multiplies_measured_steps_out_over_the_grid(tmp_path):
+    torch = pytest.importorskip("torch")
+    from transformers import Trainer, TrainingArguments
+
+    from modeling_mgcma.cost_estimate import dry_run_estimate
+
+    class Classifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+
+        def forward(self, x, labels):
+            logits = self.linear(x)
+            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+    rows = [{"x": torch.randn(3), "labels": torch.tensor(i % 2)} for i in range(10)]
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, per_device_eval_batch_size=2,
+                             num_train_epochs=7, eval_strategy="epoch", report_to=[], use_cpu=True)  # fmt: skip
+    trainer = Trainer(model=Classifier(), args=args, train_dataset=rows, eval_dataset=rows[:6])
+    # a fake clock: every reading advances it by one second, so each timed call takes exactly 1 s
+    ticks = iter(range(10**6))
+    cost, timing, table = dry_run_estimate(trainer, ["S0", "S1", "S2"], 5, test_utterances_per_fold=20, num_steps=2,
+                                           clock=lambda: float(next(ticks)))  # fmt: skip
+    assert timing.seconds == [1.0, 1.0]
+    steps_per_epoch = 3  # 10 rows, batch 4
+    assert cost.train_seconds_per_fold == pytest.approx(1.0 * steps_per_epoch * 7)
+    # one eval batch of 2 utterances took 1 s: 0.5 s per utterance, 6 validation utterances x 7 epochs + 20 test
+    assert cost.eval_seconds_per_fold == pytest.approx(0.5 * (6 * 7 + 20))
+    assert cost.units == 15 and cost.total_hours == pytest.approx(15 * (21 + 31) / 3600)
+    assert "per setting (5 folds)" in table and "3 steps per epoch, 7 epochs" in table

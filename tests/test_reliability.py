@@ -325,8 +325,8 @@ def manifest_run(tmp_path, wavs, rows, *extra, header="audio,text,label,session"
         (["--per_device_train_batch_size", "0"], r"--per_device_train_batch_size must be >= 1, got 0"),
         (["--gradient_accumulation_steps", "0"], r"--gradient_accumulation_steps must be >= 1, got 0"),
         (["--max_eval_samples", "0"], r"--max_eval_samples must be >= 1, got 0"),
-        (["--class_names", "a,b"], r"--class_names names a manifest's classes: use it with --manifest"),
-        (["--label_names", "a,b"], r"--class_names names a manifest's classes: use it with --manifest"),
+        (["--class_names", "a,b"], r"--class_names names your data's classes: use it with --manifest or --dataset_name"),
+        (["--label_names", "a,b"], r"--class_names names your data's classes: use it with --manifest or --dataset_name"),
     ],
 )
 def test_arguments_that_would_train_nothing_fail_first(argv, message, tmp_path, monkeypatch):

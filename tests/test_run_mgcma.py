@@ -190,7 +190,7 @@ def nothing_may_be_built(monkeypatch):
         (["--preset", "fast"], r"--preset must be one of \['demo', 'paper'\], got 'fast'"),
         (["--ablation", "S10"], r"--ablation must be one of \['S0', 'S1'"),
         (["--data_dir", "/nonexistent/IEMOCAP_full_release"], r"--data_dir '/nonexistent/IEMOCAP_full_release' is not a folder"),
-        (["--data_dir", "{tmp}", "--manifest", "{tmp}/m.csv"], r"pass --data_dir \(IEMOCAP\) or --manifest"),
+        (["--data_dir", "{tmp}", "--manifest", "{tmp}/m.csv"], r"pass one of --data_dir \(IEMOCAP\), --manifest or --dataset_name"),
         (["--test_session", "6"], r"--test_session must be a session 1-5, got 6"),
         (["--test_session", "2", "--cross_validate"], r"not both"),
         (["--push_to_hub", "true"], r"--push_to_hub needs --hub_model_id"),
@@ -422,5 +422,7 @@ def test_compute_metrics_reads_the_logits_and_names_a_class_missing_from_validat
     logits = np.eye(3, dtype=np.float32)[[0, 0, 1, 1]]
     with caplog.at_level("WARNING"):
         metrics = compute(EvalPrediction(predictions=(logits, np.zeros((4, 2))), label_ids=np.array([0, 1, 1, 1])))
-    assert metrics == {"wa": 0.75, "ua": pytest.approx((1.0 + 2 / 3) / 2)}
+    # ECE: every confidence is softmax([1, 0, 0])'s top value, in one bin; accuracy 3/4 there
+    confidence = np.e / (np.e + 2)
+    assert metrics == {"wa": 0.75, "ua": pytest.approx((1.0 + 2 / 3) / 2), "ece": pytest.approx(0.75 - confidence)}
     assert "no utterance of class id(s) [2]" in caplog.text

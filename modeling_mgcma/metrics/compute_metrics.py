@@ -22,7 +22,8 @@ def load_wa_ua_metric():
 
 def make_compute_metrics(metric, num_labels: int):
     """`compute_metrics` for the Trainer: WA and UA of the logits' argmax (the logits are the first prediction when
-    the model returns several); a class absent from the references is named in a warning."""
+    the model returns several) and the expected calibration error of their softmax; a class absent from the
+    references is named in a warning."""
 
     def compute_metrics(eval_prediction):
         logits = eval_prediction.predictions
@@ -34,7 +35,10 @@ def make_compute_metrics(metric, num_labels: int):
                 "The validation set has no utterance of class id(s) %s: its UA is the mean recall over the other "
                 "classes.", missing
             )
-        return metric.compute(predictions=np.argmax(logits, axis=-1), references=references)
+        from ..calibration import apply_temperature, expected_calibration_error
+
+        scores = metric.compute(predictions=np.argmax(logits, axis=-1), references=references)
+        return {**scores, "ece": expected_calibration_error(apply_temperature(logits, 1.0), references)}
 
     return compute_metrics
 
