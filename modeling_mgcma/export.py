@@ -36,9 +36,11 @@ within 1e-4 on an unpadded clip and on a padded batch; otherwise the export fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -48,6 +50,7 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from .fast_inference import convolutions_as_matmuls
 from .modeling_mgcma import MGCMAForEmotionClassification
 from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line
 from .pipeline_mgcma import uncertainty_statistics
@@ -118,6 +121,8 @@ def export_classifier(model: MGCMAForEmotionClassification, example_inputs) -> t
 OPSET = 17
 TOLERANCE = 1e-4
 QUANTIZATION_METHODS = ("int8",)
+# the parts whose MatMuls stay float32 in the int8 graph (see `quantize_int8`)
+INT8_KEEP_FLOAT: tuple[str, ...] = ()
 RUNTIME_FILES = ("onnx_runtime.py", "inference_mgcma.py", "processing_mgcma.py")
 
 
@@ -200,23 +205,39 @@ def _padding_invariant(model) -> bool:
     return getattr(model.config.speech_config, "feat_extract_norm", "layer") != "group"
 
 
-def quantize_int8(source: str, target: str) -> None:
+def quantize_int8(source: str, target: str, keep_float: tuple[str, ...] = ()) -> int:
     """ONNX Runtime dynamic quantisation: int8 weights for MatMul (per output channel), uint8 activations quantised
-    per call; convolutions, norms and attention products stay float32.
+    per call; convolutions, norms and attention products stay float32. Returns the number of MatMuls quantised.
+
+    Args:
+        keep_float: module paths (e.g. `"mgcma.token_alignment"`, `"mgcma.text_encoder"`) whose MatMuls stay float32:
+            quantising fewer parts trades speed for agreement with float32 (see `benchmarks/README.md`).
 
     Weights use 7 of their 8 bits (`reduce_range`): CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply uint8 by
     int8 in pairs summed into int16, which saturates with full-range weights; with them a briefly trained model's
     top-1 agreement with float32 fell to 92.5 %, with 7-bit weights it is 100 % (`tests/test_export.py`)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(source, load_external_data=False).graph
+    weights = {initializer.name for initializer in graph.initializer}
+    matmuls = [node.name for node in graph.node if node.op_type == "MatMul" and node.input[1] in weights]
+    # torch.onnx names nodes after their module's path: "/model/mgcma/token_alignment/layers.0/.../MatMul"
+    prefixes = {path: "/model/" + path.strip(".").replace(".", "/") + "/" for path in keep_float}
+    prefixes = {path: re.sub(r"/(\d+)/", r".\1/", prefix) for path, prefix in prefixes.items()}
+    unmatched = [path for path, prefix in prefixes.items() if not any(name.startswith(prefix) for name in matmuls)]
+    if unmatched:
+        raise ExportError(f"keep_float: no MatMul inside {unmatched}; give module paths such as 'mgcma.text_encoder'")
+    excluded = [name for name in matmuls if name.startswith(tuple(prefixes.values()))]
     logging.disable(logging.WARNING)  # its advice to pre-process the graph is for static (calibrated) quantisation
     try:
         quantize_dynamic(
             source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-            op_types_to_quantize=["MatMul"],
+            op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded,
         )
     finally:
         logging.disable(logging.NOTSET)
+    return len(matmuls) - len(excluded)
 
 
 def export_onnx(
@@ -225,10 +246,18 @@ def export_onnx(
     output_dir: str | os.PathLike,
     quantize: str | None = None,
     opset: int = OPSET,
+    keep_float: tuple[str, ...] | None = None,
+    quantize_convolutions: bool = False,
 ) -> dict:
     """Write the ONNX inference folder for `model` + `processor` into `output_dir` (which must not exist or be
-    empty). Returns `{"fp32": path[, "int8": path]}`. Raises `ExportError` with a one-line reason."""
+    empty). Returns `{"fp32": path[, "int8": path]}`. Raises `ExportError` with a one-line reason.
+
+    With `quantize="int8"`: `keep_float` lists the module paths whose MatMuls stay float32 (default
+    `INT8_KEEP_FLOAT`, see `quantize_int8`); `quantize_convolutions=True` writes the speech feature encoder's
+    convolutions as MatMuls (`ConvAsLinear`), so that they are quantised too (faster, less faithful)."""
     _check_exportable(model, processor, quantize)
+    if quantize is None and (keep_float is not None or quantize_convolutions):
+        raise ExportError("keep_float and quantize_convolutions apply to the int8 graph: pass quantize='int8'")
     output_dir = os.path.expanduser(str(output_dir))
     if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
         raise ExportError(f"{output_dir} exists and is not an empty folder; choose a new --output")
@@ -246,7 +275,9 @@ def export_onnx(
     try:
         graph = os.path.join(staging, GRAPH_FILES["fp32"])
         try:
-            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            speech_encoder = model.mgcma.speech_encoder
+            rewrite = convolutions_as_matmuls(speech_encoder) if quantize_convolutions else contextlib.nullcontext()
+            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), rewrite:
                 warnings.simplefilter("ignore")  # tracer warnings about the eager-only input checks
                 torch.onnx.export(
                     wrapper, tuple(sample.values()), graph, input_names=input_names, output_names=output_names,
@@ -257,7 +288,8 @@ def export_onnx(
         _verify(wrapper, graph, model, processor)
         paths = {"fp32": GRAPH_FILES["fp32"]}
         if quantize == "int8":
-            quantize_int8(graph, os.path.join(staging, GRAPH_FILES["int8"]))
+            keep = INT8_KEEP_FLOAT if keep_float is None else tuple(keep_float)
+            quantize_int8(graph, os.path.join(staging, GRAPH_FILES["int8"]), keep)
             paths["int8"] = GRAPH_FILES["int8"]
         processor.save_pretrained(staging)
         _write_config(model, processor, staging, input_names, output_names, opset, paths)
@@ -395,6 +427,7 @@ __all__ = [
     "ExportError",
     "MGCMAExportWrapper",
     "ONNXExportWrapper",
+    "INT8_KEEP_FLOAT",
     "OPSET",
     "dynamic_shapes",
     "export_classifier",
