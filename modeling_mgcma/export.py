@@ -52,7 +52,7 @@ from torch.export import Dim
 
 from .fast_inference import convolutions_as_matmuls
 from .modeling_mgcma import MGCMAForEmotionClassification
-from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line
+from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line, session_options
 from .pipeline_mgcma import uncertainty_statistics
 
 
@@ -176,9 +176,9 @@ def _check_exportable(model, processor, quantize):
 def _run_graph(path: str, inputs: dict) -> list[np.ndarray]:
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        path, session_options(torch.get_num_threads()), providers=["CPUExecutionProvider"]
+    )
     names = {node.name for node in session.get_inputs()}
     return session.run(None, {k: v.numpy() for k, v in inputs.items() if k in names})
 
