@@ -74,7 +74,8 @@ def main():
     parser.add_argument(
         "--int8_keep_float", action="append", default=[], metavar="PATHS",
         help="another ONNX int8 graph whose MatMuls inside these comma-separated module paths stay float32 "
-        "(export.quantize_int8's keep_float); repeatable, e.g. mgcma.text_encoder,mgcma.distribution_alignment",
+        "(export.quantize_int8's keep_float; the exported model_int8.onnx keeps export.INT8_KEEP_FLOAT); "
+        "repeatable; an empty string quantises every MatMul",
     )
     parser.add_argument("--no-end-to-end", dest="end_to_end", action="store_false", help="skip the end-to-end rows")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
@@ -107,7 +108,8 @@ def main():
             keep = tuple(path for path in keep.split(",") if path)
             name = os.path.join(workspace.name, f"int8-{len(graphs)}.onnx")
             quantize_int8(os.path.join(folder, GRAPH_FILES["fp32"]), name, keep)
-            graphs[f"int8, float32 {'+'.join(path.rpartition('.')[2] for path in keep)}"] = name
+            kept = "+".join(path.rpartition(".")[2] for path in keep)
+            graphs[f"int8 (float32 {kept})" if keep else "int8 (every MatMul)"] = name
         for kind, graph in graphs.items():
             runtime = ONNXEmotionClassifier(folder, quantized=kind != "fp32", num_threads=args.threads)
             if graph is not None:  # the same runtime on another int8 graph of the same model
