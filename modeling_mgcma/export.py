@@ -233,9 +233,7 @@ def quantize_int8(source: str, target: str, keep_float: tuple[str, ...] = (), st
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph = onnx.load(source, load_external_data=False).graph
-    weights = {initializer.name for initializer in graph.initializer}
-    matmuls = [node.name for node in graph.node if node.op_type == "MatMul" and node.input[1] in weights]
+    matmuls = [node.name for node in onnx.load(source, load_external_data=False).graph.node if node.op_type == "MatMul"]
     # torch.onnx names nodes after their module's path: "/model/mgcma/token_alignment/layers.0/.../MatMul"
     patterns = {path: re.sub(r"/(\d+|\*)/", r".\1/", "/model/" + path.strip(".").replace(".", "/") + "/") + "*"
                 for path in keep_float}
@@ -252,7 +250,8 @@ def quantize_int8(source: str, target: str, keep_float: tuple[str, ...] = (), st
         )
     finally:
         logging.disable(logging.NOTSET)
-    return len(matmuls) - len(excluded)
+    quantised = ("MatMulInteger", "DynamicQuantizeMatMul")
+    return sum(node.op_type in quantised for node in onnx.load(target, load_external_data=False).graph.node)
 
 
 def export_onnx(
