@@ -19,8 +19,9 @@ The folder holds:
   `input_ids`, `text_attention_mask` [batch, tokens] (`EXPORT_INPUT_NAMES`; one-segment token type ids are the text
   encoder's default), every axis dynamic; outputs `logits` [batch, labels] and, when the model has DAM,
   `speech_sigma`, `text_sigma`, `modality_gap` [batch] (the pipeline's uncertainty).
-- `model_int8.onnx` with `quantize="int8"`: ONNX Runtime dynamic quantisation (int8 weights of every MatMul,
-  activations quantised per call; convolutions, norms and attention products stay float32); see `quantize_int8`.
+- `model_int8.onnx` with `quantize="int8"`: ONNX Runtime dynamic quantisation (int8 weights of the speech stream's
+  MatMuls, activations quantised per call; the text stream, convolutions, norms and attention products stay
+  float32); see `quantize_int8` and `INT8_KEEP_FLOAT`.
 - `config.json` (labels, the model's configuration, and an `onnx` section: inputs, outputs, opset, the shortest clip
   the speech encoder accepts, whether batches may be padded), the processor files, `README.md`;
 - `predict.py`, `onnx_runtime.py`, `inference_mgcma.py`, `processing_mgcma.py`: the torch-free runtime and its
@@ -380,8 +381,8 @@ def _write_runtime(folder):
 def _write_readme(model, folder, input_names, output_names, opset, paths):
     labels = ", ".join(model.config.id2label[i] for i in sorted(model.config.id2label))
     int8 = (
-        f"- `{GRAPH_FILES['int8']}`: the same graph with int8 MatMul weights (ONNX Runtime dynamic quantisation); "
-        "`--int8` selects it.\n" if "int8" in paths else ""
+        f"- `{GRAPH_FILES['int8']}`: the same graph with int8 MatMul weights (ONNX Runtime dynamic quantisation; "
+        "the layers that read text tokens stay float32); `--int8` selects it.\n" if "int8" in paths else ""
     )
     text = f"""# MGCMA emotion classifier (ONNX)
 

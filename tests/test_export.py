@@ -231,7 +231,7 @@ def test_int8_graph_agrees_on_a_trained_model(trained, tmp_path):  # noqa: F811
     top2 = np.sort(reference, -1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]
     assert bool((agree | (margin <= 2 * error)).all())  # a disagreement only where fp32 itself is a near-tie
-    assert agree.mean() >= 0.95
+    assert agree.mean() >= 0.99, (agree.mean(), len(agree))
 
 
 # -- refusals and bad folders: one-line errors ---------------------------------------------------------------------------
