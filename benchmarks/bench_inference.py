@@ -3,6 +3,8 @@
     python benchmarks/bench_inference.py                       # everything: latency, batch-8, agreement on 200 inputs
     python benchmarks/bench_inference.py --agreement 0         # latency and throughput only
     python benchmarks/bench_inference.py --no-onnx             # the torch paths only
+    python benchmarks/bench_inference.py --methods int8,int8+conv --int8_keep_float ""   # + int8 with quantised
+        # convolutions, + an ONNX int8 graph with every MatMul quantised (the exported one keeps the text stream float)
 
 Model: paper size (`MGCMAConfig()` defaults: wav2vec2-base + BERT-base sized random encoders, D = 768, 12 heads,
 6 blocks), built locally. `--threads` intra-op threads for torch and ONNX Runtime alike (default 2).

@@ -301,13 +301,13 @@ def export_onnx(
         except Exception as error:  # noqa: BLE001 - the exporter raises many types; reported as one line
             raise ExportError(f"torch.onnx could not export this model: {_first_line(error)}") from None
         _verify(wrapper, graph, model, processor)
-        paths = {"fp32": GRAPH_FILES["fp32"]}
+        paths, keep = {"fp32": GRAPH_FILES["fp32"]}, None
         if quantize == "int8":
             keep = INT8_KEEP_FLOAT if keep_float is None else tuple(keep_float)
             quantize_int8(graph, os.path.join(staging, GRAPH_FILES["int8"]), keep, strict=keep_float is not None)
             paths["int8"] = GRAPH_FILES["int8"]
         processor.save_pretrained(staging)
-        _write_config(model, processor, staging, input_names, output_names, opset, paths)
+        _write_config(model, processor, staging, input_names, output_names, opset, paths, keep, quantize_convolutions)
         _write_runtime(staging)
         _write_readme(model, staging, input_names, output_names, opset, paths)
         if os.path.isdir(output_dir):
@@ -319,7 +319,7 @@ def export_onnx(
     return {kind: os.path.join(output_dir, name) for kind, name in paths.items()}
 
 
-def _write_config(model, processor, folder, input_names, output_names, opset, paths):
+def _write_config(model, processor, folder, input_names, output_names, opset, paths, keep_float, convolutions):
     import onnxruntime
     import transformers
 
@@ -334,6 +334,8 @@ def _write_config(model, processor, folder, input_names, output_names, opset, pa
         "min_speech_samples": model.mgcma.min_speech_samples,
         "padding_invariant": _padding_invariant(model),
         "sampling_rate": processor.sampling_rate,
+        # the int8 graph's float32 parts (module paths) and whether its feature-encoder convolutions are quantised
+        **({"int8_keep_float": list(keep_float), "int8_convolutions": convolutions} if keep_float is not None else {}),
         "exported_with": {"torch": torch.__version__, "transformers": transformers.__version__,
                           "onnxruntime": onnxruntime.__version__},
     }

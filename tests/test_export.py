@@ -313,6 +313,10 @@ def test_int8_keep_float_and_quantized_convolutions(exported, tmp_path):
         return [node.name for node in onnx.load(path).graph.node if node.op_type in kinds]
 
     # the exported int8 graph keeps the text stream in float32 (INT8_KEEP_FLOAT), the speech stream is quantised
+    from modeling_mgcma.export import INT8_KEEP_FLOAT
+
+    section = json.loads((exported["onnx"] / "config.json").read_text())["onnx"]
+    assert section["int8_keep_float"] == list(INT8_KEEP_FLOAT) and section["int8_convolutions"] is False
     default = quantised(str(exported["onnx"] / "model_int8.onnx"))
     assert not any("/text_encoder/" in name or "/text_feed_forward/" in name for name in default)
     assert any("/speech_encoder/" in name for name in default)
