@@ -4,6 +4,8 @@
     python benchmarks/bench_inference.py                       # everything: latency, batch-8, agreement on 200 inputs
     python benchmarks/bench_inference.py --agreement 0         # latency and throughput only
     python benchmarks/bench_inference.py --no-onnx             # the torch paths only
+    python benchmarks/bench_inference.py --methods int8,int8+conv --int8_keep_float ""   # + int8 with quantised
+        # convolutions, + an ONNX int8 graph with every MatMul quantised (the exported one keeps the text stream float)
 
 Model: paper size (`MGCMAConfig()` defaults: wav2vec2-base + BERT-base sized random encoders, D = 768, 12 heads,
 6 blocks), built locally. `--threads` intra-op threads for torch and ONNX Runtime alike (default 2).
@@ -68,7 +70,17 @@ def main():
     parser.add_argument("--agreement_paths", default=None, help="comma-separated paths to check (default: all)")
     parser.add_argument("--batch_repeats", type=int, default=None, help="default: --repeats")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--methods", default="bf16,int8", help="torch fast paths (modeling_mgcma.fast_inference)")
+    parser.add_argument(
+        "--methods", default="bf16,int8",
+        help="torch fast paths (modeling_mgcma.fast_inference); int8+conv: int8 with quantize_convolutions=True",
+    )
+    parser.add_argument(
+        "--int8_keep_float", action="append", default=[], metavar="PATHS",
+        help="another ONNX int8 graph whose MatMuls inside these comma-separated module paths stay float32 "
+        "(export.quantize_int8's keep_float; the exported model_int8.onnx keeps export.INT8_KEEP_FLOAT); "
+        "repeatable; an empty string quantises every MatMul",
+    )
+    parser.add_argument("--no-end-to-end", dest="end_to_end", action="store_false", help="skip the end-to-end rows")
     parser.add_argument("--no-onnx", dest="onnx", action="store_false")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -78,19 +90,33 @@ def main():
     methods = [m for m in args.methods.split(",") if m]
     paths = {"eager fp32": lambda x: model(**x).logits}
     for method in methods:
-        fast = optimize_for_cpu_inference(model, method)
+        base_method, _, conv = method.partition("+")
+        fast = optimize_for_cpu_inference(model, base_method, quantize_convolutions=conv == "conv")
         paths[f"torch {method}"] = lambda x, fast=fast: fast(**x).logits
     runtimes = {}
     if args.onnx:
-        from modeling_mgcma.export import export_onnx
-        from modeling_mgcma.onnx_runtime import ONNXEmotionClassifier
+        import onnxruntime
+
+        from modeling_mgcma.export import export_onnx, quantize_int8
+        from modeling_mgcma.onnx_runtime import GRAPH_FILES, ONNXEmotionClassifier, session_options
+
+        CPU = ["CPUExecutionProvider"]
 
         workspace = tempfile.TemporaryDirectory(prefix="bench-onnx-")  # removed at exit (the graphs are ~1.8 GB)
         folder = os.path.join(workspace.name, "onnx")
         processor = word_processor(WORDS)  # only for the export's sample inputs and files; inputs below are ids
         export_onnx(model, processor, folder, quantize="int8")
-        for kind, quantized in (("fp32", False), ("int8", True)):
-            runtime = ONNXEmotionClassifier(folder, quantized=quantized, num_threads=args.threads)
+        graphs = {"fp32": None, "int8": None}
+        for keep in args.int8_keep_float:
+            keep = tuple(path for path in keep.split(",") if path)
+            name = os.path.join(workspace.name, f"int8-{len(graphs)}.onnx")
+            quantize_int8(os.path.join(folder, GRAPH_FILES["fp32"]), name, keep)
+            kept = "+".join(path.rpartition(".")[2] for path in keep)
+            graphs[f"int8 (float32 {kept})" if keep else "int8 (every MatMul)"] = name
+        for kind, graph in graphs.items():
+            runtime = ONNXEmotionClassifier(folder, quantized=kind != "fp32", num_threads=args.threads)
+            if graph is not None:  # the same runtime on another int8 graph of the same model
+                runtime.session = onnxruntime.InferenceSession(graph, session_options(args.threads), providers=CPU)
             runtimes[kind] = runtime
 
             def run_graph(x, runtime=runtime):
@@ -111,7 +137,8 @@ def main():
     calls = {name: (lambda fn=fn: fn(clip)) for name, fn in paths.items()}
     raw = {"audio": clip["input_values"][0].numpy(), "sampling_rate": 16_000, "text": " ".join(WORDS[: args.words])}
     for kind, runtime in runtimes.items():
-        calls[f"ONNX {kind}, end to end"] = lambda runtime=runtime: runtime(raw)
+        if args.end_to_end and kind in ("fp32", "int8"):
+            calls[f"ONNX {kind}, end to end"] = lambda runtime=runtime: runtime(raw)
     with torch.inference_mode():
         times = interleaved_times(calls, repeats=args.repeats)
     base = median(times["eager fp32"])

@@ -19,8 +19,9 @@ The folder holds:
   `input_ids`, `text_attention_mask` [batch, tokens] (`EXPORT_INPUT_NAMES`; one-segment token type ids are the text
   encoder's default), every axis dynamic; outputs `logits` [batch, labels] and, when the model has DAM,
   `speech_sigma`, `text_sigma`, `modality_gap` [batch] (the pipeline's uncertainty).
-- `model_int8.onnx` with `quantize="int8"`: ONNX Runtime dynamic quantisation (int8 weights of every MatMul,
-  activations quantised per call; convolutions, norms and attention products stay float32); see `quantize_int8`.
+- `model_int8.onnx` with `quantize="int8"`: ONNX Runtime dynamic quantisation (int8 weights of the speech stream's
+  MatMuls, activations quantised per call; the text stream, convolutions, norms and attention products stay
+  float32); see `quantize_int8` and `INT8_KEEP_FLOAT`.
 - `config.json` (labels, the model's configuration, and an `onnx` section: inputs, outputs, opset, the shortest clip
   the speech encoder accepts, whether batches may be padded), the processor files, `README.md`;
 - `predict.py`, `onnx_runtime.py`, `inference_mgcma.py`, `processing_mgcma.py`: the torch-free runtime and its
@@ -36,9 +37,12 @@ within 1e-4 on an unpadded clip and on a padded batch; otherwise the export fail
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -48,8 +52,9 @@ import torch
 from torch import nn
 from torch.export import Dim
 
+from .fast_inference import convolutions_as_matmuls
 from .modeling_mgcma import MGCMAForEmotionClassification
-from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line
+from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line, session_options
 from .pipeline_mgcma import uncertainty_statistics
 
 
@@ -118,6 +123,18 @@ def export_classifier(model: MGCMAForEmotionClassification, example_inputs) -> t
 OPSET = 17
 TOLERANCE = 1e-4
 QUANTIZATION_METHODS = ("int8",)
+# The parts whose MatMuls stay float32 in the int8 graph (see `quantize_int8`): the text stream, i.e. every layer
+# whose rows are text tokens. A dozen tokens against a 5 s clip's 250 speech frames: ~5 % of the arithmetic, but a
+# third of int8's logit error (benchmarks/README.md). The text-to-speech cross-attention's key/value projection reads
+# speech frames and is quantised.
+INT8_KEEP_FLOAT: tuple[str, ...] = (
+    "mgcma.text_encoder",
+    "mgcma.token_alignment.layers.*.text_self_attention",
+    "mgcma.token_alignment.layers.*.text_cross_attention.attention.q_proj",
+    "mgcma.token_alignment.layers.*.text_cross_attention.attention.out_proj",
+    "mgcma.token_alignment.layers.*.text_feed_forward",
+    "mgcma.distribution_alignment.text_constructor",
+)
 RUNTIME_FILES = ("onnx_runtime.py", "inference_mgcma.py", "processing_mgcma.py")
 
 
@@ -171,9 +188,9 @@ def _check_exportable(model, processor, quantize):
 def _run_graph(path: str, inputs: dict) -> list[np.ndarray]:
     import onnxruntime
 
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(
+        path, session_options(torch.get_num_threads()), providers=["CPUExecutionProvider"]
+    )
     names = {node.name for node in session.get_inputs()}
     return session.run(None, {k: v.numpy() for k, v in inputs.items() if k in names})
 
@@ -200,23 +217,43 @@ def _padding_invariant(model) -> bool:
     return getattr(model.config.speech_config, "feat_extract_norm", "layer") != "group"
 
 
-def quantize_int8(source: str, target: str) -> None:
+def quantize_int8(source: str, target: str, keep_float: tuple[str, ...] = (), strict: bool = True) -> int:
     """ONNX Runtime dynamic quantisation: int8 weights for MatMul (per output channel), uint8 activations quantised
-    per call; convolutions, norms and attention products stay float32.
+    per call; convolutions, norms and attention products stay float32. Returns the number of MatMuls quantised.
+
+    Args:
+        keep_float: module paths (e.g. `"mgcma.text_encoder"`, `"mgcma.token_alignment.layers.*.text_feed_forward"`,
+            `*` for any layer) whose MatMuls stay float32: quantising fewer parts trades speed for agreement with
+            float32. Default of the export: `INT8_KEEP_FLOAT`.
+        strict: refuse a `keep_float` path that names no MatMul (the export's default list is not strict: a model
+            without DAM, say, has no `distribution_alignment`).
 
     Weights use 7 of their 8 bits (`reduce_range`): CPUs without VNNI (AVX2, AVX-512 without VNNI) multiply uint8 by
     int8 in pairs summed into int16, which saturates with full-range weights and costs top-1 agreement with
     float32 (`tests/test_export.py` checks the agreement of the 7-bit graph)."""
+    import onnx
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    matmuls = [node.name for node in onnx.load(source, load_external_data=False).graph.node if node.op_type == "MatMul"]
+    # torch.onnx names nodes after their module's path: "/model/mgcma/token_alignment/layers.0/.../MatMul"
+    patterns = {path: re.sub(r"/(\d+|\*)/", r".\1/", "/model/" + path.strip(".").replace(".", "/") + "/") + "*"
+                for path in keep_float}
+    excluded = {path: fnmatch.filter(matmuls, pattern) for path, pattern in patterns.items()}
+    unmatched = [path for path, names in excluded.items() if not names]
+    if unmatched and strict:
+        raise ExportError(f"keep_float: no MatMul inside {unmatched}; give module paths such as 'mgcma.text_encoder'")
+    excluded = sorted({name for names in excluded.values() for name in names})
     logging.disable(logging.WARNING)  # its advice to pre-process the graph is for static (calibrated) quantisation
     try:
         quantize_dynamic(
             source, target, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-            op_types_to_quantize=["MatMul"],
+            op_types_to_quantize=["MatMul"], nodes_to_exclude=excluded,
         )
     finally:
         logging.disable(logging.NOTSET)
+    quantised = ("MatMulInteger", "DynamicQuantizeMatMul")
+    return sum(node.op_type in quantised for node in onnx.load(target, load_external_data=False).graph.node)
 
 
 def export_onnx(
@@ -225,10 +262,18 @@ def export_onnx(
     output_dir: str | os.PathLike,
     quantize: str | None = None,
     opset: int = OPSET,
+    keep_float: tuple[str, ...] | None = None,
+    quantize_convolutions: bool = False,
 ) -> dict:
     """Write the ONNX inference folder for `model` + `processor` into `output_dir` (which must not exist or be
-    empty). Returns `{"fp32": path[, "int8": path]}`. Raises `ExportError` with a one-line reason."""
+    empty). Returns `{"fp32": path[, "int8": path]}`. Raises `ExportError` with a one-line reason.
+
+    With `quantize="int8"`: `keep_float` lists the module paths whose MatMuls stay float32 (default
+    `INT8_KEEP_FLOAT`, see `quantize_int8`); `quantize_convolutions=True` writes the speech feature encoder's
+    convolutions as MatMuls (`ConvAsLinear`), so that they are quantised too (faster, less faithful)."""
     _check_exportable(model, processor, quantize)
+    if quantize is None and (keep_float is not None or quantize_convolutions):
+        raise ExportError("keep_float and quantize_convolutions apply to the int8 graph: pass quantize='int8'")
     output_dir = os.path.expanduser(str(output_dir))
     if os.path.exists(output_dir) and (not os.path.isdir(output_dir) or os.listdir(output_dir)):
         raise ExportError(f"{output_dir} exists and is not an empty folder; choose a new --output")
@@ -246,7 +291,9 @@ def export_onnx(
     try:
         graph = os.path.join(staging, GRAPH_FILES["fp32"])
         try:
-            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            speech_encoder = model.mgcma.speech_encoder
+            rewrite = convolutions_as_matmuls(speech_encoder) if quantize_convolutions else contextlib.nullcontext()
+            with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad(), rewrite:
                 warnings.simplefilter("ignore")  # tracer warnings about the eager-only input checks
                 torch.onnx.export(
                     wrapper, tuple(sample.values()), graph, input_names=input_names, output_names=output_names,
@@ -255,12 +302,13 @@ def export_onnx(
         except Exception as error:  # noqa: BLE001 - the exporter raises many types; reported as one line
             raise ExportError(f"torch.onnx could not export this model: {_first_line(error)}") from None
         _verify(wrapper, graph, model, processor)
-        paths = {"fp32": GRAPH_FILES["fp32"]}
+        paths, keep = {"fp32": GRAPH_FILES["fp32"]}, None
         if quantize == "int8":
-            quantize_int8(graph, os.path.join(staging, GRAPH_FILES["int8"]))
+            keep = INT8_KEEP_FLOAT if keep_float is None else tuple(keep_float)
+            quantize_int8(graph, os.path.join(staging, GRAPH_FILES["int8"]), keep, strict=keep_float is not None)
             paths["int8"] = GRAPH_FILES["int8"]
         processor.save_pretrained(staging)
-        _write_config(model, processor, staging, input_names, output_names, opset, paths)
+        _write_config(model, processor, staging, input_names, output_names, opset, paths, keep, quantize_convolutions)
         _write_runtime(staging)
         _write_readme(model, staging, input_names, output_names, opset, paths)
         if os.path.isdir(output_dir):
@@ -272,7 +320,7 @@ def export_onnx(
     return {kind: os.path.join(output_dir, name) for kind, name in paths.items()}
 
 
-def _write_config(model, processor, folder, input_names, output_names, opset, paths):
+def _write_config(model, processor, folder, input_names, output_names, opset, paths, keep_float, convolutions):
     import onnxruntime
     import transformers
 
@@ -287,6 +335,8 @@ def _write_config(model, processor, folder, input_names, output_names, opset, pa
         "min_speech_samples": model.mgcma.min_speech_samples,
         "padding_invariant": _padding_invariant(model),
         "sampling_rate": processor.sampling_rate,
+        # the int8 graph's float32 parts (module paths) and whether its feature-encoder convolutions are quantised
+        **({"int8_keep_float": list(keep_float), "int8_convolutions": convolutions} if keep_float is not None else {}),
         "exported_with": {"torch": torch.__version__, "transformers": transformers.__version__,
                           "onnxruntime": onnxruntime.__version__},
     }
@@ -334,8 +384,8 @@ def _write_runtime(folder):
 def _write_readme(model, folder, input_names, output_names, opset, paths):
     labels = ", ".join(model.config.id2label[i] for i in sorted(model.config.id2label))
     int8 = (
-        f"- `{GRAPH_FILES['int8']}`: the same graph with int8 MatMul weights (ONNX Runtime dynamic quantisation); "
-        "`--int8` selects it.\n" if "int8" in paths else ""
+        f"- `{GRAPH_FILES['int8']}`: the same graph with int8 MatMul weights (ONNX Runtime dynamic quantisation; "
+        "the layers that read text tokens stay float32); `--int8` selects it.\n" if "int8" in paths else ""
     )
     text = f"""# MGCMA emotion classifier (ONNX)
 
@@ -395,6 +445,7 @@ __all__ = [
     "ExportError",
     "MGCMAExportWrapper",
     "ONNXExportWrapper",
+    "INT8_KEEP_FLOAT",
     "OPSET",
     "dynamic_shapes",
     "export_classifier",

@@ -115,13 +115,9 @@ class ONNXEmotionClassifier:
             self.processor = processing_mgcma.MGCMAProcessor.from_pretrained(folder)
         except (OSError, ValueError, TypeError) as error:
             raise ExportedFolderError(f"cannot load the processor from {folder}: {_first_line(error)}") from None
-        options = onnxruntime.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
         try:
             self.session = onnxruntime.InferenceSession(
-                graph, options, providers=providers or ["CPUExecutionProvider"]
+                graph, session_options(num_threads), providers=providers or ["CPUExecutionProvider"]
             )
         except Exception as error:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ExportedFolderError(f"ONNX Runtime cannot load {graph}: {_first_line(error)}") from None
@@ -221,6 +217,21 @@ class ONNXEmotionClassifier:
         if not isinstance(text, str):
             raise TypeError(f"the `asr` callable must return {{'text': str}} or a str, got {result!r:.200}.")
         return text, inference_mgcma.segments_from_asr(result, len(array) / self.sampling_rate)
+
+
+def session_options(num_threads: int | None = None):
+    """ONNX Runtime session options of this runtime: all graph optimisations (ONNX Runtime's default level, which
+    already fuses LayerNorm, GELU and MatMul + bias), operators run one after another, `num_threads` intra-op threads
+    (default: ONNX Runtime's choice, one per physical core)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    if num_threads is not None:
+        options.intra_op_num_threads = num_threads
+        options.inter_op_num_threads = 1
+    return options
 
 
 def _uncertainty(window):
@@ -395,4 +406,5 @@ __all__ = [
     "prediction_record",
     "read_export_config",
     "read_manifest",
+    "session_options",
 ]

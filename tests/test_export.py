@@ -231,7 +231,7 @@ def test_int8_graph_agrees_on_a_trained_model(trained, tmp_path):  # noqa: F811
     top2 = np.sort(reference, -1)[:, -2:]
     margin = top2[:, 1] - top2[:, 0]
     assert bool((agree | (margin <= 2 * error)).all())  # a disagreement only where fp32 itself is a near-tie
-    assert agree.mean() >= 0.95
+    assert agree.mean() >= 0.99, (agree.mean(), len(agree))
 
 
 # -- refusals and bad folders: one-line errors ---------------------------------------------------------------------------
@@ -298,3 +298,49 @@ def test_shared_inference_module_is_torch_free_and_ships_with_the_pipeline(expor
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             assert all(name.split(".")[0] in {"os", "numpy"} for name in names), names
     assert (exported["root"] / "model" / "inference_mgcma.py").is_file()  # copied by save_for_hub
+
+
+def test_int8_keep_float_and_quantized_convolutions(exported, tmp_path):
+    import onnx
+
+    from modeling_mgcma.export import quantize_int8
+
+    model, processor = exported["model"], exported["processor"]
+    source = str(exported["onnx"] / "model.onnx")
+
+    def quantised(path):  # names of the MatMuls that ONNX Runtime's dynamic quantisation replaced
+        kinds = ("MatMulInteger", "DynamicQuantizeMatMul")
+        return [node.name for node in onnx.load(path).graph.node if node.op_type in kinds]
+
+    # the exported int8 graph keeps the text stream in float32 (INT8_KEEP_FLOAT), the speech stream is quantised
+    from modeling_mgcma.export import INT8_KEEP_FLOAT
+
+    section = json.loads((exported["onnx"] / "config.json").read_text())["onnx"]
+    assert section["int8_keep_float"] == list(INT8_KEEP_FLOAT) and section["int8_convolutions"] is False
+    default = quantised(str(exported["onnx"] / "model_int8.onnx"))
+    assert not any("/text_encoder/" in name or "/text_feed_forward/" in name for name in default)
+    assert any("/speech_encoder/" in name for name in default)
+    assert any("/speech_feed_forward/" in name for name in default)
+    assert any("/text_cross_attention/attention/kv_proj/" in name for name in default)  # reads speech frames
+    assert quantize_int8(source, str(tmp_path / "all.onnx")) == len(quantised(str(tmp_path / "all.onnx"))) > len(default)
+    assert any("/text_encoder/" in name for name in quantised(str(tmp_path / "all.onnx")))
+    count = quantize_int8(source, str(tmp_path / "kept.onnx"), ("mgcma.text_encoder", "mgcma.token_alignment.layers.0"))
+    kept = quantised(str(tmp_path / "kept.onnx"))
+    assert count == len(kept) > 0
+    assert not any("/text_encoder/" in name or "/token_alignment/layers.0/" in name for name in kept)
+    assert any("/token_alignment/layers.1/" in name for name in kept)
+    with pytest.raises(ExportError, match="no MatMul inside"):
+        quantize_int8(source, str(tmp_path / "bad.onnx"), ("mgcma.no_such_module",))
+    with pytest.raises(ExportError, match="int8"):
+        export_onnx(model, processor, tmp_path / "none", keep_float=("mgcma.text_encoder",))
+
+    # the feature encoder's convolutions as MatMuls: quantised in the int8 graph; the float32 graph still the model's
+    paths = export_onnx(model, processor, tmp_path / "conv", quantize="int8", quantize_convolutions=True)
+    convolutions = [n for n in onnx.load(paths["fp32"]).graph.node if n.op_type == "Conv"]
+    assert {n.name.split("/")[-3] for n in convolutions} == {"conv_layers.0", "pos_conv_embed"}
+    assert any("/feature_extractor/conv_layers.1/" in name for name in quantised(paths["int8"]))
+    clip = {"audio": (np.random.default_rng(3).standard_normal(9000) * 0.2).astype(np.float32),
+            "sampling_rate": 16000, "text": "i am so happy today"}
+    onnx_scores = [e["score"] for e in ONNXEmotionClassifier(tmp_path / "conv")(clip)["labels"]]
+    eager_scores = [e["score"] for e in exported["pipe"](clip)["labels"]]
+    assert np.allclose(onnx_scores, eager_scores, atol=1e-4)

@@ -8,8 +8,13 @@ datasets = pytest.importorskip("datasets")
 
 from modeling_mgcma import MGCMAForEmotionClassification  # noqa: E402
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap  # noqa: E402
-from modeling_mgcma.fast_inference import FAST_INFERENCE_METHODS, optimize_for_cpu_inference  # noqa: E402
 from modeling_mgcma.collators import CachedFeatureCollator  # noqa: E402
+from modeling_mgcma.fast_inference import (  # noqa: E402
+    FAST_INFERENCE_METHODS,
+    ConvAsLinear,
+    convolutions_as_matmuls,
+    optimize_for_cpu_inference,
+)
 from modeling_mgcma.feature_cache import (  # noqa: E402
     cache_features,
     freeze_encoders_in_eval_mode,
@@ -72,8 +77,63 @@ def test_fast_path_agrees_with_fp32(trained, method):
     if method == "int8":
         quantised = [m for m in fast.model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
         assert quantised and not any(type(m) is torch.nn.Linear for m in fast.model.modules())
+        layers = fast.model.mgcma.speech_encoder.feature_extractor.conv_layers
+        assert all(type(layer.conv) is torch.nn.Conv1d for layer in layers)  # only with quantize_convolutions
+
+
+def test_int8_with_quantized_convolutions(trained):
+    """The feature encoder's convolutions (but the first) become quantised linear layers; the logits move further
+    from float32 than without, and only where float32 itself is close to a tie do labels change."""
+    model, inputs, reference = trained
+    fast = optimize_for_cpu_inference(model, "int8", quantize_convolutions=True)
+    layers = fast.model.mgcma.speech_encoder.feature_extractor.conv_layers
+    assert type(layers[0].conv) is torch.nn.Conv1d
+    assert all(isinstance(layer.conv.linear, torch.ao.nn.quantized.dynamic.Linear) for layer in layers[1:])
+    logits = torch.cat([fast(**x).logits for x in inputs])
+    plain = torch.cat([optimize_for_cpu_inference(model, "int8")(**x).logits for x in inputs])
+    error = (logits - reference).abs().max(-1).values
+    assert float(error.median()) > float((plain - reference).abs().max(-1).values.median())
+    top2 = reference.topk(2, dim=-1).values
+    agree = logits.argmax(-1) == reference.argmax(-1)
+    assert bool((agree | (top2[:, 0] - top2[:, 1] <= 2 * error)).all())
+    with pytest.raises(ValueError, match="int8"):
+        optimize_for_cpu_inference(model, "bf16", quantize_convolutions=True)
 
 
 def test_unknown_method():
     with pytest.raises(ValueError, match="method"):
         optimize_for_cpu_inference(torch.nn.Linear(2, 2), "fp8")
+
+
+@pytest.mark.parametrize("channels, kernel, stride, bias", [(1, 10, 5, False), (6, 3, 2, True), (6, 2, 2, False)])
+def test_conv_as_linear_computes_the_convolution(channels, kernel, stride, bias):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(channels, 5, kernel, stride, bias=bias)
+    replaced = ConvAsLinear(conv)
+    for length in (kernel, 101, 160):  # one frame, a remainder that the convolution drops, an exact fit
+        x = torch.randn(2, channels, length)
+        expected = conv(x)
+        assert replaced(x).shape == expected.shape
+        torch.testing.assert_close(replaced(x), expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="one group"):
+        ConvAsLinear(torch.nn.Conv1d(4, 4, 3, groups=2))
+
+
+def test_convolutions_as_matmuls_keeps_the_model_and_restores_it():
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(small_config(40)).eval()
+    encoder = model.mgcma.speech_encoder
+    x = {"input_values": torch.randn(2, 4000), "input_ids": torch.randint(5, 40, (2, 7))}
+    with torch.no_grad():
+        reference = model(**x).logits
+        with convolutions_as_matmuls(encoder) as replaced:
+            # the feature encoder's plain convolutions after the first (on the one-channel waveform); the grouped,
+            # padded positional convolution stays too
+            layers = encoder.feature_extractor.conv_layers
+            assert replaced == len(layers) - 1 == 4
+            assert type(layers[0].conv) is torch.nn.Conv1d
+            assert isinstance(encoder.encoder.pos_conv_embed.conv, torch.nn.Conv1d)
+            assert all(isinstance(layer.conv, ConvAsLinear) for layer in layers[1:])
+            rewritten = model(**x).logits
+    assert all(type(layer.conv) is torch.nn.Conv1d for layer in encoder.feature_extractor.conv_layers)
+    torch.testing.assert_close(rewritten, reference, atol=1e-5, rtol=0)
