@@ -239,6 +239,13 @@ def _term_gradient_norms(model, out, shared) -> dict:
             continue
         grads = torch.autograd.grad(weight * value, shared, retain_graph=True, allow_unused=True)
         norms[f"g_{key[5:]}"] = float(torch.stack([g.pow(2).sum() for g in grads if g is not None]).sum().sqrt())
+    terms = [weights[key] * out[key] for key in ("loss_da", "loss_ia") if out.get(key) is not None]
+    ratio = getattr(config, "alignment_gradient_balance", 0.0)
+    if terms and ratio > 0:  # the balancing factor c the model applied to this step
+        alignment = sum(terms) * getattr(getattr(model, "mgcma", None), "alignment_loss_scale", 1.0)
+        grads = torch.autograd.grad(alignment, shared, retain_graph=True, allow_unused=True)
+        g_align = float(torch.stack([g.pow(2).sum() for g in grads if g is not None]).sum().sqrt())
+        norms["c"] = min(1.0, ratio * norms["g_ce"] / max(g_align, 1e-12))
     return norms
 
 
@@ -275,7 +282,7 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
             step += 1
             for key in ("loss_ce", "loss_da", "loss_ia"):
                 if out.get(key) is not None:
-                    sums[key] = sums.get(key, 0.0) + float(out[key])
+                    sums[key] = sums.get(key, 0.0) + float(out[key].detach())
             if out.get("speech_embeds") is not None:  # L_IA on the classifier's features, whether trained or not
                 with torch.no_grad():
                     x_s, x_t = F.normalize(out["speech_embeds"].float(), dim=-1), F.normalize(out["text_embeds"].float(), dim=-1)
@@ -317,33 +324,93 @@ def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_o
     return result
 
 
+def corpus_seed_offset(args, corpus: str) -> int:
+    """Corpus seed = training seed + this offset, per corpus (`--corpus_offset 100` or `--corpus_offset demo=100`)."""
+    offsets = {}
+    for item in args.corpus_offset:
+        name, _, value = item.rpartition("=")
+        offsets[name or "*"] = int(value)
+    return offsets.get(corpus, offsets.get("*", 0))
+
+
+def result_path(results: Path, recipe_name, corpus, corpus_seed, setting, seed) -> Path:
+    return Path(results) / f"{recipe_name}-{corpus}{corpus_seed}-{setting}-seed{seed}.json"
+
+
 def cmd_table(args):
-    rows = []
-    results = {}
+    """Runs every cell not yet in `--results` (one JSON file per run, so an interrupted table resumes), then prints
+    the table from every result there."""
     for recipe_name in args.recipes:
         for corpus in args.corpora:
-            for setting in args.settings:
-                scores = []
-                for seed in args.seeds:
-                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, corpus_seed=seed + args.corpus_offset)
-                    scores.append(r["test_ua"])
-                    print(json.dumps({"recipe": recipe_name, "corpus": corpus, "setting": setting, "seed": seed,
-                                      "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4),
-                                      "s": round(r["seconds"], 1)}), flush=True)  # fmt: skip
-                results[(recipe_name, corpus, setting)] = scores
-    print("\n| recipe | corpus | " + " | ".join(args.settings) + " |")
-    print("|---|---|" + "---|" * len(args.settings))
-    for recipe_name in args.recipes:
-        for corpus in args.corpora:
-            cells = []
-            for setting in args.settings:
-                s = results[(recipe_name, corpus, setting)]
-                sd = statistics.stdev(s) if len(s) > 1 else 0.0
-                cells.append(f"{statistics.mean(s):.3f} ± {sd:.3f}")
-            print(f"| {recipe_name} | {corpus} | " + " | ".join(cells) + " |")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"|".join(k): v for k, v in results.items()}, indent=1))
-    return rows
+            for seed in args.seeds:
+                corpus_seed = seed + corpus_seed_offset(args, corpus)
+                for setting in args.settings:
+                    path = result_path(args.results, recipe_name, corpus, corpus_seed, setting, seed)
+                    if path.exists():
+                        continue
+                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, corpus_seed=corpus_seed)
+                    record = {"recipe": recipe_name, "corpus": corpus, "corpus_seed": corpus_seed, "setting": setting,
+                              "seed": seed, "test_ua": r["test_ua"], "val_ua": r["val_ua"],
+                              "seconds": round(r["seconds"], 1), "curves": r["curves"]}  # fmt: skip
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.with_suffix(".tmp").write_text(json.dumps(record, indent=1))
+                    path.with_suffix(".tmp").rename(path)
+                    print(json.dumps({k: record[k] for k in record if k != "curves"}), flush=True)
+    cmd_summary(args)
+
+
+def _mean_std(scores):
+    return statistics.mean(scores), (statistics.stdev(scores) if len(scores) > 1 else 0.0)
+
+
+def criterion(row: dict) -> dict:
+    """{"S4": verdict, "concat": verdict} for one (recipe, corpus) row {setting: {seed: test UA}}: the full model's
+    mean >= S4's mean minus S4's std, and >= 0.9 x concat's mean. A verdict is None when a cell is missing, and is
+    marked provisional when either cell has fewer than 3 seeds."""
+    verdicts = {}
+    s0 = list(row.get("S0", {}).values())
+    for other, passes in (("S4", lambda full, mean, sd: full >= mean - sd), ("concat", lambda full, mean, sd: full >= 0.9 * mean)):
+        values = list(row.get(other, {}).values())
+        if not s0 or not values:
+            verdicts[other] = None
+            continue
+        mean, sd = _mean_std(values)
+        verdicts[other] = {"pass": passes(statistics.mean(s0), mean, sd), "n": min(len(s0), len(values))}
+    return verdicts
+
+
+def load_results(results) -> dict:
+    """{(recipe, corpus, corpus seed offset): {setting: {seed: test UA}}} from every run in `results`."""
+    cells = {}
+    for path in sorted(Path(results).glob("*.json")):
+        r = json.loads(path.read_text())
+        key = (r["recipe"], r["corpus"], r["corpus_seed"] - r["seed"])
+        cells.setdefault(key, {}).setdefault(r["setting"], {})[r["seed"]] = r["test_ua"]
+    return cells
+
+
+def cmd_summary(args):
+    """The table of every result in `--results`: mean ± std (n: per-seed values) per cell, and the criterion."""
+    cells = load_results(args.results)
+    settings = [s for s in SETTINGS if any(s in row for row in cells.values())]
+    print("\n| recipe | corpus (corpus seed offset) | " + " | ".join(settings) + " | S0 >= S4 - std | S0 >= 0.9 x concat |")
+    print("|---|---|" + "---|" * (len(settings) + 2))
+    for (recipe_name, corpus, offset), row in sorted(cells.items()):
+        texts = []
+        for setting in settings:
+            by_seed = row.get(setting, {})
+            if not by_seed:
+                texts.append("—")
+                continue
+            mean, sd = _mean_std(list(by_seed.values()))
+            seeds = ", ".join(f"{by_seed[s]:.3f}" for s in sorted(by_seed))
+            texts.append(f"{mean:.3f} ± {sd:.3f} (n={len(by_seed)}: {seeds})")
+        for verdict in criterion(row).values():
+            if verdict is None:
+                texts.append("—")
+            else:
+                texts.append(("yes" if verdict["pass"] else "**no**") + ("" if verdict["n"] >= 3 else f" (n={verdict['n']})"))
+        print(f"| {recipe_name} | {corpus} (+{offset}) | " + " | ".join(texts) + " |")
 
 
 def cmd_curves(args):
@@ -351,7 +418,7 @@ def cmd_curves(args):
     train_overrides = json.loads(args.train) if args.train else None
     for seed in args.seeds:
         r = run_one(args.setting, args.recipe, args.corpora[0], seed, args.workdir, overrides, train_overrides,
-                    corpus_seed=seed + args.corpus_offset, probe_every=args.probe_every,
+                    corpus_seed=seed + corpus_seed_offset(args, args.corpora[0]), probe_every=args.probe_every,
                     log=lambda c: print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}), flush=True))  # fmt: skip
         print(json.dumps({"seed": seed, "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4)}), flush=True)
 
@@ -425,23 +492,25 @@ def cmd_diagnose(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("table", "curves", "diagnose"))
+    parser.add_argument("command", choices=("table", "summary", "curves", "diagnose"))
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--setting", default="S0")
     parser.add_argument("--recipes", nargs="+", default=["demo", "plain"])
     parser.add_argument("--recipe", default="plain")
     parser.add_argument("--corpora", nargs="+", default=["demo", "spoken"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--corpus_offset", type=int, default=0, help="corpus seed = training seed + this")
+    parser.add_argument("--corpus_offset", nargs="+", default=["0"],
+                        help="corpus seed = training seed + this; per corpus as CORPUS=N (e.g. demo=100 spoken=0)")
     parser.add_argument("--probe_every", type=int, default=0, help="curves: gradient probe every N steps")
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 768])
     parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")
     parser.add_argument("--train", help="JSON dict of training overrides (learning_rate, max_grad_norm, ...)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mgcma-bench-learning"))
-    parser.add_argument("--json", help="write the raw scores here (table)")
+    parser.add_argument("--results", default="benchmarks/results/learning",
+                        help="table/summary: one JSON file per run; runs already there are skipped")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    {"table": cmd_table, "curves": cmd_curves, "diagnose": cmd_diagnose}[args.command](args)
+    {"table": cmd_table, "summary": cmd_summary, "curves": cmd_curves, "diagnose": cmd_diagnose}[args.command](args)
 
 
 if __name__ == "__main__":

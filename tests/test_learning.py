@@ -213,6 +213,35 @@ def test_spoken_corpus_without_espeak_says_how_to_install_it(tmp_path, monkeypat
 # The key comparison, trained
 # ---------------------------------------------------------------------------------------------------------------------
 
+def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    scores = {"S0": [0.70, 0.72, 0.74], "S4": [0.80, 0.78, 0.76], "concat": [0.74, 0.75, 0.76]}
+    calls = []
+
+    def fake_run(setting, recipe_name, corpus, seed, workdir, corpus_seed=None, **_):
+        calls.append((setting, corpus, seed, corpus_seed))
+        return {"test_ua": scores[setting][seed], "val_ua": 0.5, "seconds": 1.0, "curves": []}
+
+    monkeypatch.setattr(bench_learning, "run_one", fake_run)
+    argv = ["table", "--results", str(tmp_path), "--recipes", "plain", "--corpora", "demo", "--corpus_offset", "demo=100"]
+    bench_learning.main([*argv, "--settings", "S0", "S4", "--seeds", "0", "1"])
+    assert calls == [("S0", "demo", 0, 100), ("S4", "demo", 0, 100), ("S0", "demo", 1, 101), ("S4", "demo", 1, 101)]
+    calls.clear()
+    bench_learning.main([*argv, "--settings", "S0", "S4", "concat", "--seeds", "0", "1", "2"])  # only the new runs
+    assert calls == [("concat", "demo", 0, 100), ("concat", "demo", 1, 101), ("S0", "demo", 2, 102),
+                     ("S4", "demo", 2, 102), ("concat", "demo", 2, 102)]  # fmt: skip
+    row = bench_learning.load_results(tmp_path)[("plain", "demo", 100)]
+    assert row["S0"] == {0: 0.70, 1: 0.72, 2: 0.74}
+    # S0 0.72 < S4 0.78 - 0.02; S0 0.72 >= 0.9 x 0.75
+    assert bench_learning.criterion(row) == {"S4": {"pass": False, "n": 3}, "concat": {"pass": True, "n": 3}}
+    row["S4"] = {0: 0.80, 1: 0.70, 2: 0.60}  # a wider spread: 0.72 >= 0.70 - 0.10
+    assert bench_learning.criterion(row)["S4"] == {"pass": True, "n": 3}
+    assert bench_learning.criterion({"S0": {0: 0.7}})["S4"] is None
+    assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3: 0.700, 0.720, 0.740)" in capsys.readouterr().out
+
+
 LEARNING_EPOCHS = 8
 LEARNING_MARGIN = 0.1
 
