@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -39,17 +38,10 @@ def _copy(source: Path, target: Path) -> None:
 
 def _upload(api, repo_id: str, folder: Path, names: Sequence[str], stage_file, revision: str | None, message: str,
             delete_others: bool) -> None:  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="mgcma-upload-") as staging:
-        for name in names:
-            stage_file(folder / name, Path(staging) / name)
-        api.upload_folder(
-            repo_id=repo_id,
-            folder_path=staging,
-            revision=revision,
-            allow_patterns=list(names),
-            delete_patterns=["*"] if delete_others else None,  # the branch mirrors the fold (.gitattributes kept)
-            commit_message=message,
-        )
+    from .hub_upload import upload_staged
+
+    upload_staged(api, repo_id, folder, names, message, stage_file=stage_file, revision=revision,
+                  delete_others=delete_others)
 
 
 def push_folds(

@@ -65,6 +65,26 @@ def stage_upload_file(source, target, local_root=None) -> None:
         raise ValueError(f"{source} holds the local path {local}; refusing to upload it.")
 
 
+def upload_staged(api, repo_id: str, folder, names, message: str, *, stage_file=None, revision: str | None = None,
+                  delete_others: bool = False) -> None:
+    """Upload `names` of `folder` in one commit, each first staged by `stage_file` (default `stage_upload_file`:
+    local paths removed) into a temporary folder; `delete_others` makes the revision mirror exactly these files."""
+    import tempfile
+
+    stage_file = stage_file or stage_upload_file
+    with tempfile.TemporaryDirectory(prefix="mgcma-upload-") as staging:
+        for name in names:
+            stage_file(Path(folder) / name, Path(staging) / name)
+        api.upload_folder(
+            repo_id=repo_id,
+            folder_path=staging,
+            revision=revision,
+            allow_patterns=list(names),
+            delete_patterns=["*"] if delete_others else None,  # the branch mirrors the fold (.gitattributes kept)
+            commit_message=message,
+        )
+
+
 def push_model_folder(folder, training_args) -> str:
     """Upload the model folder's allow-listed files (`HUB_UPLOAD_FILES`: weights, config, code, processor, card, plots,
     results) to the Hub, with local paths removed from their JSON. The repository keeps its owner's visibility default
@@ -78,20 +98,12 @@ def push_model_folder(folder, training_args) -> str:
     api = HfApi(token=training_args.hub_token)
     repo_id = training_args.hub_model_id
     api.create_repo(repo_id, private=training_args.hub_private_repo, exist_ok=True)  # None: the owner's default
-    with tempfile.TemporaryDirectory(prefix="mgcma-upload-") as staging:
-        for name in names:
-            stage_upload_file(folder / name, Path(staging) / name)
-        api.upload_folder(
-            repo_id=repo_id,
-            folder_path=staging,
-            commit_message="Upload MGCMA model, processor, code and model card",
-            allow_patterns=names,
-        )
+    upload_staged(api, repo_id, folder, names, "Upload MGCMA model, processor, code and model card")
     return repo_id
 
 
 
 __all__ = [
     "HUB_UPLOAD_FILES", "HUB_UPLOAD_PATTERNS", "hub_upload_files", "without_local_paths", "stage_upload_file",
-    "push_model_folder",
+    "upload_staged", "push_model_folder",
 ]  # fmt: skip
