@@ -287,6 +287,10 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
                 with torch.no_grad():
                     x_s, x_t = F.normalize(out["speech_embeds"].float(), dim=-1), F.normalize(out["text_embeds"].float(), dim=-1)
                     sums["ia_probe"] = sums.get("ia_probe", 0.0) + float(instance_contrastive_loss(x_s, x_t, 0.07))
+                    # spread of the classifier's features across the batch (0 = they no longer depend on the input)
+                    for key in ("speech_embeds", "text_embeds"):
+                        spread = float(out[key].float().std(0).mean() / out[key].float().std().clamp_min(1e-12))
+                        sums[f"{key[:-7]}_spread"] = sums.get(f"{key[:-7]}_spread", 0.0) + spread
             count += 1
         ua = evaluate(model, fold["validation"], processor)
         curves.append({"epoch": epoch + 1, "val_ua": ua, **{k: v / count for k, v in sums.items()}})
@@ -321,7 +325,15 @@ def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_o
     started = time.perf_counter()
     result = train_and_test(model, fold, processor, train, seed, log=log, probe_every=probe_every)
     result["seconds"] = time.perf_counter() - started
+    result["recipe_values"] = recipe_values(recipe_name, overrides, train_overrides)
     return result
+
+
+def recipe_values(recipe_name, overrides=None, train_overrides=None) -> dict:
+    """What a run was trained with (the recipe's training values and config values after overrides), recorded with
+    its result so that a result from another recipe is never taken for this one."""
+    spec = recipe(recipe_name)
+    return {"train": {**spec["train"], **(train_overrides or {})}, "config": {**spec["config"], **(overrides or {})}}
 
 
 def corpus_seed_offset(args, corpus: str) -> int:
@@ -347,11 +359,18 @@ def cmd_table(args):
                 for setting in args.settings:
                     path = result_path(args.results, recipe_name, corpus, corpus_seed, setting, seed)
                     if path.exists():
+                        recorded = json.loads(path.read_text()).get("recipe_values")
+                        if recorded != recipe_values(recipe_name):
+                            raise SystemExit(
+                                f"{path} was trained with {recorded}, not with today's {recipe_name!r} recipe "
+                                f"{recipe_values(recipe_name)}: move it away to rerun that cell."
+                            )
                         continue
                     r = run_one(setting, recipe_name, corpus, seed, args.workdir, corpus_seed=corpus_seed)
                     record = {"recipe": recipe_name, "corpus": corpus, "corpus_seed": corpus_seed, "setting": setting,
                               "seed": seed, "test_ua": r["test_ua"], "val_ua": r["val_ua"],
-                              "seconds": round(r["seconds"], 1), "curves": r["curves"]}  # fmt: skip
+                              "seconds": round(r["seconds"], 1), "recipe_values": r["recipe_values"],
+                              "curves": r["curves"]}  # fmt: skip
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.with_suffix(".tmp").write_text(json.dumps(record, indent=1))
                     path.with_suffix(".tmp").rename(path)

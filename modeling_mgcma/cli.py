@@ -16,17 +16,9 @@ import os
 import sys
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .onnx_runtime import positive_int
+
     parser = argparse.ArgumentParser(
         prog="mgcma", description="MGCMA speech + text emotion recognition (Multi-Granularity Cross-Modal Alignment)."
     )
@@ -59,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--asr", default=None, help="speech recognition model (folder or repo id) transcribing inputs without text"
     )
     predict.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    predict.add_argument("--batch_size", type=_positive_int, default=1, help="utterances per forward pass")
-    predict.add_argument("--top_k", type=_positive_int, default=None, help="labels per utterance (default: all)")
+    predict.add_argument("--batch_size", type=positive_int, default=1, help="utterances per forward pass")
+    predict.add_argument("--top_k", type=positive_int, default=None, help="labels per utterance (default: all)")
     _add_deployment_options(predict)
     predict.set_defaults(handler=_predict, command_parser=predict)
     _add_export_command(commands)

@@ -268,8 +268,8 @@ def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
     inputs.add_argument("--text_column", default="text", help="manifest column of transcripts (default: text)")
     inputs.add_argument("--id_column", default="id", help="manifest column used as id when present, else the file name")
     parser.add_argument("--device", default="cpu", help="only cpu (ONNX Runtime's CPU provider)")
-    parser.add_argument("--batch_size", type=_positive_int, default=1, help="utterances per run of the graph")
-    parser.add_argument("--top_k", type=_positive_int, default=None, help="labels per utterance (default: all)")
+    parser.add_argument("--batch_size", type=positive_int, default=1, help="utterances per run of the graph")
+    parser.add_argument("--top_k", type=positive_int, default=None, help="labels per utterance (default: all)")
     add_runtime_arguments(parser)
     return parser
 
@@ -277,7 +277,7 @@ def build_parser(default_model: str | None = None) -> argparse.ArgumentParser:
 def add_runtime_arguments(parser) -> None:
     """Options of the ONNX runtime (also offered by `mgcma predict` for an exported folder)."""
     parser.add_argument("--int8", action="store_true", help="run the int8 graph (exported with --quantize int8)")
-    parser.add_argument("--threads", type=_positive_int, default=None, help="ONNX Runtime threads")
+    parser.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads")
     parser.add_argument(
         "--window_seconds", type=_positive_float, default=None,
         help="cut longer recordings into windows of this length (default: the model's max_duration)",
@@ -288,7 +288,8 @@ def add_runtime_arguments(parser) -> None:
     )
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
+    """argparse type for a count: an integer >= 1 (the command line of the package and of an exported folder)."""
     try:
         number = int(value)
     except ValueError:

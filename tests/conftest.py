@@ -64,3 +64,11 @@ def file_hashes():
         return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
     return hashes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def restore_torch_threads():
+    """Give every test module the thread count it started with (some tests pin torch to one thread)."""
+    previous = torch.get_num_threads()
+    yield
+    torch.set_num_threads(previous)

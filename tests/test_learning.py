@@ -2,6 +2,7 @@
 """Learning: the width-independent distribution distance, the alignment-loss schedule, gradient balancing, the spoken
 demo corpus, and the key comparison (full model vs no alignment) trained for a few epochs."""
 
+import json
 import re
 import shutil
 import sys
@@ -222,7 +223,8 @@ def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch,
 
     def fake_run(setting, recipe_name, corpus, seed, workdir, corpus_seed=None, **_):
         calls.append((setting, corpus, seed, corpus_seed))
-        return {"test_ua": scores[setting][seed], "val_ua": 0.5, "seconds": 1.0, "curves": []}
+        return {"test_ua": scores[setting][seed], "val_ua": 0.5, "seconds": 1.0, "curves": [],
+                "recipe_values": bench_learning.recipe_values(recipe_name)}
 
     monkeypatch.setattr(bench_learning, "run_one", fake_run)
     argv = ["table", "--results", str(tmp_path), "--recipes", "plain", "--corpora", "demo", "--corpus_offset", "demo=100"]
@@ -240,6 +242,15 @@ def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch,
     assert bench_learning.criterion(row)["S4"] == {"pass": True, "n": 3}
     assert bench_learning.criterion({"S0": {0: 0.7}})["S4"] is None
     assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3: 0.700, 0.720, 0.740)" in capsys.readouterr().out
+    # a result trained with another recipe (here: another learning rate) is refused, not reused
+    stale = tmp_path / "plain-demo100-S0-seed0.json"
+    record = json.loads(stale.read_text())
+    record["recipe_values"]["train"]["learning_rate"] = 2e-3
+    stale.write_text(json.dumps(record))
+    calls.clear()
+    with pytest.raises(SystemExit, match="plain-demo100-S0-seed0.json was trained with"):
+        bench_learning.main([*argv, "--settings", "S0", "--seeds", "0"])
+    assert calls == []
 
 
 LEARNING_EPOCHS = 8

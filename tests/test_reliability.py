@@ -21,13 +21,6 @@ from modeling_mgcma.hub_upload import push_model_folder  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def restore_torch_threads():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return tmp_path_factory.mktemp("corpus") / "demo"
@@ -62,7 +55,7 @@ def test_cross_validation_reuses_a_fold_only_with_the_same_settings(tmp_path, co
     first = run_mgcma.main(tiny_args(out, corpus, "--cross_validate"))
     assert trained_folds == [1, 2, 3, 4, 5]
     recorded = json.loads((out / "fold_3" / "fingerprint.json").read_text())
-    assert recorded["fold"] == 3 and recorded["training"]["learning_rate"] == 2e-3
+    assert recorded["fold"] == 3 and recorded["training"]["learning_rate"] == 1e-3
 
     # other settings: refused before anything is trained, every stale fold and every difference named
     trained_folds.clear()
@@ -72,7 +65,7 @@ def test_cross_validation_reuses_a_fold_only_with_the_same_settings(tmp_path, co
     assert trained_folds == []
     for k in range(1, 6):
         assert str(out / f"fold_{k}") in message
-    assert "--learning_rate 0.002 -> 0.0001" in message and "--ablation None -> 'S4'" in message
+    assert "--learning_rate 0.001 -> 0.0001" in message and "--ablation None -> 'S4'" in message
     assert "--overwrite_output_dir" in message
     assert json.loads((out / "results.json").read_text())["folds"] == first["folds"]  # the old summary is untouched
 

@@ -42,7 +42,7 @@ def test_every_preset_value_comes_from_its_yaml_file():
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        ([], {"learning_rate": 2e-3, "save_total_limit": 1, "logging_steps": 5, "eval_strategy": "epoch"}),
+        ([], {"learning_rate": 1e-3, "save_total_limit": 1, "logging_steps": 5, "eval_strategy": "epoch"}),
         # explicit arguments win over the preset and the protocol, abbreviated (as argparse allows) or not
         (["--learning_rate", "0.1", "--logging_steps", "3"], {"learning_rate": 0.1, "logging_steps": 3}),
         (["--learning_rat", "0.1"], {"learning_rate": 0.1}),
@@ -68,7 +68,7 @@ def test_the_names_given_are_exactly_the_explicit_ones(tmp_path):
     config_file = tmp_path / "run.yaml"
     config_file.write_text(yaml.safe_dump({"preset": "demo", "dataloader_num_workers": 0}))
     *_, training_args, preset, given = read_arguments([str(config_file)], ARGUMENT_TYPES)
-    assert given == {"preset", "dataloader_num_workers"} and preset == "demo" and training_args.learning_rate == 2e-3
+    assert given == {"preset", "dataloader_num_workers"} and preset == "demo" and training_args.learning_rate == 1e-3
 
 
 def test_unknown_arguments_and_presets_are_errors():

@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from huggingface_hub import HfApi
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
@@ -24,13 +23,6 @@ TINY_MODEL = "hidden_size=32,num_attention_heads=4,num_alignment_layers=1,interm
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_torch_threads():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

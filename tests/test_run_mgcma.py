@@ -230,7 +230,7 @@ def test_no_arguments_means_the_demo(monkeypatch):
     assert preset == "demo" and data_args.source == "demo"
     demo, _ = load_preset("demo")
     assert training_args.output_dir == demo["output_dir"] == "outputs/mgcma-demo"
-    assert training_args.learning_rate == demo["learning_rate"] == 2e-3
+    assert training_args.learning_rate == demo["learning_rate"] == 1e-3
 
 
 @pytest.fixture(scope="module")
