@@ -325,8 +325,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         # `custom_pipelines` + pipeline_mgcma.py, so `pipeline(model=folder_or_repo, trust_remote_code=True)` works
         add_pipeline_to_folder(args.output_dir)
 
-    # The test group, once, with the selected model.
-    trainer.collect_embeddings = True
+    trainer.collect_embeddings = True  # the test group, once, with the selected model
     prediction = trainer.predict(splits["test"], metric_key_prefix="test")
     trainer.collect_embeddings = False
     logits, speech_embeds, text_embeds = prediction.predictions
@@ -341,14 +340,15 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     result.update(calibration_report(logits, references, model.config.calibration_temperature))
     if trainer.is_world_process_zero():
         out, title = Path(args.output_dir), fold_title(fold)
-        save_unit_outputs(out, splits["test"]["id"], logits, references, model.config.calibration_temperature, speech_embeds, text_embeds)
         plot_confusion_matrix(predictions, references, label_names, out / "confusion_matrix.png", f"Confusion matrix, {title}")
         plot_tsne(speech_embeds, text_embeds, references, label_names, out / "tsne.png", f"t-SNE, {title}", seed=args.seed)
         plot_loss_curves(trainer.state.log_history, out / "loss_curves.png", f"Training losses, {title}")
         fold_results = summarise([result])
         write_card(out, fold_results, model.config, args, base_models=base_models, **card_settings(model_args, data_args, preset))
-        # results.json last: its presence marks the fold as finished (cross-validation skips it on rerun)
+        # last: results.json marks a finished fold (cross-validation reuses it), test_predictions.json a grid unit
         (out / "results.json").write_text(json.dumps(fold_results, indent=2) + "\n")
+        test_ids = [splits["test"]["id"][i] for i in trainer.prediction_order(splits["test"])]  # the predictions' order
+        save_unit_outputs(out, test_ids, logits, references, model.config.calibration_temperature, speech_embeds, text_embeds)
     trainer.accelerator.wait_for_everyone()
     return result
 
@@ -400,7 +400,8 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
             output_dir, settings, folds, label_names=dataset.features["label"].names, seed=training_args.seed,
             run_unit=lambda s, f, d, fp: run_fold(f, dataset, unit_args(s), data_args, training_args, preset, d, callbacks, fp),
             fingerprint_of=lambda s, f: run_records.run_fingerprint(f, data_fp, unit_args(s), data_args, training_args, preset),
-            prepare=lambda d, fp: run_records.prepare_run_folder(d, fp, data_args, training_args, reuse_finished=False), write_report=main,
+            prepare=lambda d, fp: run_records.prepare_run_folder(d, fp, data_args, training_args, reuse_finished=False),
+            write_report=main, planning=training_args.main_process_first,  # rank 0 empties stale folders first
         )  # fmt: skip
         if main and training_args.push_to_hub:
             print(f"Pushed the grid's folds: {push_run_folds(training_args, output_dir, tables=grid['tables'])}")

@@ -127,11 +127,15 @@ def load_fold_predictions(path: str | os.PathLike) -> FoldPredictions:
 
 
 def collect_grid_predictions(
-    output_dir: str | os.PathLike, settings: Sequence[str] | None = None, filename: str = PREDICTIONS_FILE
+    output_dir: str | os.PathLike,
+    settings: Sequence[str] | None = None,
+    filename: str = PREDICTIONS_FILE,
+    folds: Sequence[str] | None = None,
 ) -> dict[str, dict[str, FoldPredictions]]:
     """``{setting: {fold: FoldPredictions}}`` from ``<output_dir>/<setting>/fold_<k>/<filename>``. A unit without
     the file (not run, or interrupted) is left out, so that :func:`build_tables` shows it as missing. `settings`
-    restricts (and orders) the settings read; by default every sub-folder that holds at least one fold."""
+    restricts (and orders) the settings read; by default every sub-folder that holds at least one fold. `folds`
+    (folder names such as ``fold_3``) restricts the fold folders read; by default every one."""
     output_dir = Path(output_dir)
     if settings is None:
         settings = sorted(d.name for d in output_dir.iterdir() if d.is_dir() and any(
@@ -144,6 +148,7 @@ def collect_grid_predictions(
             _FOLD_FOLDER.match(unit.name).group(1): load_fold_predictions(unit / filename)
             for unit in units
             if unit.is_dir() and _FOLD_FOLDER.match(unit.name) and (unit / filename).is_file()
+            and (folds is None or unit.name in folds)
         }
     return results
 

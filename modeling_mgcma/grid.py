@@ -14,6 +14,7 @@ for every unit that is not already finished with the same fingerprint.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -102,6 +103,7 @@ def run_grid(
     fingerprint_of: Callable[[GridUnit], dict],
     prepare: Callable[[Path, dict], str],
     fingerprint_file: str = "fingerprint.json",
+    planning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict[tuple[str, str], str]:
     """Run every unit that is not already finished with the same settings; returns ``{(setting, fold): "reused" |
     "trained" | "resumed"}``.
@@ -112,21 +114,23 @@ def run_grid(
     fingerprint)``, the per-fold run's own folder check, which returns "train" or "resume" or raises a ValueError
     (a folder holding another run is refused unless the user asked to overwrite it). All units are checked before the
     first one trains, and every refusal is reported at once. Then ``run_unit(unit, fingerprint, plan)`` runs the
-    rest in order; it must leave the unit's predictions file behind.
+    rest in order; it must leave the unit's predictions file behind, written last. The checks (which may empty
+    folders) run inside ``planning()``: under several processes, `TrainingArguments.main_process_first`.
     """
     plans, problems = {}, []
-    for unit in units:
-        fingerprint = fingerprint_of(unit)
-        finished = (unit.directory / PREDICTIONS_FILE).is_file()
-        if finished and _recorded_fingerprint(unit.directory / fingerprint_file) == fingerprint:
-            plans[unit.key] = ("reuse", fingerprint)
-            continue
-        try:
-            plans[unit.key] = (prepare(unit.directory, fingerprint), fingerprint)
-        except ValueError as error:
-            problems.append(f"{unit.setting}, fold {unit.fold}: {error}")
-    if problems:
-        raise ValueError("\n".join(problems))
+    with planning():
+        for unit in units:
+            fingerprint = fingerprint_of(unit)
+            finished = (unit.directory / PREDICTIONS_FILE).is_file()
+            if finished and _recorded_fingerprint(unit.directory / fingerprint_file) == fingerprint:
+                plans[unit.key] = ("reuse", fingerprint)
+                continue
+            try:
+                plans[unit.key] = (prepare(unit.directory, fingerprint), fingerprint)
+            except ValueError as error:
+                problems.append(f"{unit.setting}, fold {unit.fold}: {error}")
+        if problems:
+            raise ValueError("\n".join(problems))
     outcome = {}
     for unit in units:
         plan, fingerprint = plans[unit.key]
@@ -160,20 +164,25 @@ def run_settings_grid(
     fingerprint_file: str = "fingerprint.json",
     write_report: bool = True,
     echo: bool = True,
+    planning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> dict:
     """The example script's ``--ablations``: :func:`run_grid` over ``settings x folds`` with the script's per-fold
     run (``run_unit(setting, fold, directory, fingerprint)``), then :func:`write_grid_report` (and, with `echo`,
     prints ``tables.md``). Returns the report
     (``"tables"``, ``"files"``; none with `write_report` False, e.g. on processes other than the main one) and
     ``"outcome"`` ({(setting, fold): "trained" | "resumed" | "reused"})."""
+    units = grid_units(output_dir, settings, folds)
     outcome = run_grid(
-        grid_units(output_dir, settings, folds),
+        units,
         lambda unit, fingerprint, plan: run_unit(unit.setting, unit.fold, unit.directory, fingerprint),
         fingerprint_of=lambda unit: fingerprint_of(unit.setting, unit.fold),
         prepare=prepare,
         fingerprint_file=fingerprint_file,
+        planning=planning,
     )
-    report = write_grid_report(output_dir, settings, label_names, seed=seed) if write_report else {}
+    # the tables hold this run's folds only: a fold folder left by an earlier run with other folds is not read
+    fold_folders = sorted({unit.directory.name for unit in units})
+    report = write_grid_report(output_dir, settings, label_names, seed=seed, folds=fold_folders) if write_report else {}
     if report and echo:
         print(Path(report["files"]["tables_md"]).read_text(encoding="utf-8"))
     return {**report, "outcome": outcome}
@@ -256,14 +265,16 @@ def write_grid_report(
     num_permutations: int = 10000,
     seed: int = 0,
     figures: bool = True,
+    folds: Sequence[str] | None = None,
 ) -> dict:
     """Build ``tables.md`` / ``tables.json`` from the units' saved predictions and, with `figures`, Figure 3's
     analogue (t-SNE panels of S0, S1, S2, S3 on one fold's test utterances) and the reliability diagram of S0's
-    pooled test predictions. Returns the tables dict and the paths written under ``"files"``."""
+    pooled test predictions. `folds` (folder names, ``fold_3``) restricts the units read. Returns the tables dict
+    and the paths written under ``"files"``."""
     from .plots import FIGURE3_PANELS, plot_reliability_diagram, plot_tsne_panels
 
     output_dir = Path(output_dir)
-    results = collect_grid_predictions(output_dir, settings)
+    results = collect_grid_predictions(output_dir, settings, folds=folds)
     tables = build_tables(results, num_permutations=num_permutations, seed=seed)
     markdown, data = write_tables(tables, output_dir)
     files = {"tables_md": markdown, "tables_json": data}

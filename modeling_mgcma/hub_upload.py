@@ -14,7 +14,7 @@ from .model_card import is_hub_id
 # as training_args.bin, never checkpoints, fold folders, the fingerprint or anything else left in the folder).
 HUB_UPLOAD_FILES = (
     "model.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json",
-    "configuration_mgcma.py", "modeling_mgcma.py", "processing_mgcma.py", "pipeline_mgcma.py",
+    "configuration_mgcma.py", "modeling_mgcma.py", "processing_mgcma.py", "pipeline_mgcma.py", "inference_mgcma.py",
     "processor_config.json", "preprocessor_config.json", "feature_extractor_config.json", "tokenizer.json",
     "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt",
     "spiece.model", "sentencepiece.bpe.model", "README.md", "confusion_matrix.png", "tsne.png", "loss_curves.png",

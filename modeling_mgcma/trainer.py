@@ -411,6 +411,12 @@ class MGCMATrainer(Trainer):
         # sorted by length, deterministic; predictions and label_ids come back in this order, together
         return build_length_grouped_sampler(self._audio_lengths(eval_dataset), self.args.eval_batch_size, shuffle=False)
 
+    def prediction_order(self, dataset) -> list[int]:
+        """Row indices of `dataset` in the order `predict` / `evaluate` return their predictions (sorted by length
+        under `group_by_length`, else the dataset's own order): pair ids with predictions through it."""
+        sampler = self._get_eval_sampler(dataset)
+        return list(range(len(dataset))) if sampler is None else list(sampler)
+
     # -- cached-feature training: the frozen encoders are not run ----------------------------------------------------
 
     def _unused_encoders(self) -> list[tuple[str, nn.Module]]:

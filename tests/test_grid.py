@@ -14,6 +14,7 @@ from modeling_mgcma.grid import (
     grid_units,
     parse_ablations,
     run_grid,
+    run_settings_grid,
     save_unit_outputs,
     write_grid_report,
 )
@@ -96,6 +97,32 @@ def test_grid_runs_every_unit_and_the_tables_have_every_cell(tmp_path):
     assert "ECE pooled" in markdown and f"{s1['pooled']['ece']:.2f}" in markdown
     assert f"{s1['vs_S0']['p_value']:.4f}" in markdown and "80.24" in markdown  # p-value, paper column
     assert report["files"]["tables_md"].endswith("tables.md")
+
+
+def test_tables_hold_this_runs_folds_only_and_folders_are_checked_inside_the_planning_context(tmp_path):
+    FakeScript().run(tmp_path, ["S0", "S1"], [1, 2])  # an earlier run with folds 1 and 2
+    script, entered = FakeScript(), []
+
+    class Planning:
+        def __enter__(self):
+            entered.append("enter")
+
+        def __exit__(self, *exc):
+            entered.append("exit")
+
+    def prepare(directory, fingerprint):
+        assert entered == ["enter"], "folders are checked (and emptied) inside the planning context"
+        return "train"
+
+    report = run_settings_grid(
+        tmp_path, ["S0", "S1"], [3], label_names=LABELS, run_unit=lambda s, f, d, fp: script.run_unit(
+            grid_units(tmp_path, [s], [f])[0], fp, "train"), fingerprint_of=lambda s, f: {"setting": s, "fold": f},
+        prepare=prepare, echo=False, planning=Planning,
+    )  # fmt: skip
+    assert entered == ["enter", "exit"] and script.trained == [("S0", "3"), ("S1", "3")]
+    for setting in ("S0", "S1"):  # folds 1 and 2 of the earlier run stay on disk but are not in this run's tables
+        assert list(report["tables"]["settings"][setting]["per_fold"]) == ["3"]
+        assert (tmp_path / setting / "fold_1" / PREDICTIONS_FILE).is_file()
 
 
 def test_rerun_is_a_no_op_and_a_changed_setting_reruns_only_its_units(tmp_path):

@@ -392,7 +392,7 @@ def finished_folder(tmp_path):
     encoder = tmp_path / "encoders" / "speech"
     encoder.mkdir(parents=True)
     for name in ("model.safetensors", "configuration_mgcma.py", "modeling_mgcma.py", "processing_mgcma.py",
-                 "pipeline_mgcma.py", "tokenizer.json", "confusion_matrix.png", "training_args.bin",
+                 "pipeline_mgcma.py", "inference_mgcma.py", "tokenizer.json", "confusion_matrix.png", "training_args.bin",
                  "checkpoint-6/model.safetensors", "checkpoint-6/training_args.bin", "fold_1/training_args.bin",
                  "fold_1/model.safetensors", "notes.txt", "my_script.py", "runs/events.out"):  # fmt: skip
         (out / name).parent.mkdir(parents=True, exist_ok=True)
@@ -423,8 +423,8 @@ def test_push_uploads_an_allow_list_without_pickles_or_local_paths(tmp_path, hub
     push_model_folder(out, training_args)
     (uploaded,) = hub["uploads"]
     assert sorted(uploaded) == ["README.md", "config.json", "configuration_mgcma.py", "confusion_matrix.png",
-                                "model.safetensors", "modeling_mgcma.py", "pipeline_mgcma.py", "processing_mgcma.py",
-                                "results.json", "tokenizer.json"]  # fmt: skip
+                                "inference_mgcma.py", "model.safetensors", "modeling_mgcma.py", "pipeline_mgcma.py",
+                                "processing_mgcma.py", "results.json", "tokenizer.json"]  # fmt: skip
     config = json.loads(uploaded["config.json"])
     assert "_name_or_path" not in config and "_name_or_path" not in config["speech_config"]
     assert config["text_config"]["_name_or_path"] == "bert-base-uncased" and config["speech_config"]["hidden_size"] == 24
@@ -728,3 +728,18 @@ def test_cli_names_a_clip_too_short_for_the_encoder(saved_model, tmp_path, capsy
     err = capsys.readouterr().err
     assert status == 1 and len(err.strip().splitlines()) == 1, err
     assert f"{tmp_path / 'tiny.wav'} (id {tmp_path / 'tiny.wav'}) is too short: 100 samples at 16000 Hz" in err
+
+
+def test_saved_test_ids_belong_to_their_predictions_under_length_grouping(tmp_path, corpus):
+    """With `group_by_length`, predictions come back sorted by length: the saved ids must follow that order."""
+    from modeling_mgcma.data import load_iemocap
+
+    out = tmp_path / "out"
+    run_mgcma.main(tiny_args(out, corpus, "--train_sampling_strategy", "group_by_length", "--per_device_eval_batch_size", "3"))
+    saved = json.loads((out / "test_predictions.json").read_text())
+    dataset = load_iemocap(corpus, strict_counts=False)
+    label_of = dict(zip(dataset["id"], dataset["label"]))
+    test_ids = [i for i in dataset["id"] if i.startswith("Ses05")]
+    assert sorted(saved["ids"]) == sorted(test_ids)
+    assert saved["ids"] != test_ids  # the length order differs from the dataset's, so the pairing is tested
+    assert [label_of[i] for i in saved["ids"]] == saved["references"]
