@@ -265,9 +265,9 @@ def build_model_and_processor(model_args, data_args, preset, label_names):
 def card_settings(model_args, data_args, preset) -> dict:
     """What `write_card` needs from the arguments, beside the results, config and training arguments."""
     return {
-        "data_source": data_args.source, "preset": preset, "ablation": model_args.ablation,
+        "data_source": data_args.source, "preset": preset, "ablation": model_args.ablation, "validation_fraction": data_args.validation_fraction,
         "validation": validation_description(data_args.validation_strategy, data_args.validation_fraction),
-        "from_scratch": model_args.speech_model is None and preset == "demo",
+        "from_scratch": model_args.speech_model is None and data_args.source == "demo",  # build_model_and_processor
     }  # fmt: skip
 
 

@@ -265,9 +265,9 @@ def _add_export_command(commands) -> None:
 def _export(args) -> int:
     from .export import ExportError, export_from_pretrained
 
-    _checked_model_location(args.model)
+    model = _checked_model_location(args.model)
     try:
-        paths = export_from_pretrained(args.model, args.output, revision=args.revision, quantize=args.quantize)
+        paths = export_from_pretrained(model, args.output, revision=args.revision, quantize=args.quantize)
     except ExportError as error:
         raise CommandError(str(error)) from None
     print(json.dumps({"output": args.output, "graphs": paths}), flush=True)

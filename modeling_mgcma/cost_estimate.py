@@ -215,7 +215,8 @@ def dry_run_estimate(
     timing = time_steps(trainer_step_function(trainer), num_steps, warmup_steps=warmup_steps, clock=clock,
                         synchronize=synchronize)  # fmt: skip
     if trainer.args.max_steps and trainer.args.max_steps > 0:
-        epochs = trainer.args.max_steps / steps_per_epoch
+        # max_steps counts optimizer steps; the DataLoader yields gradient_accumulation_steps batches per step
+        epochs = trainer.args.max_steps * trainer.args.gradient_accumulation_steps / steps_per_epoch
     else:
         epochs = float(trainer.args.num_train_epochs)
     evaluates_each_epoch = trainer.eval_dataset is not None and str(getattr(trainer.args.eval_strategy, "value",

@@ -159,7 +159,8 @@ def plan_windows(
 
 def _quietest_point(audio: np.ndarray, low: int, high: int, frame: int) -> int:
     """The centre of the quietest `frame`-sample frame in `audio[low:high]`, judged by the mean energy of the frames
-    within 0.1 s around it (so that a long pause beats a short gap between two words); among equals the latest."""
+    within 0.1 s on either side of it, 0.22 s in all (so that a long pause beats a short gap between two words);
+    among equals the latest."""
     span = np.asarray(audio[low:high], dtype=np.float64)
     count = len(span) // frame
     if count == 0:

@@ -15,6 +15,7 @@ import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .configuration_mgcma import PAPER_ABLATIONS
+from .data.splits import NO_GROUP_TEST_FRACTION
 
 
 # The template lives in the repository's `model_cards/`, installed as the package `modeling_mgcma.model_cards`
@@ -223,9 +224,10 @@ def validation_description(strategy: str, fraction: float) -> str:
 
 
 def write_card(folder, results, config, training_args, *, data_source, preset, ablation, validation: str,
-               from_scratch=False, base_models=None, with_plots=True) -> ModelCard:
+               from_scratch=False, base_models=None, with_plots=True, validation_fraction: float = 0.1) -> ModelCard:
     """Render the card of the run in `folder` (with the plots found there) and save it as its README.md.
-    `validation` is `validation_description`'s text."""
+    `validation` is `validation_description`'s text; `validation_fraction` the validation share of data without
+    groups (`data.splits.stratified_split`)."""
     folder = Path(folder)
     protocol = (
         "Leave-one-session-out: train on the other sessions, test on the held-out one. Inside each fold a validation "
@@ -233,7 +235,9 @@ def write_card(folder, results, config, training_args, *, data_source, preset, a
         f"{training_args.metric_for_best_model.upper()}; the test session is evaluated once, with that checkpoint."
     )
     if results["folds"][0]["test_session"] is None:
-        protocol = "One stratified train (80 %) / validation (10 %) / test (10 %) split; the best validation checkpoint is tested once."
+        train = 1 - NO_GROUP_TEST_FRACTION - validation_fraction
+        protocol = (f"One stratified train ({train:.0%}) / validation ({validation_fraction:.0%}) / test "
+                    f"({NO_GROUP_TEST_FRACTION:.0%}) split; the best validation checkpoint is tested once.")  # fmt: skip
     plots = []
     if with_plots:
         for file, title in (("confusion_matrix.png", "confusion matrix"), ("tsne.png", "t-SNE"), ("loss_curves.png", "losses")):

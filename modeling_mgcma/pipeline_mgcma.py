@@ -3,7 +3,8 @@
 
 Shipped to the Hub next to the weights (as `pipeline_mgcma.py`, named in `config.json` under `custom_pipelines`), so
 that `pipeline(model="org/mgcma", trust_remote_code=True)` works where this package is not installed. It imports only
-torch, numpy, transformers, the standard library and its sibling `processing_mgcma`.
+torch, numpy, transformers, the standard library and its siblings `processing_mgcma` and `inference_mgcma` (both
+shipped with it).
 
 Write such a folder with [`save_for_hub`] (model + processor + pipeline code), or add the pipeline to a folder that
 `model.save_pretrained` / `Trainer` already wrote with [`add_pipeline_to_folder`].

@@ -190,14 +190,17 @@ def check_arguments(model_args, data_args, training_args):
     resume = training_args.resume_from_checkpoint
     if resume and resume.lower() not in ("true", "last") and not Path(resume).is_dir():
         raise ValueError(f"--resume_from_checkpoint {resume!r} is neither a checkpoint folder nor 'last'.")
+    if resume and (data_args.cross_validate or model_args.ablations) and resume.lower() not in ("true", "last"):
+        raise ValueError(
+            "with --cross_validate or --ablations, --resume_from_checkpoint must be 'last' (each fold, each unit of "
+            "the grid, resumes its own)."
+        )
     if resume and resume.lower() not in ("true", "last"):
         from .run_records import checkpoint_problem
 
         problem = checkpoint_problem(resume)
         if problem is not None:
             raise ValueError(f"--resume_from_checkpoint {resume!r} cannot be resumed from: {problem}.")
-    if resume and data_args.cross_validate and resume.lower() not in ("true", "last"):
-        raise ValueError("with --cross_validate, --resume_from_checkpoint must be 'last' (each fold resumes its own).")
 
 
 def check_model_arguments(model_args) -> None:

@@ -105,3 +105,9 @@ def test_dry_run_estimate_multiplies_measured_steps_out_over_the_grid(tmp_path):
     assert cost.eval_seconds_per_fold == pytest.approx(0.5 * (6 * 7 + 20))
     assert cost.units == 15 and cost.total_hours == pytest.approx(15 * (21 + 31) / 3600)
     assert "per setting (5 folds)" in table and "3 steps per epoch, 7 epochs" in table
+    # max_steps counts optimizer steps: with 2 micro-batches each, 6 steps are 12 timed micro-batches
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=6,
+                             gradient_accumulation_steps=2, report_to=[], use_cpu=True)  # fmt: skip
+    trainer = Trainer(model=Classifier(), args=args, train_dataset=rows)
+    cost, _, _ = dry_run_estimate(trainer, ["S0"], 1, test_utterances_per_fold=0, num_steps=2, clock=lambda: float(next(ticks)))
+    assert cost.train_seconds_per_fold == pytest.approx(1.0 * 6 * 2)

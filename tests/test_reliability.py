@@ -562,6 +562,14 @@ def test_resuming_from_a_half_written_checkpoint_names_the_file(tmp_path):
         run_mgcma.parse_arguments(["--output_dir", str(tmp_path / "out"), "--resume_from_checkpoint", str(checkpoint)])
 
 
+@pytest.mark.parametrize("several", [["--cross_validate"], ["--ablations", "S0,S4"]])
+def test_one_checkpoint_folder_is_refused_for_several_folds_or_units(tmp_path, several):
+    checkpoint = write_checkpoint(tmp_path, 6)
+    with pytest.raises(ValueError, match="with --cross_validate or --ablations, --resume_from_checkpoint must be 'last'"):
+        run_mgcma.parse_arguments(["--output_dir", str(tmp_path / "out"), *several, "--resume_from_checkpoint", str(checkpoint)])
+    run_mgcma.parse_arguments(["--output_dir", str(tmp_path / "out"), *several, "--resume_from_checkpoint", "last"])
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # mgcma predict: one line on stderr, exit status 1, for every bad model folder, device or transcript
 # ---------------------------------------------------------------------------------------------------------------------

@@ -377,6 +377,7 @@ def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local
         assert fold["test_session"] is None and fold["num_test"] == 4  # no group: no test session to name
         card = (out / "README.md").read_text()
         assert "stratified test split" in card and "test session" not in card
+        assert "train (80%) / validation (10%) / test (10%) split" in card
     assert fold["num_train"] + fold["num_validation"] + fold["num_test"] == 40
     assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()
 
