@@ -234,6 +234,14 @@ def load_joined_splits(dataset_name, config_name=None, splits: str | Sequence[st
         splits = [name.strip() for name in splits.split(",") if name.strip()]
     loaded = load_dataset_for_mgcma(dataset_name, config_name, split=list(splits) if splits else None, **kwargs)
     if isinstance(loaded, datasets.DatasetDict):
+        first_split = {}
+        for split_name, part in loaded.items():  # ids are unique within each split; joined, they must stay unique
+            for utterance_id in part["id"]:
+                if first_split.setdefault(utterance_id, split_name) != split_name:
+                    raise ValueError(
+                        f"Dataset {str(dataset_name)!r}: id {utterance_id!r} is in split {first_split[utterance_id]!r} "
+                        f"and in split {split_name!r}; joined splits need distinct ids (rename them, or load one split)."
+                    )
         return datasets.concatenate_datasets(list(loaded.values()))
     return loaded
 

@@ -126,13 +126,16 @@ def plan_windows(
     window_seconds: float,
     overlap_seconds: float = DEFAULT_OVERLAP_SECONDS,
     search_seconds: float = DEFAULT_SEARCH_SECONDS,
+    min_samples: int = 1,
 ) -> list[tuple[int, int]]:
     """Cut a mono clip into windows `[(start_sample, end_sample), ...]` of at most `window_seconds`.
 
     One window when the clip fits. Otherwise each window ends at the quietest 20 ms frame (lowest mean square over the
     0.22 s around it) within the last `search_seconds` before its nominal end, and the next window starts
-    `overlap_seconds` before that cut (never before the previous start). Every sample lies in some window; no window
-    is longer than `window_seconds`.
+    `overlap_seconds` before that cut (never before the previous start). The last window ends at the clip's end; when
+    the tail after the last cut is shorter than `min_samples` (the speech encoder's shortest input), it starts earlier
+    so that it is `min_samples` long, rather than failing the whole recording. Every sample lies in some window; no
+    window is longer than `window_seconds`.
     """
     if window_seconds <= 0:
         raise ValueError(f"the window length must be positive seconds, got {window_seconds!r}.")
@@ -150,7 +153,7 @@ def plan_windows(
     while True:
         nominal_end = start + window
         if nominal_end >= total:
-            windows.append((start, total))
+            windows.append((min(start, max(0, total - min(min_samples, window))), total))
             return windows
         end = _quietest_point(audio, nominal_end - search, nominal_end, frame) if search else nominal_end
         windows.append((start, end))

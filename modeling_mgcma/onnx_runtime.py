@@ -181,7 +181,8 @@ class ONNXEmotionClassifier:
     def _windows(self, array):
         if self.window_seconds is None:
             return [(0, len(array))]
-        return inference_mgcma.plan_windows(array, self.sampling_rate, self.window_seconds, self.overlap_seconds)
+        return inference_mgcma.plan_windows(array, self.sampling_rate, self.window_seconds, self.overlap_seconds,
+                                            min_samples=self.min_samples)  # fmt: skip
 
     def _run(self, clips, texts) -> list[dict]:
         """Clips (mono, model rate) + texts -> one dict of numpy outputs per clip."""

@@ -177,8 +177,9 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
             text, segments = self._transcribe(array, rate)
         window_seconds = window_seconds if window_seconds is not None else self.processor.max_duration
         bounds = (
-            [(0, len(array))] if window_seconds is None else plan_windows(array, rate, window_seconds, overlap_seconds)
-        )
+            [(0, len(array))] if window_seconds is None
+            else plan_windows(array, rate, window_seconds, overlap_seconds, min_samples=self._min_samples)
+        )  # fmt: skip
         recording = {"transcript": text, "segments": segments, "sampling_rate": rate}
         for index, (start, end) in enumerate(bounds):
             window = window_text(segments, text, start / rate, end / rate)

@@ -112,6 +112,18 @@ def test_save_to_disk_dataset_and_dataset_dict(tmp_path, caplog):
     assert isinstance(loaded, datasets.DatasetDict) and list(loaded) == ["train", "test"]
     assert loaded["test"].features["label"].names == ["sad", "happy", "angry", "neutral"]
     assert loaded["train"]["label"] == [1, 0, 2] and loaded["test"]["label"] == [3, 1]
+    # joined for folds drawn by a group column: ids must be distinct across the splits too
+    from modeling_mgcma.data.hub_dataset import load_joined_splits
+
+    columns = {"audio_column": "path", "text_column": "sentence", "label_column": "emotion", "id_column": "name"}
+    named = parts.add_column("name", ["u0", "u1", "u2", "u3", "u4"])
+    clash = tmp_path / "clash"
+    datasets.DatasetDict({"train": named.select(range(3)), "test": named.select(range(2, 5))}).save_to_disk(str(clash))
+    with pytest.raises(ValueError, match=r"id 'u2' is in split 'train' and in split 'test'"):
+        load_joined_splits(clash, **columns)
+    distinct = tmp_path / "distinct"
+    datasets.DatasetDict({"train": named.select(range(3)), "test": named.select(range(3, 5))}).save_to_disk(str(distinct))
+    assert load_joined_splits(distinct, **columns)["id"] == ["u0", "u1", "u2", "u3", "u4"]
     with pytest.raises(ValueError, match=r"no split\(s\) \['validation'\]; its splits are \['train', 'test'\]"):
         load_dataset_for_mgcma(several, split="validation", audio_column="path", text_column="sentence",
                                label_column="emotion")  # fmt: skip

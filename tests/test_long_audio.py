@@ -39,6 +39,11 @@ def test_plan_windows_cuts_in_pauses_and_covers_everything():
         assert (end % period) >= RATE, (end, end % period)
     overlapping = plan_windows(audio, RATE, window_seconds=2.5, overlap_seconds=0.5)
     assert all(a[1] - b[0] == int(0.5 * RATE) for a, b in zip(overlapping, overlapping[1:]))
+    # a tail of a few samples after the last cut never becomes a window too short for the speech encoder
+    clip = audio[: int(2.5 * RATE) + 10]
+    assert plan_windows(clip, RATE, 2.5, overlap_seconds=0.0, search_seconds=0.0)[-1] == (int(2.5 * RATE), len(clip))
+    tail = plan_windows(clip, RATE, 2.5, overlap_seconds=0.0, search_seconds=0.0, min_samples=400)
+    assert tail == [(0, int(2.5 * RATE)), (len(clip) - 400, len(clip))]
     assert plan_windows(audio[:RATE], RATE, 2.5) == [(0, RATE)]
     for bad in ({"window_seconds": 0}, {"window_seconds": 2, "overlap_seconds": 2}, {"window_seconds": 2,
                                                                                       "search_seconds": -1}):
