@@ -4,6 +4,7 @@
     python benchmarks/bench_learning.py table              # S0-S4 + concat baseline, both corpora, 3 seeds, 2 recipes
     python benchmarks/bench_learning.py diagnose           # per-loss gradient norms and logit spans, D = 64 and 768
     python benchmarks/bench_learning.py curves --setting S0 --recipe plain   # per-epoch losses and validation UA
+    python benchmarks/bench_learning.py stages --recipe demo --seeds 1 --epochs 4  # where features stop varying
 
 Every model is small (64 wide encoders from scratch, 64 wide MGCMA with 2 alignment blocks, 4 heads), trained on a
 synthetic corpus in IEMOCAP's layout with session 5 held out and validation drawn from sessions 1-4. The training
@@ -249,11 +250,13 @@ def _term_gradient_norms(model, out, shared) -> dict:
     return norms
 
 
-def train_and_test(model, fold, processor, train: dict, seed: int, log=None, probe_every: int = 0) -> dict:
+def train_and_test(model, fold, processor, train: dict, seed: int, log=None, probe_every: int = 0,
+                   stop_after_epochs: int | None = None) -> dict:
     """Train with `train`, keep the epoch with the best validation UA, return its test UA (and the curves).
 
     `probe_every` > 0: every that many steps, also record each loss term's gradient norm on the shared parameters
-    and the fraction of the total gradient that clipping kept."""
+    and the fraction of the total gradient that clipping kept. `stop_after_epochs`: stop there (the learning-rate
+    schedule stays the full run's), for diagnostics."""
     generator = torch.Generator().manual_seed(seed)
     batch_size, epochs = train["per_device_train_batch_size"], int(train["num_train_epochs"])
     steps = epochs * math.ceil(len(fold["train"]) / batch_size)
@@ -300,6 +303,8 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
             log(curves[-1])
         if ua > best_ua:
             best_ua, best_state = ua, copy.deepcopy(model.state_dict())
+        if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs:
+            break
     if uses_schedule:
         model.mgcma.alignment_loss_scale = 1.0
     model.load_state_dict(best_state)
@@ -442,6 +447,51 @@ def cmd_curves(args):
         print(json.dumps({"seed": seed, "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4)}), flush=True)
 
 
+def _spread(features, mask=None) -> float:
+    """Std across the batch (mean over dimensions) / overall std of pooled features: ~1 when they vary with the
+    input, 0 when every utterance gets the same vector."""
+    if mask is not None:
+        weights = mask.unsqueeze(-1).float()
+        features = (features * weights).sum(1) / weights.sum(1)
+    features = features.float()
+    return round(float(features.std(0).mean() / features.std().clamp_min(1e-12)), 3)
+
+
+def cmd_stages(args):
+    """Per epoch, on one validation batch (eval mode): the spread of the features at every stage of the speech and
+    text streams (projected encoder output, DAM, each TAM block), of the classifier's input, and the entropy of the
+    cross-attentions. Shows where the features stop depending on the input when a run collapses."""
+    from modeling_mgcma.data import demo_vocabulary
+
+    processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
+    corpus = args.corpora[0]
+    for seed in args.seeds:
+        root = make_corpus(corpus, seed + corpus_seed_offset(args, corpus), Path(args.workdir))
+        fold = load_fold(root, processor, split_seed=seed)
+        spec = recipe(args.recipe)
+        config = {**spec["config"], **(json.loads(args.config) if args.config else {})}
+        train = {**spec["train"], **(json.loads(args.train) if args.train else {})}
+        model = build(args.setting, len(processor.tokenizer), config, seed)
+        probe = next(batches(fold["validation"], processor, 32))
+
+        def report(curve):
+            model.eval()
+            with torch.no_grad():
+                out = model(**probe, output_hidden_states=True, output_attentions=True)
+            model.train()
+            entropy = lambda a: round(float(-(a.clamp_min(1e-12).log() * a).sum(-1).mean()), 3)  # noqa: E731
+            print(json.dumps({
+                "seed": seed, "epoch": curve["epoch"], "val_ua": round(curve["val_ua"], 3),
+                "speech_stages": [_spread(h, out["speech_mask"]) for h in out["speech_hidden_states"]],
+                "text_stages": [_spread(h, out["text_mask"]) for h in out["text_hidden_states"]],
+                "classifier_input": [_spread(out["speech_embeds"]), _spread(out["text_embeds"])],
+                "cross_attention_entropy": [entropy(a) for a in (out.get("speech_cross_attentions") or ())]
+                + [entropy(a) for a in (out.get("text_cross_attentions") or ())],
+            }), flush=True)  # fmt: skip
+
+        train_and_test(model, fold, processor, train, seed, log=report, stop_after_epochs=args.epochs)
+
+
 def gradient_report(model, batch) -> dict:
     """Norm of each loss term's gradient (as weighted in the total loss) on each group of shared parameters, and
     the span (max - min per row, mean over rows) of each contrastive loss's logits."""
@@ -511,7 +561,7 @@ def cmd_diagnose(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("table", "summary", "curves", "diagnose"))
+    parser.add_argument("command", choices=("table", "summary", "curves", "diagnose", "stages"))
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--setting", default="S0")
     parser.add_argument("--recipes", nargs="+", default=["demo", "plain"])
@@ -522,6 +572,7 @@ def main(argv=None):
                         help="corpus seed = training seed + this; per corpus as CORPUS=N (e.g. demo=100 spoken=0)")
     parser.add_argument("--probe_every", type=int, default=0, help="curves: gradient probe every N steps")
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 768])
+    parser.add_argument("--epochs", type=int, default=None, help="stages: stop after this many epochs")
     parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")
     parser.add_argument("--train", help="JSON dict of training overrides (learning_rate, max_grad_norm, ...)")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mgcma-bench-learning"))
@@ -529,7 +580,9 @@ def main(argv=None):
                         help="table/summary: one JSON file per run; runs already there are skipped")
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    {"table": cmd_table, "summary": cmd_summary, "curves": cmd_curves, "diagnose": cmd_diagnose}[args.command](args)
+    commands = {"table": cmd_table, "summary": cmd_summary, "curves": cmd_curves, "diagnose": cmd_diagnose,
+                "stages": cmd_stages}  # fmt: skip
+    commands[args.command](args)
 
 
 if __name__ == "__main__":
