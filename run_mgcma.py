@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import transformers
+from accelerate import PartialState
 from transformers import HfArgumentParser, set_seed
 
 from modeling_mgcma import run_records
@@ -272,9 +273,8 @@ def card_settings(model_args, data_args, preset) -> dict:
 
 
 def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks=None, fingerprint=None, estimate_for=None):
-    """Train on one fold, select on validation UA, evaluate the test group once; write the model and artefacts.
-    `fingerprint` (see `run_fingerprint`) is written first, so a later run can tell whether this one matches it.
-    `estimate_for` = (settings, number of folds): time a few steps of this fold instead and return the cost table."""
+    """Train on one fold, select on validation UA, test once; write the model and artefacts. `fingerprint` (see
+    `run_fingerprint`) is written first; `estimate_for` = (settings, folds): time a few steps, return the cost table."""
     from modeling_mgcma import add_pipeline_to_folder
     from modeling_mgcma.calibration import calibrate_with_trainer, calibration_report
     from modeling_mgcma.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
@@ -289,8 +289,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     set_seed(args.seed)
     model, processor, base_models = build_model_and_processor(model_args, data_args, preset, label_names)
     check_audio_lengths(dataset, model, processor.sampling_rate)  # a clip too short fails here, named, not mid-training
-    # the whole dataset, then the fold: one feature cache (in the run's folder, not the fold's) serves every fold
-    cache_dir = data_args.feature_cache_dir or str(Path(training_args.output_dir) / "feature_cache")
+    cache_dir = data_args.feature_cache_dir or str(Path(training_args.output_dir) / "feature_cache")  # serves every fold
     dataset, collator = build_training_inputs(dataset, model, processor, data_args.cache_features and cache_dir, args.device)
     splits = fold_splits(dataset, fold, data_args, seed=args.seed)
     logger.info("Fold %s: %s", fold, {name: len(split) for name, split in splits.items()})
@@ -448,3 +447,4 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
 
 if __name__ == "__main__":
     main()
+    PartialState().destroy_process_group()  # every rank is past its last collective: close the group cleanly

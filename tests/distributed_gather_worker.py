@@ -114,6 +114,9 @@ def main(out_dir: str):
         "multi_tensor_match": multi_tensor_match,
     }
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(result))
+    # both ranks past their last collective, then a clean shutdown (exiting with gloo's threads alive can abort)
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
 
 
 if __name__ == "__main__":
