@@ -346,7 +346,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         write_card(out, fold_results, model.config, args, base_models=base_models, **card_settings(model_args, data_args, preset))
         # last: results.json marks a finished fold (cross-validation reuses it), test_predictions.json a grid unit
         (out / "results.json").write_text(json.dumps(fold_results, indent=2) + "\n")
-        test_ids = [splits["test"]["id"][i] for i in trainer.prediction_order(splits["test"])]  # the predictions' order
+        test_ids = np.asarray(splits["test"]["id"])[trainer.prediction_order(splits["test"])].tolist()  # predictions' order
         save_unit_outputs(out, test_ids, logits, references, model.config.calibration_temperature, speech_embeds, text_embeds)
     trainer.accelerator.wait_for_everyone()
     return result

@@ -250,6 +250,16 @@ def _term_gradient_norms(model, out, shared) -> dict:
     return norms
 
 
+def _spread(features, mask=None) -> float:
+    """Std across the batch (mean over dimensions) / overall std of pooled features (masked mean over positions first, when a mask is given): ~1 when they vary with the
+    input, 0 when every utterance gets the same vector."""
+    if mask is not None:
+        weights = mask.unsqueeze(-1).float()
+        features = (features * weights).sum(1) / weights.sum(1)
+    features = features.float()
+    return float(features.std(0).mean() / features.std().clamp_min(1e-12))
+
+
 def train_and_test(model, fold, processor, train: dict, seed: int, log=None, probe_every: int = 0,
                    stop_after_epochs: int | None = None) -> dict:
     """Train with `train`, keep the epoch with the best validation UA, return its test UA (and the curves).
@@ -290,10 +300,8 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
                 with torch.no_grad():
                     x_s, x_t = F.normalize(out["speech_embeds"].float(), dim=-1), F.normalize(out["text_embeds"].float(), dim=-1)
                     sums["ia_probe"] = sums.get("ia_probe", 0.0) + float(instance_contrastive_loss(x_s, x_t, 0.07))
-                    # spread of the classifier's features across the batch (0 = they no longer depend on the input)
-                    for key in ("speech_embeds", "text_embeds"):
-                        spread = float(out[key].float().std(0).mean() / out[key].float().std().clamp_min(1e-12))
-                        sums[f"{key[:-7]}_spread"] = sums.get(f"{key[:-7]}_spread", 0.0) + spread
+                    for key in ("speech_embeds", "text_embeds"):  # 0: the features no longer depend on the input
+                        sums[f"{key[:-7]}_spread"] = sums.get(f"{key[:-7]}_spread", 0.0) + _spread(out[key])
             count += 1
         ua = evaluate(model, fold["validation"], processor)
         curves.append({"epoch": epoch + 1, "val_ua": ua, **{k: v / count for k, v in sums.items()}})
@@ -316,21 +324,26 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
-            probe_every=0) -> dict:
+def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, corpus_seed=None):
+    """(model, fold, processor, recipe values) of one run: the corpus (generated once per seed), its fold and the
+    untrained model of `setting`, with the recipe's values after overrides."""
     from modeling_mgcma.data import demo_vocabulary
 
     processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
     root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir))
     fold = load_fold(root, processor, split_seed=seed)
-    spec = recipe(recipe_name)
-    config = {**spec["config"], **(overrides or {})}
-    train = {**spec["train"], **(train_overrides or {})}
-    model = build(setting, len(processor.tokenizer), config, seed)
+    values = recipe_values(recipe_name, overrides, train_overrides)
+    return build(setting, len(processor.tokenizer), values["config"], seed), fold, processor, values
+
+
+def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
+            probe_every=0) -> dict:
+    model, fold, processor, values = prepare_run(setting, recipe_name, corpus, seed, workdir, overrides, train_overrides,
+                                                 corpus_seed)  # fmt: skip
     started = time.perf_counter()
-    result = train_and_test(model, fold, processor, train, seed, log=log, probe_every=probe_every)
+    result = train_and_test(model, fold, processor, values["train"], seed, log=log, probe_every=probe_every)
     result["seconds"] = time.perf_counter() - started
-    result["recipe_values"] = recipe_values(recipe_name, overrides, train_overrides)
+    result["recipe_values"] = values
     return result
 
 
@@ -364,11 +377,11 @@ def cmd_table(args):
                 for setting in args.settings:
                     path = result_path(args.results, recipe_name, corpus, corpus_seed, setting, seed)
                     if path.exists():
-                        recorded = json.loads(path.read_text()).get("recipe_values")
-                        if recorded != recipe_values(recipe_name):
+                        recorded, expected = json.loads(path.read_text()).get("recipe_values"), recipe_values(recipe_name)
+                        if recorded != expected:
                             raise SystemExit(
                                 f"{path} was trained with {recorded}, not with today's {recipe_name!r} recipe "
-                                f"{recipe_values(recipe_name)}: move it away to rerun that cell."
+                                f"{expected}: move it away to rerun that cell."
                             )
                         continue
                     r = run_one(setting, recipe_name, corpus, seed, args.workdir, corpus_seed=corpus_seed)
@@ -447,31 +460,16 @@ def cmd_curves(args):
         print(json.dumps({"seed": seed, "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4)}), flush=True)
 
 
-def _spread(features, mask=None) -> float:
-    """Std across the batch (mean over dimensions) / overall std of pooled features: ~1 when they vary with the
-    input, 0 when every utterance gets the same vector."""
-    if mask is not None:
-        weights = mask.unsqueeze(-1).float()
-        features = (features * weights).sum(1) / weights.sum(1)
-    features = features.float()
-    return round(float(features.std(0).mean() / features.std().clamp_min(1e-12)), 3)
-
-
 def cmd_stages(args):
     """Per epoch, on one validation batch (eval mode): the spread of the features at every stage of the speech and
     text streams (projected encoder output, DAM, each TAM block), of the classifier's input, and the entropy of the
     cross-attentions. Shows where the features stop depending on the input when a run collapses."""
-    from modeling_mgcma.data import demo_vocabulary
-
-    processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
     corpus = args.corpora[0]
+    overrides = json.loads(args.config) if args.config else None
+    train_overrides = json.loads(args.train) if args.train else None
     for seed in args.seeds:
-        root = make_corpus(corpus, seed + corpus_seed_offset(args, corpus), Path(args.workdir))
-        fold = load_fold(root, processor, split_seed=seed)
-        spec = recipe(args.recipe)
-        config = {**spec["config"], **(json.loads(args.config) if args.config else {})}
-        train = {**spec["train"], **(json.loads(args.train) if args.train else {})}
-        model = build(args.setting, len(processor.tokenizer), config, seed)
+        model, fold, processor, values = prepare_run(args.setting, args.recipe, corpus, seed, args.workdir, overrides,
+                                                     train_overrides, seed + corpus_seed_offset(args, corpus))  # fmt: skip
         probe = next(batches(fold["validation"], processor, 32))
 
         def report(curve):
@@ -482,14 +480,14 @@ def cmd_stages(args):
             entropy = lambda a: round(float(-(a.clamp_min(1e-12).log() * a).sum(-1).mean()), 3)  # noqa: E731
             print(json.dumps({
                 "seed": seed, "epoch": curve["epoch"], "val_ua": round(curve["val_ua"], 3),
-                "speech_stages": [_spread(h, out["speech_mask"]) for h in out["speech_hidden_states"]],
-                "text_stages": [_spread(h, out["text_mask"]) for h in out["text_hidden_states"]],
-                "classifier_input": [_spread(out["speech_embeds"]), _spread(out["text_embeds"])],
+                "speech_stages": [round(_spread(h, out["speech_mask"]), 3) for h in out["speech_hidden_states"]],
+                "text_stages": [round(_spread(h, out["text_mask"]), 3) for h in out["text_hidden_states"]],
+                "classifier_input": [round(_spread(out[key]), 3) for key in ("speech_embeds", "text_embeds")],
                 "cross_attention_entropy": [entropy(a) for a in (out.get("speech_cross_attentions") or ())]
                 + [entropy(a) for a in (out.get("text_cross_attentions") or ())],
             }), flush=True)  # fmt: skip
 
-        train_and_test(model, fold, processor, train, seed, log=report, stop_after_epochs=args.epochs)
+        train_and_test(model, fold, processor, values["train"], seed, log=report, stop_after_epochs=args.epochs)
 
 
 def gradient_report(model, batch) -> dict:

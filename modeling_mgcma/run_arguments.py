@@ -188,14 +188,14 @@ def check_arguments(model_args, data_args, training_args):
     if training_args.metric_for_best_model not in ("ua", "wa", "eval_ua", "eval_wa", "loss", "eval_loss"):
         raise ValueError(f"--metric_for_best_model must be ua, wa or loss, got {training_args.metric_for_best_model!r}.")
     resume = training_args.resume_from_checkpoint
-    if resume and resume.lower() not in ("true", "last") and not Path(resume).is_dir():
-        raise ValueError(f"--resume_from_checkpoint {resume!r} is neither a checkpoint folder nor 'last'.")
-    if resume and (data_args.cross_validate or model_args.ablations) and resume.lower() not in ("true", "last"):
-        raise ValueError(
-            "with --cross_validate or --ablations, --resume_from_checkpoint must be 'last' (each fold, each unit of "
-            "the grid, resumes its own)."
-        )
-    if resume and resume.lower() not in ("true", "last"):
+    if resume and resume.lower() not in ("true", "last"):  # a checkpoint folder
+        if not Path(resume).is_dir():
+            raise ValueError(f"--resume_from_checkpoint {resume!r} is neither a checkpoint folder nor 'last'.")
+        if data_args.cross_validate or model_args.ablations:
+            raise ValueError(
+                f"with --cross_validate or --ablations, --resume_from_checkpoint must be 'last' (each fold, each unit "
+                f"of the grid, resumes its own), got the folder {resume!r}."
+            )
         from .run_records import checkpoint_problem
 
         problem = checkpoint_problem(resume)
