@@ -14,6 +14,7 @@ Choices where the paper is silent (each is a config option where a user could wa
 - DAM passes the token means mu on to the next stage (`dam_output`);
 - TAM blocks are post-LayerNorm transformer sub-layers (BERT style): self-attention, cross-attention, feed-forward,
   each with a residual connection; separate cross-attention weights per direction (`share_cross_attention`);
+  pre-LayerNorm sub-layers in DAM and TAM instead, with a final LayerNorm after TAM, are an option (`alignment_norm`);
 - IAM and the classifier use masked mean pooling (`pooling`), IAM on L2-normalised vectors
   (`normalize_instance_embeddings`);
 - classifier: Linear(2D -> D) - GELU - Dropout - Linear(D -> classes) on [pooled speech; pooled text]
@@ -403,29 +404,49 @@ class MGCMAFeedForward(nn.Module):
 
 
 class MGCMAAttentionSublayer(nn.Module):
-    """Post-LN residual attention sub-layer: LayerNorm(x + Dropout(Attention(x, context)))."""
+    """Residual attention sub-layer.
+
+    `alignment_norm="post"`: LayerNorm(x + Dropout(Attention(x, context))) (BERT).
+    `alignment_norm="pre"`: x + Dropout(Attention(LayerNorm(x), LayerNorm_c(context))) (GPT-2 / ViT): the residual
+    stream passes through unnormalised, a cross-attention normalising its context with its own LayerNorm.
+    """
 
     def __init__(self, config: MGCMAConfig, is_cross_attention: bool = False, attention: MGCMAAttention | None = None):
         super().__init__()
+        self.pre_norm = config.alignment_norm == "pre"
         self.attention = attention if attention is not None else MGCMAAttention(config, is_cross_attention)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.context_layer_norm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if self.pre_norm and is_cross_attention else None
+        )
 
     def forward(self, hidden_states, attention_bias, key_value_states=None, output_attentions=False):
+        if self.pre_norm:
+            if key_value_states is not None:
+                key_value_states = self.context_layer_norm(key_value_states)
+            attended, weights = self.attention(
+                self.layer_norm(hidden_states), attention_bias, key_value_states, output_attentions
+            )
+            return hidden_states + self.dropout(attended), weights
         attended, weights = self.attention(hidden_states, attention_bias, key_value_states, output_attentions)
         return self.layer_norm(hidden_states + self.dropout(attended)), weights
 
 
 class MGCMAFeedForwardSublayer(nn.Module):
-    """Post-LN residual feed-forward sub-layer: LayerNorm(x + Dropout(FFN(x)))."""
+    """Residual feed-forward sub-layer: LayerNorm(x + Dropout(FFN(x))) (post-LN) or x + Dropout(FFN(LayerNorm(x)))
+    (pre-LN)."""
 
     def __init__(self, config: MGCMAConfig):
         super().__init__()
+        self.pre_norm = config.alignment_norm == "pre"
         self.feed_forward = MGCMAFeedForward(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(self, hidden_states):
+        if self.pre_norm:
+            return hidden_states + self.dropout(self.feed_forward(self.layer_norm(hidden_states)))
         return self.layer_norm(hidden_states + self.dropout(self.feed_forward(hidden_states)))
 
 
@@ -436,6 +457,8 @@ class MGCMADistributionConstructor(GradientCheckpointingLayer):
     read h, each "linear layers with a residual connection":
         mu_tok        = LayerNorm(h + MLP_mu(h))
         log_sigma_tok = h + MLP_sigma(h)
+    With `alignment_norm="pre"`: h = x + MHSA(LayerNorm(x)), n = LayerNorm(h), mu_tok = h + MLP_mu(n) and
+    log_sigma_tok = n + MLP_sigma(n).
     sigma_tok = exp(clamp(log_sigma_tok)) (MAP's parameterisation) or softplus(log_sigma_tok) keeps sigma > 0. The
     utterance Gaussian is the masked mean of the token means and of the token standard deviations
     (`distribution_pooling="mean"`) or the first token's (`"first"`).
@@ -454,8 +477,13 @@ class MGCMADistributionConstructor(GradientCheckpointingLayer):
 
     def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None, output_attentions=False):
         h, weights = self.self_attention(hidden_states, bias, output_attentions=output_attentions)
-        mu_tokens = self.mu_layer_norm(h + self.dropout(self.mu_branch(h)))
-        raw_sigma = h + self.dropout(self.sigma_branch(h))
+        if self.config.alignment_norm == "pre":  # both branches read LayerNorm(h); mu's residual stream stays raw
+            normed = self.mu_layer_norm(h)
+            mu_tokens = h + self.dropout(self.mu_branch(normed))
+            raw_sigma = normed + self.dropout(self.sigma_branch(normed))
+        else:
+            mu_tokens = self.mu_layer_norm(h + self.dropout(self.mu_branch(h)))
+            raw_sigma = h + self.dropout(self.sigma_branch(h))
         if self.config.sigma_activation == "exp":
             clamp = self.config.log_sigma_clamp
             sigma_tokens = torch.exp(raw_sigma.clamp(-clamp, clamp))
@@ -526,12 +554,18 @@ class MGCMATokenAlignment(nn.Module):
     def __init__(self, config: MGCMAConfig):
         super().__init__()
         self.layers = nn.ModuleList([MGCMATokenAlignmentBlock(config) for _ in range(config.num_alignment_layers)])
+        pre_norm = config.alignment_norm == "pre"
+        # pre-LN: the residual streams leave the stack through one LayerNorm each (as GPT-2's `ln_f`)
+        self.speech_final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if pre_norm else None
+        self.text_final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if pre_norm else None
 
     def forward(self, speech, speech_bias, text, text_bias, output_attentions=False):
         per_block = []
         for layer in self.layers:
             speech, text, attentions = layer(speech, speech_bias, text, text_bias, output_attentions)
             per_block.append((speech, text, attentions))
+        if self.speech_final_layer_norm is not None:
+            speech, text = self.speech_final_layer_norm(speech), self.text_final_layer_norm(text)
         return speech, text, per_block
 
 

@@ -186,6 +186,27 @@ def test_batched_equals_one_at_a_time_in_eager_and_onnx(exported):
         assert np.allclose(scores[0], scores[1], atol=1e-4) and np.allclose(scores[0], scores[2], atol=1e-4)
 
 
+def test_pre_layer_norm_model_exports_and_answers_as_eager(tmp_path):
+    """The defaults for new data build pre-LN alignment blocks (context LayerNorms, a final LayerNorm per stream):
+    their ONNX graph, fp32 and int8, answers as the eager model does."""
+    processor = word_processor(WORDS)
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(small_config(len(processor.tokenizer), alignment_norm="pre")).eval()
+    with torch.no_grad():  # spread the logits so that the labels are not near-ties
+        for parameter in model.classifier.parameters():
+            parameter.mul_(40.0)
+    paths = export_onnx(model, processor, tmp_path / "onnx", quantize="int8")
+    assert set(paths) == {"fp32", "int8"}
+    rng = np.random.default_rng(3)
+    inputs = [{"audio": (rng.standard_normal(n) * 0.2).astype(np.float32), "sampling_rate": 16000, "text": text}
+              for n, text in ((9000, "i am so happy today"), (4000, "sad"), (12000, "i am angry"))]
+    pipe = MultimodalEmotionRecognitionPipeline(model=model, processor=processor, device="cpu")
+    eager = [{e["label"]: e["score"] for e in r["labels"]} for r in pipe(inputs, batch_size=3)]
+    onnx = [{e["label"]: e["score"] for e in r["labels"]} for r in ONNXEmotionClassifier(tmp_path / "onnx")(inputs, batch_size=3)]
+    for got, expected in zip(onnx, eager):
+        assert np.allclose([got[k] for k in expected], list(expected.values()), atol=1e-4)
+
+
 def test_group_norm_encoder_runs_one_at_a_time(tmp_path):
     """wav2vec2-base-style group norm normalises over padding: the runtime falls back to one clip per run."""
     processor = word_processor(WORDS)

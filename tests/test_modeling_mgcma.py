@@ -186,6 +186,8 @@ def test_iam_position_changes_instance_loss_only(tiny_config_factory, tiny_batch
         {"classifier_features": "speech"},
         {"learnable_similarity": True},
         {"normalize_instance_embeddings": False},
+        {"alignment_norm": "pre"},
+        {"alignment_norm": "pre", "share_cross_attention": True},
     ],
 )
 def test_config_options_run(overrides, tiny_config_factory, tiny_batch):
@@ -200,6 +202,51 @@ def test_config_options_run(overrides, tiny_config_factory, tiny_batch):
     if overrides.get("share_cross_attention"):
         block = model.mgcma.token_alignment.layers[0]
         assert block.speech_cross_attention.attention is block.text_cross_attention.attention
+
+
+def test_pre_layer_norm_keeps_an_identity_path_through_the_alignment_blocks(tiny_config_factory, tiny_batch):
+    """With every residual branch's output projection zeroed, a pre-LN TAM passes its input through to the final
+    LayerNorm, and a pre-LN DAM passes it through as mu; the post-LN stack normalises after every sub-layer instead."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory(alignment_norm="pre")).eval()
+    for module in model.mgcma.modules():
+        if isinstance(module, torch.nn.Linear) and module.out_features == model.config.hidden_size:
+            if module is not model.mgcma.speech_projection and module is not model.mgcma.text_projection:
+                if module not in set(model.mgcma.speech_encoder.modules()) | set(model.mgcma.text_encoder.modules()):
+                    torch.nn.init.zeros_(module.weight)
+                    torch.nn.init.zeros_(module.bias)
+    # the zeroed layers: out_proj of every attention, fc2 of every feed-forward (incl. the DAM branches)
+    tiny_batch.pop("labels")
+    with torch.no_grad():
+        out = model(**tiny_batch, output_hidden_states=True)
+    projected = out.speech_hidden_states[0]
+    dam_mu_tokens = out.speech_hidden_states[1]
+    assert torch.equal(dam_mu_tokens, projected)  # mu = h + 0, h = x + 0: no normalisation on the way
+    norm = model.mgcma.token_alignment.speech_final_layer_norm
+    assert torch.allclose(out.speech_last_hidden_state, norm(projected), atol=1e-6)
+    eps = model.config.layer_norm_eps
+    assert torch.allclose(out.speech_last_hidden_state, F.layer_norm(projected, projected.shape[-1:], eps=eps), atol=1e-5)
+
+
+def test_pre_and_post_layer_norm_weights_are_named_apart(tiny_config_factory, tmp_path):
+    """Pre-LN adds a context LayerNorm to each cross-attention and a final LayerNorm per stream; a saved pre-LN model
+    reloads to the same outputs."""
+    post = set(MGCMAForEmotionClassification(tiny_config_factory()).state_dict())
+    model = MGCMAForEmotionClassification(tiny_config_factory(alignment_norm="pre")).eval()
+    added = set(model.state_dict()) - post
+    layers = model.config.num_alignment_layers
+    assert len([k for k in added if "context_layer_norm" in k]) == 2 * 2 * layers  # weight + bias, two directions
+    assert {k for k in added if "final_layer_norm" in k} == {
+        f"mgcma.token_alignment.{stream}_final_layer_norm.{p}" for stream in ("speech", "text") for p in ("weight", "bias")
+    }
+    assert set(model.state_dict()) - added == post
+    model.save_pretrained(tmp_path)
+    reloaded = MGCMAForEmotionClassification.from_pretrained(tmp_path).eval()
+    assert reloaded.config.alignment_norm == "pre"
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reloaded.state_dict()[key]), key
 
 
 def test_instance_loss_uses_the_pooled_features_normalised_or_not(tiny_config_factory, tiny_batch):
@@ -329,6 +376,7 @@ def test_paper_width_numerics(dtype):
         ({"instance_loss_weight": -1}, "instance_loss_weight"),
         ({"num_alignment_layers": 0}, "num_alignment_layers"),
         ({"classifier_features": "both"}, "classifier_features"),
+        ({"alignment_norm": "sandwich"}, "alignment_norm.*sandwich"),
     ],
 )
 def test_bad_config_values_raise_clear_errors(kwargs, message):
