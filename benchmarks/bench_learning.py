@@ -63,14 +63,12 @@ def recipe(name: str) -> dict:
     new data: `--learning_rate 1e-3 --num_train_epochs 15 --per_device_train_batch_size 8`, nothing else.
     """
     base = {"weight_decay": 0.0, "lr_scheduler_type": "linear", "warmup_steps": 0, "max_grad_norm": 1.0}
-    if name == "demo":
-        demo_training, config = load_preset("demo")
-        train = {**base, **{k: v for k, v in demo_training.items() if k in TRAIN_KEYS}}
-    elif name == "plain":
-        train = {**base, "learning_rate": 1e-3, "num_train_epochs": 15, "per_device_train_batch_size": 8}
-        config = load_preset(None)[1]
-    else:
+    if name not in ("demo", "plain"):
         raise ValueError(f"unknown recipe {name!r}; expected 'demo' or 'plain'.")
+    training, config = load_preset("demo" if name == "demo" else None)
+    train = {**base, **{k: v for k, v in training.items() if k in TRAIN_KEYS}}
+    if name == "plain":  # the user's three arguments win over the defaults for new data
+        train.update({"learning_rate": 1e-3, "num_train_epochs": 15, "per_device_train_batch_size": 8})
     return {"train": train, "config": config}
 
 
