@@ -5,6 +5,7 @@
     python benchmarks/bench_learning.py diagnose           # per-loss gradient norms and logit spans, D = 64 and 768
     python benchmarks/bench_learning.py curves --setting S0 --recipe plain   # per-epoch losses and validation UA
     python benchmarks/bench_learning.py stages --recipe demo --seeds 1 --epochs 4  # where features stop varying
+    python benchmarks/bench_learning.py table ... --test_per_class 80 --results DIR  # same models, 4x the test session
 
 Every model is small (64 wide encoders from scratch, 64 wide MGCMA with 2 alignment blocks, 4 heads), trained on a
 synthetic corpus in IEMOCAP's layout with session 5 held out and validation drawn from sessions 1-4. The training
@@ -83,12 +84,21 @@ TRAIN_KEYS = (
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 80) -> Path:
+def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 80, test_per_class: int | None = None) -> Path:
+    """The corpus of `kind` and `seed`. With `test_per_class`, session 5 (the test session) holds that many utterances
+    of each class instead of utterances_per_session / 4. Each session is drawn from its own generator (seed, session),
+    so sessions 1-4, and with them training, validation and the trained model, are the same as without it: a larger
+    test session measures the same models with less sampling noise."""
     from modeling_mgcma.data import generate_demo_corpus
+    from modeling_mgcma.data.demo_corpus import EMOTION_LABELS
 
     voice = {"demo": "tones", "spoken": "espeak"}[kind]
     kwargs = {"voice": voice} if voice != "tones" else {}
-    return generate_demo_corpus(root / f"{kind}-{seed}", seed=seed, utterances_per_session=utterances_per_session, **kwargs)
+    if test_per_class is None:
+        return generate_demo_corpus(root / f"{kind}-{seed}", seed=seed, utterances_per_session=utterances_per_session, **kwargs)
+    per_class = utterances_per_session // len(EMOTION_LABELS)
+    counts = {session: dict.fromkeys(EMOTION_LABELS, test_per_class if session == 5 else per_class) for session in range(1, 6)}
+    return generate_demo_corpus(root / f"{kind}-{seed}-test{test_per_class}", seed=seed, counts=counts, **kwargs)
 
 
 def load_fold(corpus_root: Path, processor, split_seed: int = 0) -> dict:
@@ -322,22 +332,23 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, corpus_seed=None):
+def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, corpus_seed=None,
+                test_per_class=None):
     """(model, fold, processor, recipe values) of one run: the corpus (generated once per seed), its fold and the
     untrained model of `setting`, with the recipe's values after overrides."""
     from modeling_mgcma.data import demo_vocabulary
 
     processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
-    root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir))
+    root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir), test_per_class=test_per_class)
     fold = load_fold(root, processor, split_seed=seed)
     values = recipe_values(recipe_name, overrides, train_overrides)
     return build(setting, len(processor.tokenizer), values["config"], seed), fold, processor, values
 
 
 def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
-            probe_every=0) -> dict:
+            probe_every=0, test_per_class=None) -> dict:
     model, fold, processor, values = prepare_run(setting, recipe_name, corpus, seed, workdir, overrides, train_overrides,
-                                                 corpus_seed)  # fmt: skip
+                                                 corpus_seed, test_per_class)  # fmt: skip
     started = time.perf_counter()
     result = train_and_test(model, fold, processor, values["train"], seed, log=log, probe_every=probe_every)
     result["seconds"] = time.perf_counter() - started
@@ -361,8 +372,9 @@ def corpus_seed_offset(args, corpus: str) -> int:
     return offsets.get(corpus, offsets.get("*", 0))
 
 
-def result_path(results: Path, recipe_name, corpus, corpus_seed, setting, seed) -> Path:
-    return Path(results) / f"{recipe_name}-{corpus}{corpus_seed}-{setting}-seed{seed}.json"
+def result_path(results: Path, recipe_name, corpus, corpus_seed, setting, seed, test_per_class=None) -> Path:
+    test = f"-test{test_per_class}" if test_per_class is not None else ""
+    return Path(results) / f"{recipe_name}-{corpus}{corpus_seed}{test}-{setting}-seed{seed}.json"
 
 
 def cmd_table(args):
@@ -373,7 +385,7 @@ def cmd_table(args):
             for seed in args.seeds:
                 corpus_seed = seed + corpus_seed_offset(args, corpus)
                 for setting in args.settings:
-                    path = result_path(args.results, recipe_name, corpus, corpus_seed, setting, seed)
+                    path = result_path(args.results, recipe_name, corpus, corpus_seed, setting, seed, args.test_per_class)
                     if path.exists():
                         recorded, expected = json.loads(path.read_text()).get("recipe_values"), recipe_values(recipe_name)
                         if recorded != expected:
@@ -382,9 +394,10 @@ def cmd_table(args):
                                 f"{expected}: move it away to rerun that cell."
                             )
                         continue
-                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, corpus_seed=corpus_seed)
+                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, corpus_seed=corpus_seed,
+                                test_per_class=args.test_per_class)
                     record = {"recipe": recipe_name, "corpus": corpus, "corpus_seed": corpus_seed, "setting": setting,
-                              "seed": seed, "test_ua": r["test_ua"], "val_ua": r["val_ua"],
+                              "seed": seed, "test_per_class": args.test_per_class, "test_ua": r["test_ua"], "val_ua": r["val_ua"],
                               "seconds": round(r["seconds"], 1), "recipe_values": r["recipe_values"],
                               "curves": r["curves"]}  # fmt: skip
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -415,11 +428,12 @@ def criterion(row: dict) -> dict:
 
 
 def load_results(results) -> dict:
-    """{(recipe, corpus, corpus seed offset): {setting: {seed: test UA}}} from every run in `results`."""
+    """{(recipe, corpus, corpus seed offset, test utterances per class or 0 for the corpus's own): {setting: {seed:
+    test UA}}} from every run in `results`."""
     cells = {}
     for path in sorted(Path(results).glob("*.json")):
         r = json.loads(path.read_text())
-        key = (r["recipe"], r["corpus"], r["corpus_seed"] - r["seed"])
+        key = (r["recipe"], r["corpus"], r["corpus_seed"] - r["seed"], r.get("test_per_class") or 0)
         cells.setdefault(key, {}).setdefault(r["setting"], {})[r["seed"]] = r["test_ua"]
     return cells
 
@@ -430,7 +444,7 @@ def cmd_summary(args):
     settings = [s for s in SETTINGS if any(s in row for row in cells.values())]
     print("\n| recipe | corpus (corpus seed offset) | " + " | ".join(settings) + " | S0 >= S4 - std | S0 >= 0.9 x concat |")
     print("|---|---|" + "---|" * (len(settings) + 2))
-    for (recipe_name, corpus, offset), row in sorted(cells.items()):
+    for (recipe_name, corpus, offset, test_per_class), row in sorted(cells.items()):
         texts = []
         for setting in settings:
             by_seed = row.get(setting, {})
@@ -445,7 +459,8 @@ def cmd_summary(args):
                 texts.append("—")
             else:
                 texts.append(("yes" if verdict["pass"] else "**no**") + ("" if verdict["n"] >= 3 else f" (n={verdict['n']})"))
-        print(f"| {recipe_name} | {corpus} (+{offset}) | " + " | ".join(texts) + " |")
+        test = f", test session {test_per_class} per class" if test_per_class else ""
+        print(f"| {recipe_name} | {corpus} (+{offset}{test}) | " + " | ".join(texts) + " |")
 
 
 def cmd_curves(args):
@@ -454,6 +469,7 @@ def cmd_curves(args):
     for seed in args.seeds:
         r = run_one(args.setting, args.recipe, args.corpora[0], seed, args.workdir, overrides, train_overrides,
                     corpus_seed=seed + corpus_seed_offset(args, args.corpora[0]), probe_every=args.probe_every,
+                    test_per_class=args.test_per_class,
                     log=lambda c: print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}), flush=True))  # fmt: skip
         print(json.dumps({"seed": seed, "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4)}), flush=True)
 
@@ -467,7 +483,8 @@ def cmd_stages(args):
     train_overrides = json.loads(args.train) if args.train else None
     for seed in args.seeds:
         model, fold, processor, values = prepare_run(args.setting, args.recipe, corpus, seed, args.workdir, overrides,
-                                                     train_overrides, seed + corpus_seed_offset(args, corpus))  # fmt: skip
+                                                     train_overrides, seed + corpus_seed_offset(args, corpus),
+                                                     args.test_per_class)  # fmt: skip
         probe = next(batches(fold["validation"], processor, 32))
 
         def report(curve):
@@ -567,6 +584,9 @@ def main(argv=None):
     parser.add_argument("--corpus_offset", nargs="+", default=["0"],
                         help="corpus seed = training seed + this; per corpus as CORPUS=N (e.g. demo=100 spoken=0)")
     parser.add_argument("--probe_every", type=int, default=0, help="curves: gradient probe every N steps")
+    parser.add_argument("--test_per_class", type=int, default=None,
+                        help="table/curves/stages: test session (5) with this many utterances per class (default: "
+                             "the corpus's 20); sessions 1-4, and so the trained models, are unchanged")
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 768])
     parser.add_argument("--epochs", type=int, default=None, help="stages: stop after this many epochs")
     parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")

@@ -234,7 +234,7 @@ def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch,
     bench_learning.main([*argv, "--settings", "S0", "S4", "concat", "--seeds", "0", "1", "2"])  # only the new runs
     assert calls == [("concat", "demo", 0, 100), ("concat", "demo", 1, 101), ("S0", "demo", 2, 102),
                      ("S4", "demo", 2, 102), ("concat", "demo", 2, 102)]  # fmt: skip
-    row = bench_learning.load_results(tmp_path)[("plain", "demo", 100)]
+    row = bench_learning.load_results(tmp_path)[("plain", "demo", 100, 0)]
     assert row["S0"] == {0: 0.70, 1: 0.72, 2: 0.74}
     # S0 0.72 < S4 0.78 - 0.02; S0 0.72 >= 0.9 x 0.75
     assert bench_learning.criterion(row) == {"S4": {"pass": False, "n": 3}, "concat": {"pass": True, "n": 3}}
@@ -251,6 +251,35 @@ def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch,
     with pytest.raises(SystemExit, match="plain-demo100-S0-seed0.json was trained with"):
         bench_learning.main([*argv, "--settings", "S0", "--seeds", "0"])
     assert calls == []
+    # a larger test session: its own files and its own row, never pooled with the corpus's own test session
+    capsys.readouterr()
+    bench_learning.main([*argv, "--settings", "S0", "--seeds", "1", "--test_per_class", "40"])
+    assert calls == [("S0", "demo", 1, 101)]
+    assert json.loads((tmp_path / "plain-demo101-test40-S0-seed1.json").read_text())["test_per_class"] == 40
+    assert bench_learning.load_results(tmp_path)[("plain", "demo", 100, 40)] == {"S0": {1: 0.72}}
+    out = capsys.readouterr().out
+    assert "| plain | demo (+100, test session 40 per class) | 0.720 ± 0.000 (n=1: 0.720)" in out
+    assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3:" in out
+
+
+def test_a_larger_test_session_leaves_the_training_sessions_unchanged(tmp_path):
+    """bench_learning --test_per_class: sessions 1-4 (training and validation) are byte-identical, session 5 larger."""
+    import hashlib
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    def digests(root, session):
+        return {str(f.relative_to(root / f"Session{session}")): hashlib.md5(f.read_bytes()).hexdigest()
+                for f in sorted((root / f"Session{session}").rglob("*")) if f.is_file()}  # fmt: skip
+
+    own = bench_learning.make_corpus("demo", 3, tmp_path, utterances_per_session=8)
+    larger = bench_learning.make_corpus("demo", 3, tmp_path, utterances_per_session=8, test_per_class=5)
+    assert own != larger
+    for session in (1, 2, 3, 4):
+        assert digests(own, session) == digests(larger, session) != {}
+    wavs = [len(list((root / "Session5").rglob("*.wav"))) for root in (own, larger)]
+    assert wavs[1] - wavs[0] == 4 * (5 - 2)  # 2 -> 5 utterances of each of the four classes
 
 
 LEARNING_EPOCHS = 8
