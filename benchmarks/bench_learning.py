@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import AutoModel, get_scheduler  # noqa: E402
 
+from modeling_mgcma.onnx_runtime import positive_int  # noqa: E402
 from modeling_mgcma.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
@@ -90,14 +91,14 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
     so sessions 1-4, and with them training, validation and the trained model, are the same as without it: a larger
     test session measures the same models with less sampling noise."""
     from modeling_mgcma.data import generate_demo_corpus
-    from modeling_mgcma.data.demo_corpus import EMOTION_LABELS
+    from modeling_mgcma.data.demo_corpus import session_counts
 
     voice = {"demo": "tones", "spoken": "espeak"}[kind]
     kwargs = {"voice": voice} if voice != "tones" else {}
     if test_per_class is None:
         return generate_demo_corpus(root / f"{kind}-{seed}", seed=seed, utterances_per_session=utterances_per_session, **kwargs)
-    per_class = utterances_per_session // len(EMOTION_LABELS)
-    counts = {session: dict.fromkeys(EMOTION_LABELS, test_per_class if session == 5 else per_class) for session in range(1, 6)}
+    counts = session_counts(utterances_per_session)
+    counts[5] = dict.fromkeys(counts[5], test_per_class)
     return generate_demo_corpus(root / f"{kind}-{seed}-test{test_per_class}", seed=seed, counts=counts, **kwargs)
 
 
@@ -259,8 +260,8 @@ def _term_gradient_norms(model, out, shared) -> dict:
 
 
 def _spread(features, mask=None) -> float:
-    """Std across the batch (mean over dimensions) / overall std of pooled features (masked mean over positions first, when a mask is given): ~1 when they vary with the
-    input, 0 when every utterance gets the same vector."""
+    """Std across the batch (mean over dimensions) / overall std of pooled features (with a mask: token features,
+    masked-mean pooled first): ~1 when they vary with the input, 0 when every utterance gets the same vector."""
     if mask is not None:
         weights = mask.unsqueeze(-1).float()
         features = (features * weights).sum(1) / weights.sum(1)
@@ -584,7 +585,7 @@ def main(argv=None):
     parser.add_argument("--corpus_offset", nargs="+", default=["0"],
                         help="corpus seed = training seed + this; per corpus as CORPUS=N (e.g. demo=100 spoken=0)")
     parser.add_argument("--probe_every", type=int, default=0, help="curves: gradient probe every N steps")
-    parser.add_argument("--test_per_class", type=int, default=None,
+    parser.add_argument("--test_per_class", type=positive_int, default=None,
                         help="table/curves/stages: test session (5) with this many utterances per class (default: "
                              "the corpus's 20); sessions 1-4, and so the trained models, are unchanged")
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 768])

@@ -347,6 +347,17 @@ def _write_session(
     (transcript_dir / f"._{dialogs[0]}.txt").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        \xff")
 
 
+def session_counts(utterances_per_session: int) -> dict[int, dict[str, int]]:
+    """{session: {class: count}} of a corpus with `utterances_per_session` 4-class utterances in every session, split
+    evenly over the classes (the first classes take the remainder): what `generate_demo_corpus` writes by default."""
+    if utterances_per_session < len(EMOTION_LABELS):
+        raise ValueError(f"utterances_per_session must be >= {len(EMOTION_LABELS)}, got {utterances_per_session}")
+    per_class = {label: utterances_per_session // len(EMOTION_LABELS) for label in EMOTION_LABELS}
+    for label in EMOTION_LABELS[: utterances_per_session % len(EMOTION_LABELS)]:
+        per_class[label] += 1
+    return {session: dict(per_class) for session in range(1, NUM_SESSIONS + 1)}
+
+
 def generate_demo_corpus(
     output_dir: str | os.PathLike,
     seed: int = 0,
@@ -385,12 +396,7 @@ def generate_demo_corpus(
             "scripts/setup.sh installs it)."
         )
     if counts is None:
-        if utterances_per_session < len(EMOTION_LABELS):
-            raise ValueError(f"utterances_per_session must be >= {len(EMOTION_LABELS)}, got {utterances_per_session}")
-        per_class = {label: utterances_per_session // len(EMOTION_LABELS) for label in EMOTION_LABELS}
-        for label in EMOTION_LABELS[: utterances_per_session % len(EMOTION_LABELS)]:
-            per_class[label] += 1
-        counts = {session: dict(per_class) for session in range(1, NUM_SESSIONS + 1)}
+        counts = session_counts(utterances_per_session)
     counts = {int(session): {label: int(n) for label, n in per_class.items()} for session, per_class in counts.items()}
     if sorted(counts) != list(range(1, NUM_SESSIONS + 1)):
         raise ValueError(f"counts must have sessions 1-{NUM_SESSIONS}, got {sorted(counts)}")

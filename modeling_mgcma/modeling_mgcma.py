@@ -469,6 +469,7 @@ class MGCMADistributionConstructor(GradientCheckpointingLayer):
     def __init__(self, config: MGCMAConfig):
         super().__init__()
         self.config = config
+        self.pre_norm = config.alignment_norm == "pre"
         self.self_attention = MGCMAAttentionSublayer(config)
         self.mu_branch = MGCMAFeedForward(config)
         self.mu_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -477,7 +478,7 @@ class MGCMADistributionConstructor(GradientCheckpointingLayer):
 
     def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor, bias: torch.Tensor | None, output_attentions=False):
         h, weights = self.self_attention(hidden_states, bias, output_attentions=output_attentions)
-        if self.config.alignment_norm == "pre":  # both branches read LayerNorm(h); mu's residual stream stays raw
+        if self.pre_norm:  # both branches read LayerNorm(h); mu's residual stream stays raw
             normed = self.mu_layer_norm(h)
             mu_tokens = h + self.dropout(self.mu_branch(normed))
             raw_sigma = normed + self.dropout(self.sigma_branch(normed))
