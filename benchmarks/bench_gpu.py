@@ -169,7 +169,7 @@ def section_steps(args, device, results):
     for name in calls:
         ratio = results["steps"][f"{name}/fp32"]["seconds"] / results["steps"][f"{name}/bf16"]["seconds"]
         print(f"{name}: bf16 speed-up over fp32 {ratio:.2f}x")
-    del model, baseline, inputs, features
+    model = baseline = inputs = features = calls = None  # free the GPU memory before the next section
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
@@ -188,19 +188,19 @@ def section_batches(args, device, results):
             except torch.OutOfMemoryError:
                 rows.append([precision, batch, "out of memory", "", ""])
                 results["batches"][f"{precision}/{batch}"] = "out of memory"
-                del step, inputs
+                step = inputs = None
                 torch.cuda.empty_cache()
                 break
             seconds = median(times)
             results["batches"][f"{precision}/{batch}"] = {
                 "seconds": seconds, "utterances_per_second": batch / seconds, "peak_bytes": peak}
             rows.append([precision, batch, f"{seconds * 1000:.1f}", f"{batch / seconds:.1f}", f"{peak / 2**30:.2f}"])
-            del step, inputs
+            step = inputs = None
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     print(f"\n## batches: whole model, 4.5 s clips + {args.tokens} tokens, full training step")
     print(table(rows, ["precision", "batch", "ms/step", "utterances/s", "peak GiB"]))
-    del model
+    model = None
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
