@@ -6,6 +6,7 @@
     python benchmarks/bench_learning.py curves --setting S0 --recipe plain   # per-epoch losses and validation UA
     python benchmarks/bench_learning.py stages --recipe demo --seeds 1 --epochs 4  # where features stop varying
     python benchmarks/bench_learning.py table ... --test_per_class 80 --results DIR  # same models, 4x the test session
+    python benchmarks/bench_learning.py probes --settings S0 S4 --corpora spoken --seeds 0  # linear probes per stage
 
 Every model is small (64 wide encoders from scratch, 64 wide MGCMA with 2 alignment blocks, 4 heads), trained on a
 synthetic corpus in IEMOCAP's layout with session 5 held out and validation drawn from sessions 1-4. The training
@@ -506,6 +507,64 @@ def cmd_stages(args):
         train_and_test(model, fold, processor, values["train"], seed, log=report, stop_after_epochs=args.epochs)
 
 
+@torch.no_grad()
+def stage_features(model, rows, processor) -> dict:
+    """Masked-mean pooled speech and text features at every stage (projected encoder output, DAM, each TAM block)
+    of a trained model, eval mode: {"speech": [stage arrays], "text": [...], "labels": array}."""
+    model.eval()
+    found = {"speech": None, "text": None, "labels": []}
+    for batch in batches(rows, processor, 32):
+        out = model(**batch, output_hidden_states=True)
+        for stream in ("speech", "text"):
+            mask = out[f"{stream}_mask"].unsqueeze(-1).float()
+            pooled = [((h * mask).sum(1) / mask.sum(1)).numpy() for h in out[f"{stream}_hidden_states"]]
+            found[stream] = [[p] for p in pooled] if found[stream] is None else [a + [p] for a, p in zip(found[stream], pooled)]
+        found["labels"].append(batch["labels"].numpy())
+    return {"speech": [np.concatenate(a) for a in found["speech"]], "text": [np.concatenate(a) for a in found["text"]],
+            "labels": np.concatenate(found["labels"])}  # fmt: skip
+
+
+def linear_probe_ua(train_x, train_y, test_x, test_y) -> float:
+    """Test UA of a logistic regression fitted on standardised training features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
+    probe.fit(train_x, train_y)
+    return unweighted_accuracy(probe.predict(test_x), test_y)
+
+
+def cmd_probes(args):
+    """Train each setting as `curves` does (best epoch by validation UA), then fit a linear probe on the training
+    sessions' pooled features at every stage (projected encoder output, after DAM, after each TAM block; speech,
+    text and both) and report its UA on the test session: where along the stack the features stop generalising."""
+    corpus = args.corpora[0]
+    overrides = json.loads(args.config) if args.config else None
+    train_overrides = json.loads(args.train) if args.train else None
+    for seed in args.seeds:
+        for setting in args.settings:
+            model, fold, processor, values = prepare_run(setting, args.recipe, corpus, seed, args.workdir, overrides,
+                                                         train_overrides, seed + corpus_seed_offset(args, corpus),
+                                                         args.test_per_class)  # fmt: skip
+            result = train_and_test(model, fold, processor, values["train"], seed)
+            train, test = stage_features(model, fold["train"], processor), stage_features(model, fold["test"], processor)
+            names = ["projected"] + (["dam"] if model.config.use_distribution_alignment else [])
+            names += [f"tam{i + 1}" for i in range(len(train["speech"]) - len(names))]
+            stages = {}
+            for i, name in enumerate(names):
+                stages[name] = {
+                    stream: round(linear_probe_ua(x_train, train["labels"], x_test, test["labels"]), 4)
+                    for stream, x_train, x_test in (
+                        ("speech", train["speech"][i], test["speech"][i]),
+                        ("text", train["text"][i], test["text"][i]),
+                        ("both", np.hstack([train["speech"][i], train["text"][i]]), np.hstack([test["speech"][i], test["text"][i]])),
+                    )
+                }  # fmt: skip
+            print(json.dumps({"setting": setting, "seed": seed, "test_ua": round(result["test_ua"], 4),
+                              "val_ua": round(result["val_ua"], 4), "probe_test_ua": stages}), flush=True)  # fmt: skip
+
+
 def gradient_report(model, batch) -> dict:
     """Norm of each loss term's gradient (as weighted in the total loss) on each group of shared parameters, and
     the span (max - min per row, mean over rows) of each contrastive loss's logits."""
@@ -575,7 +634,7 @@ def cmd_diagnose(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("table", "summary", "curves", "diagnose", "stages"))
+    parser.add_argument("command", choices=("table", "summary", "curves", "diagnose", "stages", "probes"))
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--setting", default="S0")
     parser.add_argument("--recipes", nargs="+", default=["demo", "plain"])
@@ -598,7 +657,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     commands = {"table": cmd_table, "summary": cmd_summary, "curves": cmd_curves, "diagnose": cmd_diagnose,
-                "stages": cmd_stages}  # fmt: skip
+                "stages": cmd_stages, "probes": cmd_probes}  # fmt: skip
     commands[args.command](args)
 
 

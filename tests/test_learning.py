@@ -314,3 +314,29 @@ def test_full_model_learns_at_least_as_well_as_without_alignment(tmp_path, one_t
     assert none["test_ua"] > 0.6  # the comparison means something only if the baseline learned
     # the alignment losses are still trained, not switched off: L_IA well below its chance level ln(8)
     assert full["curves"][-1]["loss_ia"] < 0.75 * np.log(8)
+
+
+def test_stage_probes_read_every_stage_and_score_separable_features(one_torch_thread):
+    """bench_learning probes: pooled features at every stage (projected, DAM, each TAM block) for every row, and a
+    linear probe that scores features carrying the label perfectly and label-free noise near chance."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+    from modeling_mgcma.data import demo_vocabulary
+    from modeling_mgcma.from_scratch import word_processor
+
+    processor = word_processor(demo_vocabulary(), max_duration=5.0)
+    rng = np.random.default_rng(0)
+    words = demo_vocabulary()
+    rows = [{"audio": rng.standard_normal(8000 + 400 * i).astype(np.float32), "rate": 16000, "label": i % 4,
+             "text": " ".join(words[(i + k) % len(words)] for k in range(3 + i % 4))} for i in range(10)]  # fmt: skip
+    model = bench_learning.build("S0", len(processor.tokenizer), {}, seed=0)
+    found = bench_learning.stage_features(model, rows, processor)
+    stages = 1 + 1 + model.config.num_alignment_layers  # projected, DAM, each TAM block
+    assert len(found["speech"]) == len(found["text"]) == stages
+    assert all(a.shape == (10, model.config.hidden_size) for a in found["speech"] + found["text"])
+    assert found["labels"].tolist() == [i % 4 for i in range(10)]
+    labels = np.arange(200) % 4
+    separable = np.eye(4)[labels] + 0.1 * rng.standard_normal((200, 4))
+    assert bench_learning.linear_probe_ua(separable[:100], labels[:100], separable[100:], labels[100:]) == 1.0
+    noise = rng.standard_normal((200, 4))
+    assert bench_learning.linear_probe_ua(noise[:100], labels[:100], noise[100:], labels[100:]) < 0.5
