@@ -549,8 +549,14 @@ def cmd_probes(args):
                                                          args.test_per_class)  # fmt: skip
             result = train_and_test(model, fold, processor, values["train"], seed)
             train, test = stage_features(model, fold["train"], processor), stage_features(model, fold["test"], processor)
-            names = ["projected"] + (["dam"] if model.config.use_distribution_alignment else [])
-            names += [f"tam{i + 1}" for i in range(len(train["speech"]) - len(names))]
+            names = ["projected"]  # hidden states follow the enabled modules in pipeline order; IAM adds none
+            for module in model.config.enabled_modules:
+                if module == "dam":
+                    names.append("dam")
+                elif module == "tam":
+                    names += [f"tam{i + 1}" for i in range(model.config.num_alignment_layers)]
+            if len(names) != len(train["speech"]):
+                raise RuntimeError(f"{len(train['speech'])} stages of features for the stage names {names}")
             stages = {}
             for i, name in enumerate(names):
                 stages[name] = {

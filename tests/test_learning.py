@@ -335,6 +335,8 @@ def test_stage_probes_read_every_stage_and_score_separable_features(one_torch_th
     assert len(found["speech"]) == len(found["text"]) == stages
     assert all(a.shape == (10, model.config.hidden_size) for a in found["speech"] + found["text"])
     assert found["labels"].tolist() == [i % 4 for i in range(10)]
+    tam_first = bench_learning.build("S8", len(processor.tokenizer), {}, seed=0)  # TAM -> DAM -> IAM
+    assert len(bench_learning.stage_features(tam_first, rows[:4], processor)["text"]) == stages
     labels = np.arange(200) % 4
     separable = np.eye(4)[labels] + 0.1 * rng.standard_normal((200, 4))
     assert bench_learning.linear_probe_ua(separable[:100], labels[:100], separable[100:], labels[100:]) == 1.0
