@@ -539,6 +539,8 @@ def cmd_probes(args):
     """Train each setting as `curves` does (best epoch by validation UA), then fit a linear probe on the training
     sessions' pooled features at every stage (projected encoder output, after DAM, after each TAM block; speech,
     text and both) and report its UA on the test session: where along the stack the features stop generalising."""
+    if "concat" in args.settings:
+        raise SystemExit("probes: the concat baseline has no alignment stages; pass MGCMA settings (--settings S0 S4 ...).")
     corpus = args.corpora[0]
     overrides = json.loads(args.config) if args.config else None
     train_overrides = json.loads(args.train) if args.train else None
