@@ -42,6 +42,16 @@ def make_inputs(model, batch: int, seconds: float, tokens: int, seed: int = 0) -
     }
 
 
+@torch.no_grad()
+def encoder_feature_inputs(model, inputs: dict) -> dict:
+    """The model's inputs as precomputed encoder features (`speech_features`/`text_features`, as in cached-feature
+    training), encoded once from the raw inputs of `make_inputs`."""
+    speech, speech_mask = model.mgcma.encode_speech(inputs["input_values"], inputs["speech_attention_mask"])
+    text, text_mask = model.mgcma.encode_text(inputs["input_ids"], inputs["text_attention_mask"])
+    return {"speech_features": speech, "speech_features_mask": speech_mask, "text_features": text,
+            "text_features_mask": text_mask, "labels": inputs["labels"]}  # fmt: skip
+
+
 class EncodersOnlyBaseline(nn.Module):
     """The two encoders + masked mean pooling + a linear head on [speech; text]: what MGCMA adds to is visible."""
 
@@ -80,13 +90,18 @@ def count_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-def time_calls(fn, repeats: int, warmup: int = 1) -> list[float]:
+def time_calls(fn, repeats: int, warmup: int = 1, sync=None) -> list[float]:
+    """Seconds of each of `repeats` calls after `warmup` calls; `sync` (e.g. torch.cuda.synchronize) runs before each
+    clock reading, so that asynchronous device work is counted in the call that queued it."""
+    sync = sync or (lambda: None)
     for _ in range(warmup):
         fn()
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - start)
     return times
 

@@ -39,7 +39,16 @@ from pathlib import Path
 
 import torch
 
-from _common import EncodersOnlyBaseline, build_model, count_flops, make_inputs, median, table
+from _common import (
+    EncodersOnlyBaseline,
+    build_model,
+    count_flops,
+    encoder_feature_inputs,
+    make_inputs,
+    median,
+    table,
+    time_calls,
+)
 
 
 def synchronize(device):
@@ -48,16 +57,7 @@ def synchronize(device):
 
 
 def timed(fn, device, repeats, warmup):
-    for _ in range(warmup):
-        fn()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return times
+    return time_calls(fn, repeats, warmup, sync=lambda: synchronize(device))
 
 
 def peak_memory(fn, device):
@@ -82,14 +82,6 @@ def matmul_limit(device, dtype, n):
 
 def to_device(inputs, device):
     return {k: v.to(device) for k, v in inputs.items()}
-
-
-def feature_inputs(model, inputs):
-    with torch.no_grad():
-        speech, speech_mask = model.mgcma.encode_speech(inputs["input_values"], inputs["speech_attention_mask"])
-        text, text_mask = model.mgcma.encode_text(inputs["input_ids"], inputs["text_attention_mask"])
-    return {"speech_features": speech, "speech_features_mask": speech_mask, "text_features": text,
-            "text_features_mask": text_mask, "labels": inputs["labels"]}  # fmt: skip
 
 
 class Step:
@@ -118,7 +110,7 @@ def section_steps(args, device, results):
     model = build_model(args.size).to(device)
     model.train()
     inputs = to_device(make_inputs(model, args.batch, args.seconds, args.tokens), device)
-    features = feature_inputs(model, inputs)
+    features = encoder_feature_inputs(model, inputs)
     baseline = EncodersOnlyBaseline(model).to(device)
     calls = {
         "mgcma": (model, lambda: model(**inputs).loss),

@@ -45,7 +45,7 @@ from modeling_mgcma.onnx_runtime import positive_int  # noqa: E402
 from modeling_mgcma.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
-from modeling_mgcma.modeling_mgcma import instance_contrastive_loss  # noqa: E402
+from modeling_mgcma.modeling_mgcma import instance_contrastive_loss, masked_pool  # noqa: E402
 from modeling_mgcma.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
 
 
@@ -512,16 +512,15 @@ def stage_features(model, rows, processor) -> dict:
     """Masked-mean pooled speech and text features at every stage (projected encoder output, DAM, each TAM block)
     of a trained model, eval mode: {"speech": [stage arrays], "text": [...], "labels": array}."""
     model.eval()
-    found = {"speech": None, "text": None, "labels": []}
+    per_batch = {"speech": [], "text": [], "labels": []}
     for batch in batches(rows, processor, 32):
         out = model(**batch, output_hidden_states=True)
         for stream in ("speech", "text"):
-            mask = out[f"{stream}_mask"].unsqueeze(-1).float()
-            pooled = [((h * mask).sum(1) / mask.sum(1)).numpy() for h in out[f"{stream}_hidden_states"]]
-            found[stream] = [[p] for p in pooled] if found[stream] is None else [a + [p] for a, p in zip(found[stream], pooled)]
-        found["labels"].append(batch["labels"].numpy())
-    return {"speech": [np.concatenate(a) for a in found["speech"]], "text": [np.concatenate(a) for a in found["text"]],
-            "labels": np.concatenate(found["labels"])}  # fmt: skip
+            mask = out[f"{stream}_mask"].bool()
+            per_batch[stream].append([masked_pool(h, mask).numpy() for h in out[f"{stream}_hidden_states"]])
+        per_batch["labels"].append(batch["labels"].numpy())
+    stages = {stream: [np.concatenate(stage) for stage in zip(*per_batch[stream])] for stream in ("speech", "text")}
+    return {**stages, "labels": np.concatenate(per_batch["labels"])}
 
 
 def linear_probe_ua(train_x, train_y, test_x, test_y) -> float:

@@ -24,6 +24,7 @@ from _common import (
     EncodersOnlyBaseline,
     build_model,
     count_flops,
+    encoder_feature_inputs,
     interleaved_times,
     make_inputs,
     matmul_flops_per_second,
@@ -47,16 +48,7 @@ def main():
     model = build_model(args.size)
     model.train()
     inputs = make_inputs(model, args.batch, args.seconds, args.tokens)
-    with torch.no_grad():
-        speech, speech_mask = model.mgcma.encode_speech(inputs["input_values"], inputs["speech_attention_mask"])
-        text, text_mask = model.mgcma.encode_text(inputs["input_ids"], inputs["text_attention_mask"])
-    feature_inputs = {
-        "speech_features": speech,
-        "speech_features_mask": speech_mask,
-        "text_features": text,
-        "text_features_mask": text_mask,
-        "labels": inputs["labels"],
-    }
+    feature_inputs = encoder_feature_inputs(model, inputs)
     baseline = EncodersOnlyBaseline(model)
     alignment_params = [p for n, p in model.named_parameters() if p.requires_grad and "_encoder." not in n]
     optimizers = {
