@@ -7,6 +7,8 @@
     python benchmarks/bench_learning.py stages --recipe demo --seeds 1 --epochs 4  # where features stop varying
     python benchmarks/bench_learning.py table ... --test_per_class 80 --results DIR  # same models, 4x the test session
     python benchmarks/bench_learning.py probes --settings S0 S4 --corpora spoken --seeds 0  # linear probes per stage
+    python benchmarks/bench_learning.py table ... --text_model FOLDER --train '{"learning_rate": 1e-4}' --results DIR
+                                                           # a pretrained text encoder (its own tokenizer) instead
 
 Every model is small (64 wide encoders from scratch, 64 wide MGCMA with 2 alignment blocks, 4 heads), trained on a
 synthetic corpus in IEMOCAP's layout with session 5 held out and validation drawn from sessions 1-4. The training
@@ -147,10 +149,10 @@ def encoder_configs(vocab_size: int, width: int = WIDTH):
 class ConcatPoolBaseline(nn.Module):
     """Speech and text encoders, a linear projection each, masked mean pooling, an MLP head on the concatenation."""
 
-    def __init__(self, speech_config, text_config, num_labels, width=WIDTH, dropout=0.1):
+    def __init__(self, speech_config, text_config, num_labels, width=WIDTH, dropout=0.1, text_encoder=None):
         super().__init__()
         self.speech_encoder = AutoModel.from_config(speech_config)
-        self.text_encoder = AutoModel.from_config(text_config)
+        self.text_encoder = text_encoder if text_encoder is not None else AutoModel.from_config(text_config)
         self.text_encoder.pooler = None
         self.speech_encoder.freeze_feature_encoder()  # as MGCMATrainer's default for MGCMA
         self.speech_projection = nn.Linear(speech_config.hidden_size, width)
@@ -182,17 +184,22 @@ class ConcatPoolBaseline(nn.Module):
         return {"loss": loss, "logits": logits, "loss_ce": loss}
 
 
-def build(setting: str, vocab_size: int, config_kwargs: dict, seed: int, width: int = WIDTH):
+def build(setting: str, vocab_size: int, config_kwargs: dict, seed: int, width: int = WIDTH, text_model: str | None = None):
+    """The untrained model of `setting`; with `text_model` (a folder), its text encoder is that pretrained model."""
     torch.manual_seed(seed)
     speech, text = encoder_configs(vocab_size, width)
+    text_encoder = None
+    if text_model is not None:
+        text_encoder = AutoModel.from_pretrained(text_model, add_pooling_layer=False)
+        text = text_encoder.config
     if setting == "concat":
-        return ConcatPoolBaseline(speech, text, num_labels=4, width=width)
+        return ConcatPoolBaseline(speech, text, num_labels=4, width=width, text_encoder=text_encoder)
     kwargs = {**config_kwargs, **(MGCMAConfig.ablation_kwargs(setting) if setting != "S0" else {})}
     config = MGCMAConfig(
         speech_config=speech, text_config=text, hidden_size=width, num_attention_heads=HEADS,
         num_alignment_layers=LAYERS, intermediate_size=2 * width, **kwargs,
     )  # fmt: skip
-    model = MGCMAForEmotionClassification(config)
+    model = MGCMAForEmotionClassification(config, text_encoder=text_encoder)
     model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
     return model
 
@@ -335,22 +342,28 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
 
 
 def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, corpus_seed=None,
-                test_per_class=None):
+                test_per_class=None, text_model=None):
     """(model, fold, processor, recipe values) of one run: the corpus (generated once per seed), its fold and the
-    untrained model of `setting`, with the recipe's values after overrides."""
+    untrained model of `setting`, with the recipe's values after overrides. `text_model`: a pretrained text encoder's
+    folder, used with its own tokenizer instead of the from-scratch encoder over the demo vocabulary."""
+    from transformers import AutoTokenizer
+
     from modeling_mgcma.data import demo_vocabulary
 
     processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
+    if text_model is not None:
+        processor.tokenizer = AutoTokenizer.from_pretrained(text_model)
     root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir), test_per_class=test_per_class)
     fold = load_fold(root, processor, split_seed=seed)
-    values = recipe_values(recipe_name, overrides, train_overrides)
-    return build(setting, len(processor.tokenizer), values["config"], seed), fold, processor, values
+    values = recipe_values(recipe_name, overrides, train_overrides, text_model)
+    model = build(setting, len(processor.tokenizer), values["config"], seed, text_model=text_model)
+    return model, fold, processor, values
 
 
 def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
-            probe_every=0, test_per_class=None) -> dict:
+            probe_every=0, test_per_class=None, text_model=None) -> dict:
     model, fold, processor, values = prepare_run(setting, recipe_name, corpus, seed, workdir, overrides, train_overrides,
-                                                 corpus_seed, test_per_class)  # fmt: skip
+                                                 corpus_seed, test_per_class, text_model)  # fmt: skip
     started = time.perf_counter()
     result = train_and_test(model, fold, processor, values["train"], seed, log=log, probe_every=probe_every)
     result["seconds"] = time.perf_counter() - started
@@ -358,11 +371,15 @@ def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_o
     return result
 
 
-def recipe_values(recipe_name, overrides=None, train_overrides=None) -> dict:
-    """What a run was trained with (the recipe's training values and config values after overrides), recorded with
-    its result so that a result from another recipe is never taken for this one."""
+def recipe_values(recipe_name, overrides=None, train_overrides=None, text_model=None) -> dict:
+    """What a run was trained with (the recipe's training values and config values after overrides, and the
+    pretrained text encoder when there is one), recorded with its result so that a result from another recipe is
+    never taken for this one."""
     spec = recipe(recipe_name)
-    return {"train": {**spec["train"], **(train_overrides or {})}, "config": {**spec["config"], **(overrides or {})}}
+    values = {"train": {**spec["train"], **(train_overrides or {})}, "config": {**spec["config"], **(overrides or {})}}
+    if text_model is not None:
+        values["text_model"] = Path(text_model).name
+    return values
 
 
 def corpus_seed_offset(args, corpus: str) -> int:
@@ -381,7 +398,8 @@ def result_path(results: Path, recipe_name, corpus, corpus_seed, setting, seed, 
 
 def cmd_table(args):
     """Runs every cell not yet in `--results` (one JSON file per run, so an interrupted table resumes), then prints
-    the table from every result there."""
+    the table from every result there. `--train` and `--text_model` apply to every cell (and are recorded)."""
+    train_overrides = json.loads(args.train) if args.train else None
     for recipe_name in args.recipes:
         for corpus in args.corpora:
             for seed in args.seeds:
@@ -389,15 +407,16 @@ def cmd_table(args):
                 for setting in args.settings:
                     path = result_path(args.results, recipe_name, corpus, corpus_seed, setting, seed, args.test_per_class)
                     if path.exists():
-                        recorded, expected = json.loads(path.read_text()).get("recipe_values"), recipe_values(recipe_name)
+                        recorded = json.loads(path.read_text()).get("recipe_values")
+                        expected = recipe_values(recipe_name, None, train_overrides, args.text_model)
                         if recorded != expected:
                             raise SystemExit(
                                 f"{path} was trained with {recorded}, not with today's {recipe_name!r} recipe "
                                 f"{expected}: move it away to rerun that cell."
                             )
                         continue
-                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, corpus_seed=corpus_seed,
-                                test_per_class=args.test_per_class)
+                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, train_overrides=train_overrides,
+                                corpus_seed=corpus_seed, test_per_class=args.test_per_class, text_model=args.text_model)
                     record = {"recipe": recipe_name, "corpus": corpus, "corpus_seed": corpus_seed, "setting": setting,
                               "seed": seed, "test_per_class": args.test_per_class, "test_ua": r["test_ua"], "val_ua": r["val_ua"],
                               "seconds": round(r["seconds"], 1), "recipe_values": r["recipe_values"],
@@ -471,7 +490,7 @@ def cmd_curves(args):
     for seed in args.seeds:
         r = run_one(args.setting, args.recipe, args.corpora[0], seed, args.workdir, overrides, train_overrides,
                     corpus_seed=seed + corpus_seed_offset(args, args.corpora[0]), probe_every=args.probe_every,
-                    test_per_class=args.test_per_class,
+                    test_per_class=args.test_per_class, text_model=args.text_model,
                     log=lambda c: print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}), flush=True))  # fmt: skip
         print(json.dumps({"seed": seed, "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4)}), flush=True)
 
@@ -658,6 +677,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="stages: stop after this many epochs")
     parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")
     parser.add_argument("--train", help="JSON dict of training overrides (learning_rate, max_grad_norm, ...)")
+    parser.add_argument("--text_model", default=None,
+                        help="table/curves: a pretrained text encoder's folder (with its tokenizer) instead of the "
+                             "from-scratch one; the speech encoder stays from scratch")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mgcma-bench-learning"))
     parser.add_argument("--results", default="benchmarks/results/learning",
                         help="table/summary: one JSON file per run; runs already there are skipped")

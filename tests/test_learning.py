@@ -262,6 +262,47 @@ def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch,
     assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3:" in out
 
 
+def test_learning_runs_take_a_pretrained_text_encoder(tmp_path, tiny_processor, monkeypatch, one_torch_thread):
+    """bench_learning --text_model: every setting's text encoder is the folder's model, the run records it (and the
+    --train overrides), and a table cell recorded without them is refused rather than reused."""
+    from transformers import BertConfig, BertModel
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=len(tiny_processor.tokenizer), hidden_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=64), add_pooling_layer=False)  # fmt: skip
+    folder = tmp_path / "tiny-bert"
+    bert.save_pretrained(folder)
+    tiny_processor.tokenizer.save_pretrained(folder)
+    config = bench_learning.recipe("plain")["config"]
+    for setting in ("S0", "S4", "concat"):
+        model = bench_learning.build(setting, 5, config, 0, text_model=str(folder))
+        encoder = model.text_encoder if setting == "concat" else model.mgcma.text_encoder
+        for key, value in bert.state_dict().items():
+            assert torch.equal(encoder.state_dict()[key], value), (setting, key)
+
+    calls = []
+
+    def fake_run(setting, recipe_name, corpus, seed, workdir, train_overrides=None, text_model=None, **_):
+        calls.append((setting, train_overrides, text_model))
+        return {"test_ua": 0.5, "val_ua": 0.5, "seconds": 1.0, "curves": [],
+                "recipe_values": bench_learning.recipe_values(recipe_name, None, train_overrides, text_model)}
+
+    monkeypatch.setattr(bench_learning, "run_one", fake_run)
+    argv = ["table", "--results", str(tmp_path / "results"), "--recipes", "plain", "--corpora", "spoken",
+            "--settings", "S0", "--seeds", "3"]  # fmt: skip
+    bench_learning.main([*argv, "--text_model", str(folder), "--train", '{"learning_rate": 1e-4}'])
+    assert calls == [("S0", {"learning_rate": 1e-4}, str(folder))]
+    record = json.loads((tmp_path / "results" / "plain-spoken3-S0-seed3.json").read_text())
+    assert record["recipe_values"]["text_model"] == "tiny-bert"
+    assert record["recipe_values"]["train"]["learning_rate"] == 1e-4
+    with pytest.raises(SystemExit, match="was trained with"):
+        bench_learning.main(argv)
+    assert len(calls) == 1
+
+
 def test_a_larger_test_session_leaves_the_training_sessions_unchanged(tmp_path):
     """bench_learning --test_per_class: sessions 1-4 (training and validation) are byte-identical, session 5 larger."""
     import hashlib
