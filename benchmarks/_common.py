@@ -87,15 +87,9 @@ def matmul_flops_per_second(dtype: torch.dtype, n: int = 2048, repeats: int = 5)
 def bf16_matmul_is_native(n: int = 512) -> bool:
     """Whether a bf16 matmul runs at least half as fast as fp32 on this CPU. Without native bf16 dot products (an
     AVX2-only CPU, say) PyTorch emulates bf16 at ~1 GFLOP/s, and a large bf16 benchmark would run for hours; this
-    small probe takes well under a second either way."""
-    seconds = {}
-    for dtype in (torch.float32, torch.bfloat16):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        a @ b
-        start = time.perf_counter()
-        a @ b
-        seconds[dtype] = time.perf_counter() - start
-    return seconds[torch.bfloat16] <= 2 * seconds[torch.float32]
+    small probe takes about a second either way."""
+    fp32 = matmul_flops_per_second(torch.float32, n, repeats=1)
+    return matmul_flops_per_second(torch.bfloat16, n, repeats=1) >= 0.5 * fp32
 
 
 def count_flops(fn) -> int:

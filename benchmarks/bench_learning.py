@@ -398,8 +398,8 @@ def result_path(results: Path, recipe_name, corpus, corpus_seed, setting, seed, 
 
 def cmd_table(args):
     """Runs every cell not yet in `--results` (one JSON file per run, so an interrupted table resumes), then prints
-    the table from every result there. `--train` and `--text_model` apply to every cell (and are recorded)."""
-    train_overrides = json.loads(args.train) if args.train else None
+    the table from every result there. `--config`, `--train` and `--text_model` apply to every cell (and are
+    recorded)."""
     for recipe_name in args.recipes:
         for corpus in args.corpora:
             for seed in args.seeds:
@@ -408,15 +408,16 @@ def cmd_table(args):
                     path = result_path(args.results, recipe_name, corpus, corpus_seed, setting, seed, args.test_per_class)
                     if path.exists():
                         recorded = json.loads(path.read_text()).get("recipe_values")
-                        expected = recipe_values(recipe_name, None, train_overrides, args.text_model)
+                        expected = recipe_values(recipe_name, args.config, args.train, args.text_model)
                         if recorded != expected:
                             raise SystemExit(
                                 f"{path} was trained with {recorded}, not with today's {recipe_name!r} recipe "
                                 f"{expected}: move it away to rerun that cell."
                             )
                         continue
-                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, train_overrides=train_overrides,
-                                corpus_seed=corpus_seed, test_per_class=args.test_per_class, text_model=args.text_model)
+                    r = run_one(setting, recipe_name, corpus, seed, args.workdir, overrides=args.config,
+                                train_overrides=args.train, corpus_seed=corpus_seed, test_per_class=args.test_per_class,
+                                text_model=args.text_model)
                     record = {"recipe": recipe_name, "corpus": corpus, "corpus_seed": corpus_seed, "setting": setting,
                               "seed": seed, "test_per_class": args.test_per_class, "test_ua": r["test_ua"], "val_ua": r["val_ua"],
                               "seconds": round(r["seconds"], 1), "recipe_values": r["recipe_values"],
@@ -485,10 +486,8 @@ def cmd_summary(args):
 
 
 def cmd_curves(args):
-    overrides = json.loads(args.config) if args.config else None
-    train_overrides = json.loads(args.train) if args.train else None
     for seed in args.seeds:
-        r = run_one(args.setting, args.recipe, args.corpora[0], seed, args.workdir, overrides, train_overrides,
+        r = run_one(args.setting, args.recipe, args.corpora[0], seed, args.workdir, args.config, args.train,
                     corpus_seed=seed + corpus_seed_offset(args, args.corpora[0]), probe_every=args.probe_every,
                     test_per_class=args.test_per_class, text_model=args.text_model,
                     log=lambda c: print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}), flush=True))  # fmt: skip
@@ -500,12 +499,10 @@ def cmd_stages(args):
     text streams (projected encoder output, DAM, each TAM block), of the classifier's input, and the entropy of the
     cross-attentions. Shows where the features stop depending on the input when a run collapses."""
     corpus = args.corpora[0]
-    overrides = json.loads(args.config) if args.config else None
-    train_overrides = json.loads(args.train) if args.train else None
     for seed in args.seeds:
-        model, fold, processor, values = prepare_run(args.setting, args.recipe, corpus, seed, args.workdir, overrides,
-                                                     train_overrides, seed + corpus_seed_offset(args, corpus),
-                                                     args.test_per_class)  # fmt: skip
+        model, fold, processor, values = prepare_run(args.setting, args.recipe, corpus, seed, args.workdir, args.config,
+                                                     args.train, seed + corpus_seed_offset(args, corpus),
+                                                     args.test_per_class, args.text_model)  # fmt: skip
         probe = next(batches(fold["validation"], processor, 32))
 
         def report(curve):
@@ -560,13 +557,11 @@ def cmd_probes(args):
     if "concat" in args.settings:
         raise SystemExit("probes: the concat baseline has no alignment stages; pass MGCMA settings (--settings S0 S4 ...).")
     corpus = args.corpora[0]
-    overrides = json.loads(args.config) if args.config else None
-    train_overrides = json.loads(args.train) if args.train else None
     for seed in args.seeds:
         for setting in args.settings:
-            model, fold, processor, values = prepare_run(setting, args.recipe, corpus, seed, args.workdir, overrides,
-                                                         train_overrides, seed + corpus_seed_offset(args, corpus),
-                                                         args.test_per_class)  # fmt: skip
+            model, fold, processor, values = prepare_run(setting, args.recipe, corpus, seed, args.workdir, args.config,
+                                                         args.train, seed + corpus_seed_offset(args, corpus),
+                                                         args.test_per_class, args.text_model)  # fmt: skip
             result = train_and_test(model, fold, processor, values["train"], seed)
             train, test = stage_features(model, fold["train"], processor), stage_features(model, fold["test"], processor)
             names = ["projected"]  # hidden states follow the enabled modules in pipeline order; IAM adds none
@@ -645,7 +640,7 @@ def cmd_diagnose(args):
     root = make_corpus(args.corpora[0], 0, Path(args.workdir))
     fold = load_fold(root, processor)
     batch = next(batches(fold["train"][:8], processor, 8))
-    overrides = json.loads(args.config) if args.config else {}
+    overrides = args.config or {}
     for width in args.widths:
         if width == 768:  # the paper's size: random wav2vec2-base / BERT-base sized encoders, 12 heads, 6 blocks
             config = MGCMAConfig(text_config={"model_type": "bert", "vocab_size": len(processor.tokenizer)}, **overrides)
@@ -678,12 +673,21 @@ def main(argv=None):
     parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")
     parser.add_argument("--train", help="JSON dict of training overrides (learning_rate, max_grad_norm, ...)")
     parser.add_argument("--text_model", default=None,
-                        help="table/curves: a pretrained text encoder's folder (with its tokenizer) instead of the "
-                             "from-scratch one; the speech encoder stays from scratch")
+                        help="a pretrained text encoder's folder (with its tokenizer) instead of the from-scratch one "
+                             "in every trained model; the speech encoder stays from scratch")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mgcma-bench-learning"))
     parser.add_argument("--results", default="benchmarks/results/learning",
                         help="table/summary: one JSON file per run; runs already there are skipped")
     args = parser.parse_args(argv)
+    for name in ("config", "train"):  # JSON dicts, parsed once for every command
+        value = getattr(args, name)
+        try:
+            parsed = json.loads(value) if value else None
+        except json.JSONDecodeError as error:
+            parser.error(f"--{name} must be a JSON dict, got {value!r}: {error}")
+        if parsed is not None and not isinstance(parsed, dict):
+            parser.error(f"--{name} must be a JSON dict, got {value!r}")
+        setattr(args, name, parsed)
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     commands = {"table": cmd_table, "summary": cmd_summary, "curves": cmd_curves, "diagnose": cmd_diagnose,
                 "stages": cmd_stages, "probes": cmd_probes}  # fmt: skip
