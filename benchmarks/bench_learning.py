@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -44,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from transformers import AutoModel, get_scheduler  # noqa: E402
 
 from modeling_mgcma.onnx_runtime import positive_int  # noqa: E402
+from modeling_mgcma.trainer import encoder_learning_rates, split_encoder_parameter_groups  # noqa: E402
 from modeling_mgcma.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
@@ -233,10 +235,12 @@ def make_optimizer(model, train: dict, steps: int):
         if not parameter.requires_grad:
             continue
         (no_decay if name.endswith("bias") or "norm" in name.lower() else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": train["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}]
+    rates = encoder_learning_rates(SimpleNamespace(**train))  # as MGCMATrainer: a peak rate per encoder, when set
+    if rates:
+        groups = split_encoder_parameter_groups(model, [{**g, "lr": train["learning_rate"]} for g in groups], rates)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": train["weight_decay"]}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=train["learning_rate"],
-        betas=(train.get("adam_beta1", 0.9), train.get("adam_beta2", 0.999)),
+        groups, lr=train["learning_rate"], betas=(train.get("adam_beta1", 0.9), train.get("adam_beta2", 0.999))
     )
     warmup = train["warmup_steps"]
     warmup = math.ceil(warmup * steps) if isinstance(warmup, float) and warmup < 1 else int(warmup)

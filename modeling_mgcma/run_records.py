@@ -119,6 +119,9 @@ def run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset)
     data = {k: v for k, v in dataclasses.asdict(data_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
     training = {k: v for k, v in training_args.to_dict().items() if k not in NON_RESULT_TRAINING_ARGUMENTS}
     training["processes"] = training_args.world_size
+    for key in ("speech_encoder_learning_rate", "text_encoder_learning_rate"):  # unset: as in runs recorded before them
+        if training.get(key) is None:
+            training.pop(key, None)
     return _json_safe({"fold": fold, "data": data_fp, "model": model, "data_arguments": data, "training": training})
 
 

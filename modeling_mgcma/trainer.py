@@ -245,6 +245,57 @@ class MGCMATrainingArguments(TrainingArguments):
         metadata={"help": "Under multi-process training, use the features of all processes (gathered with gradients) "
                           "as contrastive negatives; ignored in one process."},
     )  # fmt: skip
+    speech_encoder_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Peak learning rate of the speech encoder's parameters (default: --learning_rate). A "
+                          "pretrained encoder usually wants a smaller rate than the randomly initialised alignment "
+                          "modules; the schedule (warm-up, decay) applies to it alike."},
+    )
+    text_encoder_learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate of the text encoder's parameters (default: --learning_rate)."}
+    )  # fmt: skip
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("speech_encoder_learning_rate", "text_encoder_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"--{name} must be a positive number, got {value!r}.")
+
+
+def encoder_learning_rates(args) -> dict[str, float]:
+    """{"speech_encoder" / "text_encoder": peak rate} for the encoders whose rate `args` sets apart."""
+    rates = {
+        "speech_encoder": getattr(args, "speech_encoder_learning_rate", None),
+        "text_encoder": getattr(args, "text_encoder_learning_rate", None),
+    }
+    return {name: float(rate) for name, rate in rates.items() if rate is not None}
+
+
+def split_encoder_parameter_groups(model: nn.Module, param_groups: list[dict], rates: dict[str, float]) -> list[dict]:
+    """`param_groups` with each encoder's parameters moved into groups of their own at `rates[encoder]` (every other
+    option of the group they came from kept). Parameters of the rest of the model keep their group and rate."""
+    backbone = getattr(model, "base_model", model)
+    owner = {}
+    for name in rates:
+        encoder = getattr(backbone, name, None)
+        if encoder is None:
+            raise ValueError(f"a learning rate is set for the {name.replace('_', ' ')}, but the model has none.")
+        owner.update({id(p): name for p in encoder.parameters()})
+    groups = []
+    for group in param_groups:
+        parts = {None: [], **{name: [] for name in rates}}
+        for parameter in group["params"]:
+            parts[owner.get(id(parameter))].append(parameter)
+        for name, params in parts.items():
+            if params:
+                options = {key: value for key, value in group.items() if key != "params"}
+                if name is not None:
+                    options["lr"] = rates[name]
+                    if "initial_lr" in options:  # a scheduler already attached reads its base rate from here
+                        options["initial_lr"] = rates[name]
+                groups.append({**options, "params": params})
+    return groups
 
 
 TRAINING_REGIME_DEFAULTS = {
@@ -322,6 +373,19 @@ class MGCMATrainer(Trainer):
         self._keep_unused_encoders_on_cpu()
         if getattr(getattr(self.model, "config", None), "alignment_loss_warmup", 0) > 0:
             self.add_callback(AlignmentLossWarmup())  # ramps L_DA / L_IA in (see modeling_mgcma.loss_schedule)
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        """The Trainer's optimizer; with `speech_encoder_learning_rate` / `text_encoder_learning_rate`, each encoder's
+        parameters get groups of their own at that peak rate (the scheduler, created afterwards, scales every group
+        alike)."""
+        created = self.optimizer is None  # an optimizer passed to the Trainer is used as given
+        optimizer = super().create_optimizer(model)
+        rates = encoder_learning_rates(self.args)
+        if rates and created:
+            target = self.accelerator.unwrap_model(self.model if model is None else model)
+            optimizer.param_groups[:] = split_encoder_parameter_groups(target, optimizer.param_groups, rates)
+            logger.info("learning rates: %s, everything else %g", rates, self.args.learning_rate)
+        return optimizer
 
     # -- length-grouped batching (`--train_sampling_strategy group_by_length`) -------------------------------------
 

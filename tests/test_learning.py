@@ -283,6 +283,16 @@ def test_learning_runs_take_a_pretrained_text_encoder(tmp_path, tiny_processor, 
         for key, value in bert.state_dict().items():
             assert torch.equal(encoder.state_dict()[key], value), (setting, key)
 
+    # a rate for the text encoder only (as for a pretrained text encoder beside a speech encoder from scratch)
+    train = {**bench_learning.recipe("plain")["train"], "text_encoder_learning_rate": 1e-4}
+    for setting in ("S0", "concat"):
+        model = bench_learning.build(setting, 5, config, 0, text_model=str(folder))
+        optimizer, _ = bench_learning.make_optimizer(model, train, steps=10)
+        encoder = {id(p) for p in (model.text_encoder if setting == "concat" else model.mgcma.text_encoder).parameters()}
+        rates = {id(p): g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}
+        assert {r for i, r in rates.items() if i in encoder} == {1e-4}, setting
+        assert {r for i, r in rates.items() if i not in encoder} == {train["learning_rate"]}, setting
+
     calls = []
 
     def fake_run(setting, recipe_name, corpus, seed, workdir, train_overrides=None, text_model=None, **_):

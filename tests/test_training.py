@@ -154,6 +154,42 @@ def test_trainer_applies_the_training_regime(tmp_path, tiny_config_factory):
     assert frozen == {n for n, _ in model.named_parameters() if n.startswith("mgcma.speech_encoder.")}
 
 
+def test_encoder_learning_rates_give_each_encoder_its_own_peak_rate_under_the_schedule(tmp_path, tiny_model):
+    from transformers import HfArgumentParser
+
+    from modeling_mgcma.trainer import MGCMATrainingArguments
+
+    (args,) = HfArgumentParser(MGCMATrainingArguments).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--report_to", "none", "--use_cpu", "true", "--learning_rate", "1e-3",
+         "--text_encoder_learning_rate", "1e-4", "--weight_decay", "0.01", "--warmup_steps", "2",
+         "--lr_scheduler_type", "linear"]
+    )  # fmt: skip
+    trainer = MGCMATrainer(model=tiny_model, args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    backbone = tiny_model.base_model
+    text = {id(p) for p in backbone.text_encoder.parameters()}
+    trainable = {id(p) for p in tiny_model.parameters() if p.requires_grad}
+    rate_of, decay_of = {}, {}
+    for group in trainer.optimizer.param_groups:
+        for p in group["params"]:
+            assert id(p) not in rate_of  # every parameter in exactly one group
+            rate_of[id(p)], decay_of[id(p)] = group["initial_lr"], group["weight_decay"]
+    assert set(rate_of) == trainable
+    assert {rate_of[i] for i in text} == {1e-4}
+    assert {rate_of[i] for i in trainable - text} == {1e-3}  # the speech encoder keeps --learning_rate
+    # weight decay still follows the Trainer's rule (none on biases and LayerNorms) inside the encoder's groups
+    names = {id(p): n for n, p in tiny_model.named_parameters()}
+    assert {decay_of[i] for i in text if names[i].endswith("bias")} == {0.0}
+    assert {decay_of[i] for i in text if names[i].endswith("dense.weight")} == {0.01}
+    # the schedule scales every group alike: half-way through the warm-up both rates are halved
+    trainer.optimizer.step()  # no gradients: changes nothing, keeps the scheduler's order of calls
+    trainer.lr_scheduler.step()
+    rates = {group["initial_lr"]: group["lr"] for group in trainer.optimizer.param_groups}
+    assert rates == pytest.approx({1e-3: 5e-4, 1e-4: 5e-5})
+    with pytest.raises(ValueError, match="speech_encoder_learning_rate"):
+        MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", speech_encoder_learning_rate=-1.0)
+
+
 def test_old_configs_with_training_settings_still_load(tmp_path, tiny_model, caplog):
     """config.json files written when the training settings were config fields load; the values are not kept."""
     import json
