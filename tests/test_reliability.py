@@ -91,6 +91,22 @@ def test_a_fold_without_a_fingerprint_is_not_reused(tmp_path):
         run_records.prepare_run_folder(folder, {"fold": 1}, data_args, training_args, reuse_finished=True)
 
 
+def test_encoder_learning_rates_enter_the_fingerprint_only_when_set(tmp_path):
+    """Unset, they leave a run's fingerprint as it was before they existed (recorded folds stay reusable); set,
+    they are a difference that prevents reusing a fold trained without them."""
+    model_args, data_args = run_mgcma.ModelArguments(), run_mgcma.DataArguments()
+
+    def fingerprint(**extra):
+        training_args = run_mgcma.MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", **extra)
+        return run_records.run_fingerprint(1, {"rows": 3}, model_args, data_args, training_args, None)
+
+    plain = fingerprint()
+    assert not {"speech_encoder_learning_rate", "text_encoder_learning_rate"} & set(plain["training"])
+    assert "learning_rate" in plain["training"]
+    changed = fingerprint(text_encoder_learning_rate=1e-5)
+    assert run_records.fingerprint_differences(plain, changed) == ["--text_encoder_learning_rate '<absent>' -> 1e-05"]
+
+
 def test_data_fingerprint_changes_with_any_row_label_text_or_audio_file(tmp_path):
     import datasets
 
