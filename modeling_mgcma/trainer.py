@@ -259,7 +259,7 @@ class MGCMATrainingArguments(TrainingArguments):
         super().__post_init__()
         for name in ("speech_encoder_learning_rate", "text_encoder_learning_rate"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ValueError(f"--{name} must be a positive number, got {value!r}.")
 
 
@@ -385,6 +385,10 @@ class MGCMATrainer(Trainer):
             target = self.accelerator.unwrap_model(self.model if model is None else model)
             optimizer.param_groups[:] = split_encoder_parameter_groups(target, optimizer.param_groups, rates)
             logger.info("learning rates: %s, everything else %g", rates, self.args.learning_rate)
+            trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
+            for name in rates:
+                if not any(id(p) in trained for p in getattr(target.base_model, name).parameters()):
+                    logger.warning("--%s_learning_rate is set, but the %s is frozen: unused.", name, name.replace("_", " "))
         return optimizer
 
     # -- length-grouped batching (`--train_sampling_strategy group_by_length`) -------------------------------------

@@ -190,6 +190,19 @@ def test_encoder_learning_rates_give_each_encoder_its_own_peak_rate_under_the_sc
         MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", speech_encoder_learning_rate=-1.0)
 
 
+def test_a_rate_for_a_frozen_encoder_is_reported_not_silently_ignored(tmp_path, tiny_model, caplog):
+    import logging
+
+    from modeling_mgcma.trainer import MGCMATrainingArguments
+
+    args = MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, freeze_text_encoder=True,
+                                  text_encoder_learning_rate=1e-5)  # fmt: skip
+    trainer = MGCMATrainer(model=tiny_model, args=args)
+    with caplog.at_level(logging.WARNING, logger="modeling_mgcma.trainer"):
+        trainer.create_optimizer()
+    assert "--text_encoder_learning_rate is set, but the text encoder is frozen" in caplog.text
+
+
 def test_old_configs_with_training_settings_still_load(tmp_path, tiny_model, caplog):
     """config.json files written when the training settings were config fields load; the values are not kept."""
     import json
