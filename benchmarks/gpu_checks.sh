@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 # The one-GPU checks at paper size, in one go, for a machine with one CUDA GPU and the project installed
-# (`scripts/setup.sh`: run_mgcma.py's data loading needs torchcodec and FFmpeg's libraries). bench_gpu.py takes about
-# 3 minutes on an H200; the run_mgcma.py part was checked on a CPU only (see benchmarks/README.md):
+# (`scripts/setup.sh`; without torchcodec and FFmpeg, the WAV-only stand-in in benchmarks/wav_torchcodec decodes the
+# corpus). bench_gpu.py takes about 3 minutes on an H200; the run_mgcma.py part ran on an H100 with that stand-in
+# (see benchmarks/README.md):
 #   1. `run_mgcma.py --preset paper --bf16 true` for MAX_STEPS steps on random wav2vec2-base / BERT-base sized
 #      encoders and a small IEMOCAP-like synthetic corpus (the Trainer, DataLoader workers, evaluation, the best
 #      checkpoint and the test-fold prediction, end to end), with its losses logged every 5 steps;
@@ -18,6 +19,10 @@ python=${PYTHON:-python}
 work=$(mktemp -d)
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
+if ! $python -c "from torchcodec.decoders import AudioDecoder" 2>/dev/null; then  # no torchcodec, or no FFmpeg
+    echo "torchcodec cannot decode here: using the WAV-only stand-in in benchmarks/wav_torchcodec"
+    export PYTHONPATH="$repo/benchmarks/wav_torchcodec${PYTHONPATH:+:$PYTHONPATH}"
+fi
 $python -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__,
     'cuda', torch.cuda.is_available() and torch.cuda.get_device_name())"
 $python benchmarks/make_random_paper_encoders.py "$work/encoders"
