@@ -282,19 +282,22 @@ def split_encoder_parameter_groups(model: nn.Module, param_groups: list[dict], r
         if encoder is None:
             raise ValueError(f"a learning rate is set for the {name.replace('_', ' ')}, but the model has none.")
         owner.update({id(p): name for p in encoder.parameters()})
-    groups = []
+    groups, found = [], set()
     for group in param_groups:
         parts = {None: [], **{name: [] for name in rates}}
         for parameter in group["params"]:
             parts[owner.get(id(parameter))].append(parameter)
         for name, params in parts.items():
             if params:
+                found.add(name)
                 options = {key: value for key, value in group.items() if key != "params"}
                 if name is not None:
                     options["lr"] = rates[name]
                     if "initial_lr" in options:  # a scheduler already attached reads its base rate from here
                         options["initial_lr"] = rates[name]
                 groups.append({**options, "params": params})
+    for name in rates.keys() - found:  # frozen: none of its parameters is trained
+        logger.warning("--%s_learning_rate is set, but the %s is frozen: unused.", name, name.replace("_", " "))
     return groups
 
 
@@ -385,10 +388,6 @@ class MGCMATrainer(Trainer):
             target = self.accelerator.unwrap_model(self.model if model is None else model)
             optimizer.param_groups[:] = split_encoder_parameter_groups(target, optimizer.param_groups, rates)
             logger.info("learning rates: %s, everything else %g", rates, self.args.learning_rate)
-            trained = {id(p) for group in optimizer.param_groups for p in group["params"]}
-            for name in rates:
-                if not any(id(p) in trained for p in getattr(target.base_model, name).parameters()):
-                    logger.warning("--%s_learning_rate is set, but the %s is frozen: unused.", name, name.replace("_", " "))
         return optimizer
 
     # -- length-grouped batching (`--train_sampling_strategy group_by_length`) -------------------------------------
