@@ -9,6 +9,7 @@
     python benchmarks/bench_learning.py probes --settings S0 S4 --corpora spoken --seeds 0  # linear probes per stage
     python benchmarks/bench_learning.py table ... --text_model FOLDER --train '{"learning_rate": 1e-4}' --results DIR
                                                            # a pretrained text encoder (its own tokenizer) instead
+    python benchmarks/bench_learning.py curves ... --utterances_per_session 160    # twice the data in every session
 
 Every model is small (64 wide encoders from scratch, 64 wide MGCMA with 2 alignment blocks, 4 heads), trained on a
 synthetic corpus in IEMOCAP's layout with session 5 held out and validation drawn from sessions 1-4. The training
@@ -100,11 +101,12 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
 
     voice = {"demo": "tones", "spoken": "espeak"}[kind]
     kwargs = {"voice": voice} if voice != "tones" else {}
+    name = f"{kind}-{seed}" + (f"-u{utterances_per_session}" if utterances_per_session != 80 else "")
     if test_per_class is None:
-        return generate_demo_corpus(root / f"{kind}-{seed}", seed=seed, utterances_per_session=utterances_per_session, **kwargs)
+        return generate_demo_corpus(root / name, seed=seed, utterances_per_session=utterances_per_session, **kwargs)
     counts = session_counts(utterances_per_session)
     counts[5] = dict.fromkeys(counts[5], test_per_class)
-    return generate_demo_corpus(root / f"{kind}-{seed}-test{test_per_class}", seed=seed, counts=counts, **kwargs)
+    return generate_demo_corpus(root / f"{name}-test{test_per_class}", seed=seed, counts=counts, **kwargs)
 
 
 def load_fold(corpus_root: Path, processor, split_seed: int = 0) -> dict:
@@ -346,7 +348,7 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
 
 
 def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, corpus_seed=None,
-                test_per_class=None, text_model=None):
+                test_per_class=None, text_model=None, utterances_per_session=80):
     """(model, fold, processor, recipe values) of one run: the corpus (generated once per seed), its fold and the
     untrained model of `setting`, with the recipe's values after overrides. `text_model`: a pretrained text encoder's
     folder, used with its own tokenizer instead of the from-scratch encoder over the demo vocabulary."""
@@ -357,7 +359,8 @@ def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, tra
     processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
     if text_model is not None:
         processor.tokenizer = AutoTokenizer.from_pretrained(text_model)
-    root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir), test_per_class=test_per_class)
+    corpus_seed = seed if corpus_seed is None else corpus_seed
+    root = make_corpus(corpus, corpus_seed, Path(workdir), utterances_per_session, test_per_class=test_per_class)
     fold = load_fold(root, processor, split_seed=seed)
     values = recipe_values(recipe_name, overrides, train_overrides, text_model)
     model = build(setting, len(processor.tokenizer), values["config"], seed, text_model=text_model)
@@ -365,9 +368,9 @@ def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, tra
 
 
 def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
-            probe_every=0, test_per_class=None, text_model=None) -> dict:
+            probe_every=0, test_per_class=None, text_model=None, utterances_per_session=80) -> dict:
     model, fold, processor, values = prepare_run(setting, recipe_name, corpus, seed, workdir, overrides, train_overrides,
-                                                 corpus_seed, test_per_class, text_model)  # fmt: skip
+                                                 corpus_seed, test_per_class, text_model, utterances_per_session)  # fmt: skip
     started = time.perf_counter()
     result = train_and_test(model, fold, processor, values["train"], seed, log=log, probe_every=probe_every)
     result["seconds"] = time.perf_counter() - started
@@ -494,6 +497,7 @@ def cmd_curves(args):
         r = run_one(args.setting, args.recipe, args.corpora[0], seed, args.workdir, args.config, args.train,
                     corpus_seed=seed + corpus_seed_offset(args, args.corpora[0]), probe_every=args.probe_every,
                     test_per_class=args.test_per_class, text_model=args.text_model,
+                    utterances_per_session=args.utterances_per_session,
                     log=lambda c: print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}), flush=True))  # fmt: skip
         print(json.dumps({"seed": seed, "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4)}), flush=True)
 
@@ -672,6 +676,9 @@ def main(argv=None):
     parser.add_argument("--test_per_class", type=positive_int, default=None,
                         help="table/curves/stages: test session (5) with this many utterances per class (default: "
                              "the corpus's 20); sessions 1-4, and so the trained models, are unchanged")
+    parser.add_argument("--utterances_per_session", type=positive_int, default=80,
+                        help="curves: corpora with this many utterances per session (default 80), "
+                             "cached apart from the 80-utterance ones; training, validation and test grow with it")
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 768])
     parser.add_argument("--epochs", type=int, default=None, help="stages: stop after this many epochs")
     parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")
@@ -683,6 +690,9 @@ def main(argv=None):
     parser.add_argument("--results", default="benchmarks/results/learning",
                         help="table/summary: one JSON file per run; runs already there are skipped")
     args = parser.parse_args(argv)
+    if args.utterances_per_session != 80 and args.command != "curves":
+        parser.error(f"--utterances_per_session is taken by `curves` only (`{args.command}` records or reads runs of the "
+                     "80-utterance corpora).")
     for name in ("config", "train"):  # JSON dicts, parsed once for every command
         value = getattr(args, name)
         try:

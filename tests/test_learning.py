@@ -333,6 +333,41 @@ def test_a_larger_test_session_leaves_the_training_sessions_unchanged(tmp_path):
     assert wavs[1] - wavs[0] == 4 * (5 - 2)  # 2 -> 5 utterances of each of the four classes
 
 
+def test_corpora_of_another_size_are_cached_apart_and_taken_by_curves_only(tmp_path, monkeypatch, capsys):
+    """bench_learning --utterances_per_session: its own corpus folder (never the 80-utterance corpus' cache), passed on
+    by `curves`, refused by the commands that record or read the table's runs."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    import modeling_mgcma.data as data
+
+    made = []
+    monkeypatch.setattr(data, "generate_demo_corpus", lambda root, **kwargs: made.append((Path(root).name, kwargs)) or root)
+    bench_learning.make_corpus("spoken", 4, tmp_path)
+    bench_learning.make_corpus("spoken", 4, tmp_path, utterances_per_session=160)
+    bench_learning.make_corpus("spoken", 4, tmp_path, utterances_per_session=160, test_per_class=80)
+    assert [name for name, _ in made] == ["spoken-4", "spoken-4-u160", "spoken-4-u160-test80"]
+    assert made[1][1]["utterances_per_session"] == 160
+    assert made[2][1]["counts"][1] == dict.fromkeys(made[2][1]["counts"][1], 40)
+    assert made[2][1]["counts"][5] == dict.fromkeys(made[2][1]["counts"][5], 80)
+
+    runs = []
+
+    def fake_run(setting, recipe_name, corpus, seed, workdir, *_, utterances_per_session=80, **__):
+        runs.append((setting, corpus, seed, utterances_per_session))
+        return {"test_ua": 0.5, "val_ua": 0.5}
+
+    monkeypatch.setattr(bench_learning, "run_one", fake_run)
+    bench_learning.main(["curves", "--setting", "S4", "--corpora", "spoken", "--seeds", "2", "--utterances_per_session", "160"])
+    bench_learning.main(["curves", "--setting", "S4", "--corpora", "spoken", "--seeds", "2"])
+    assert runs == [("S4", "spoken", 2, 160), ("S4", "spoken", 2, 80)]
+    for command in ("table", "summary", "probes"):
+        with pytest.raises(SystemExit):
+            bench_learning.main([command, "--results", str(tmp_path / "results"), "--utterances_per_session", "160"])
+        assert "taken by `curves` only" in capsys.readouterr().err
+    assert len(runs) == 2
+
+
 LEARNING_EPOCHS = 8
 LEARNING_MARGIN = 0.1
 
