@@ -691,8 +691,8 @@ def main(argv=None):
                         help="table/summary: one JSON file per run; runs already there are skipped")
     args = parser.parse_args(argv)
     if args.utterances_per_session != 80 and args.command != "curves":
-        parser.error(f"--utterances_per_session is taken by `curves` only (`{args.command}` records or reads runs of the "
-                     "80-utterance corpora).")
+        parser.error(f"--utterances_per_session is taken by `curves` only; `{args.command}` uses the 80-utterance "
+                     "corpora (the table's runs are recorded for those).")
     for name in ("config", "train"):  # JSON dicts, parsed once for every command
         value = getattr(args, name)
         try:
