@@ -55,6 +55,7 @@ from modeling_mgcma.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_conf
 
 
 SETTINGS = ("S0", "S1", "S2", "S3", "S4", "concat")
+UTTERANCES_PER_SESSION = 80  # the corpora of the table; other sizes are cached apart (curves --utterances_per_session)
 WIDTH, LAYERS, HEADS, INTERMEDIATE = 64, 2, 4, 128
 
 
@@ -91,7 +92,8 @@ TRAIN_KEYS = (
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 80, test_per_class: int | None = None) -> Path:
+def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = UTTERANCES_PER_SESSION,
+                test_per_class: int | None = None) -> Path:
     """The corpus of `kind` and `seed`. With `test_per_class`, session 5 (the test session) holds that many utterances
     of each class instead of utterances_per_session / 4. Each session is drawn from its own generator (seed, session),
     so sessions 1-4, and with them training, validation and the trained model, are the same as without it: a larger
@@ -101,7 +103,7 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
 
     voice = {"demo": "tones", "spoken": "espeak"}[kind]
     kwargs = {"voice": voice} if voice != "tones" else {}
-    name = f"{kind}-{seed}" + (f"-u{utterances_per_session}" if utterances_per_session != 80 else "")
+    name = f"{kind}-{seed}" + (f"-u{utterances_per_session}" if utterances_per_session != UTTERANCES_PER_SESSION else "")
     if test_per_class is None:
         return generate_demo_corpus(root / name, seed=seed, utterances_per_session=utterances_per_session, **kwargs)
     counts = session_counts(utterances_per_session)
@@ -348,7 +350,7 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
 
 
 def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, corpus_seed=None,
-                test_per_class=None, text_model=None, utterances_per_session=80):
+                test_per_class=None, text_model=None, utterances_per_session=UTTERANCES_PER_SESSION):
     """(model, fold, processor, recipe values) of one run: the corpus (generated once per seed), its fold and the
     untrained model of `setting`, with the recipe's values after overrides. `text_model`: a pretrained text encoder's
     folder, used with its own tokenizer instead of the from-scratch encoder over the demo vocabulary."""
@@ -359,8 +361,8 @@ def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, tra
     processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
     if text_model is not None:
         processor.tokenizer = AutoTokenizer.from_pretrained(text_model)
-    corpus_seed = seed if corpus_seed is None else corpus_seed
-    root = make_corpus(corpus, corpus_seed, Path(workdir), utterances_per_session, test_per_class=test_per_class)
+    root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir), utterances_per_session,
+                       test_per_class=test_per_class)
     fold = load_fold(root, processor, split_seed=seed)
     values = recipe_values(recipe_name, overrides, train_overrides, text_model)
     model = build(setting, len(processor.tokenizer), values["config"], seed, text_model=text_model)
@@ -368,7 +370,7 @@ def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, tra
 
 
 def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
-            probe_every=0, test_per_class=None, text_model=None, utterances_per_session=80) -> dict:
+            probe_every=0, test_per_class=None, text_model=None, utterances_per_session=UTTERANCES_PER_SESSION) -> dict:
     model, fold, processor, values = prepare_run(setting, recipe_name, corpus, seed, workdir, overrides, train_overrides,
                                                  corpus_seed, test_per_class, text_model, utterances_per_session)  # fmt: skip
     started = time.perf_counter()
@@ -676,9 +678,9 @@ def main(argv=None):
     parser.add_argument("--test_per_class", type=positive_int, default=None,
                         help="table/curves/stages: test session (5) with this many utterances per class (default: "
                              "the corpus's 20); sessions 1-4, and so the trained models, are unchanged")
-    parser.add_argument("--utterances_per_session", type=positive_int, default=80,
-                        help="curves: corpora with this many utterances per session (default 80), "
-                             "cached apart from the 80-utterance ones; training, validation and test grow with it")
+    parser.add_argument("--utterances_per_session", type=positive_int, default=UTTERANCES_PER_SESSION,
+                        help=f"curves: corpora with this many utterances per session (default {UTTERANCES_PER_SESSION}), "
+                             "cached apart from the table's; training, validation and test grow with it")
     parser.add_argument("--widths", nargs="+", type=int, default=[64, 768])
     parser.add_argument("--epochs", type=int, default=None, help="stages: stop after this many epochs")
     parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")
@@ -690,9 +692,9 @@ def main(argv=None):
     parser.add_argument("--results", default="benchmarks/results/learning",
                         help="table/summary: one JSON file per run; runs already there are skipped")
     args = parser.parse_args(argv)
-    if args.utterances_per_session != 80 and args.command != "curves":
-        parser.error(f"--utterances_per_session is taken by `curves` only; `{args.command}` uses the 80-utterance "
-                     "corpora (the table's runs are recorded for those).")
+    if args.utterances_per_session != UTTERANCES_PER_SESSION and args.command != "curves":
+        parser.error(f"--utterances_per_session is taken by `curves` only; `{args.command}` uses the "
+                     f"{UTTERANCES_PER_SESSION}-utterance corpora (the table's runs are recorded for those).")
     for name in ("config", "train"):  # JSON dicts, parsed once for every command
         value = getattr(args, name)
         try:
