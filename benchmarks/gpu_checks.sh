@@ -2,8 +2,9 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 # The one-GPU checks at paper size, in one go, for a machine with one CUDA GPU and the project installed
 # (`scripts/setup.sh`; without torchcodec and FFmpeg, the WAV-only stand-in in benchmarks/wav_torchcodec decodes the
-# corpus). bench_gpu.py takes about 3 minutes on an H200; the run_mgcma.py part ran on an H100 with that stand-in
-# (see benchmarks/README.md):
+# corpus; on a machine without network whose image lacks the project's dependencies, `source BUNDLE/env.sh` first,
+# BUNDLE made by benchmarks/device_bundle.sh). bench_gpu.py takes about 3 minutes on an H200; the run_mgcma.py part
+# ran on an H100 with that stand-in (see benchmarks/README.md):
 #   1. `run_mgcma.py --preset paper --bf16 true` for MAX_STEPS steps on random wav2vec2-base / BERT-base sized
 #      encoders and a small IEMOCAP-like synthetic corpus (the Trainer, DataLoader workers, evaluation, the best
 #      checkpoint and the test-fold prediction, end to end), with its losses logged every 5 steps;

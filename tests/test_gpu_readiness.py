@@ -437,6 +437,9 @@ def test_wav_torchcodec_stand_in_lets_datasets_decode_wav_files(tmp_path):
 import datasets, numpy as np, torchcodec
 from modeling_mgcma.processing_mgcma import load_audio, resample
 assert getattr(torchcodec, "STAND_IN", False), torchcodec.__file__
+# transformers reads torchcodec's version from its metadata (importlib.metadata), which the stand-in carries
+import importlib.metadata
+assert importlib.metadata.version("torchcodec").endswith("+wavonly"), importlib.metadata.version("torchcodec")
 files = [{str(tmp_path / "a.wav")!r}, {str(tmp_path / "b.wav")!r}]
 column = datasets.Dataset.from_dict({{"audio": files}}).cast_column("audio", datasets.Audio(sampling_rate=16_000))
 for path, row in zip(files, column):

@@ -1,0 +1,154 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""Many `bench_learning.py table` runs at once, one thread each, on a machine with many cores.
+
+A learning run uses one core for minutes, and telling apart two recipes whose held-out UA differs by a few points
+takes many seeds. On a 16-core machine this runs 16 of them at a time. The spec is a JSON file:
+
+    {"recipe": "plain", "test_per_class": 80,
+     "groups": [{"results": "defaults", "settings": ["S0", "S4"], "corpus": "spoken", "seeds": [20, 21],
+                 "corpus_offset": 0},
+                {"results": "constant-lr", "settings": ["S0", "S4"], "corpus": "spoken", "seeds": [20, 21],
+                 "corpus_offset": 0, "train": {"lr_scheduler_type": "constant"}, "config": {}}]}
+
+Each group's runs are written, as `table` writes them, to OUT/<results>/; each run's output to OUT/logs/; the start,
+end, exit status and seconds of everything to OUT/times.txt; `summary` of every group to OUT/summary.txt. The corpora
+are made first, each once (two runs must not make the same corpus at the same time), then the runs, ordered seed by
+seed so that a run stopped by the deadline leaves whole seeds behind. With `--deadline S`, no run starts after S
+seconds and the ones still running are stopped then (a stopped run records nothing).
+
+    python benchmarks/learning_farm.py SPEC.json --out DIR [--workers 16] [--deadline 480] [--dry_run]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GROUP_KEYS = {"results", "settings", "corpus", "seeds", "corpus_offset", "config", "train", "text_model"}
+
+
+def expand(spec: dict, out: Path, workdir: str) -> tuple[list[tuple[str, int]], list[tuple[str, list[str]]]]:
+    """(corpora, runs): the (kind, corpus seed) pairs to make, and (name, command) per run, seed by seed."""
+    recipe, test_per_class = spec.get("recipe", "plain"), spec.get("test_per_class")
+    corpora, runs = [], []
+    groups = spec["groups"]
+    for group in groups:
+        unknown = set(group) - GROUP_KEYS
+        if unknown or not {"results", "settings", "corpus", "seeds"} <= set(group):
+            raise ValueError(f"group {group}: needs results, settings, corpus, seeds; unknown keys {sorted(unknown)}")
+    for seed in sorted({seed for group in groups for seed in group["seeds"]}):
+        for group in groups:
+            if seed not in group["seeds"]:
+                continue
+            offset = int(group.get("corpus_offset", 0))
+            if (group["corpus"], seed + offset) not in corpora:
+                corpora.append((group["corpus"], seed + offset))
+            for setting in group["settings"]:
+                command = [sys.executable, str(HERE / "bench_learning.py"), "table", "--settings", setting,
+                           "--recipes", recipe, "--corpora", group["corpus"], "--seeds", str(seed),
+                           "--corpus_offset", f"{group['corpus']}={offset}", "--workdir", workdir,
+                           "--results", str(out / group["results"]),
+                           "--config", json.dumps(group.get("config", {})), "--train", json.dumps(group.get("train", {}))]  # fmt: skip
+                if test_per_class is not None:
+                    command += ["--test_per_class", str(test_per_class)]
+                if group.get("text_model"):
+                    command += ["--text_model", group["text_model"]]
+                runs.append((f"{group['results']}-{group['corpus']}{seed + offset}-{setting}-seed{seed}", command))
+    return corpora, runs
+
+
+def corpus_command(kind: str, corpus_seed: int, workdir: str, test_per_class: int | None) -> list[str]:
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); from pathlib import Path; "
+            f"from bench_learning import make_corpus; "
+            f"make_corpus({kind!r}, {corpus_seed}, Path({workdir!r}), test_per_class={test_per_class!r})")  # fmt: skip
+    return [sys.executable, "-c", code]
+
+
+def run_all(commands: list[tuple[str, list[str]]], workers: int, log_dir: Path, times, deadline: float | None,
+            start: float, env: dict | None = None) -> dict[str, int | None]:
+    """Runs (name, command) pairs, `workers` at a time; returns each name's exit status (None: stopped or never
+    started because of the deadline). Every start and end is written to `times`."""
+    pending, running, status = list(commands), {}, {}
+
+    def note(text):
+        times.write(f"{time.time() - start:8.1f} {text}\n")
+        times.flush()
+
+    while pending or running:
+        late = deadline is not None and time.time() - start >= deadline
+        while pending and len(running) < workers and not late:
+            name, command = pending.pop(0)
+            handle = open(log_dir / f"{name}.log", "w")
+            running[name] = (subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env), handle, time.time())
+            note(f"start {name}")
+        for name, (process, handle, began) in list(running.items()):
+            if late and process.poll() is None:
+                process.kill()
+                process.wait()
+                status[name] = None
+                note(f"stopped {name} at the deadline after {time.time() - began:.0f} s")
+            elif process.poll() is not None:
+                status[name] = process.returncode
+                note(f"end {name} exit {process.returncode} {time.time() - began:.0f} s")
+            else:
+                continue
+            handle.close()
+            del running[name]
+        if late:
+            for name, _ in pending:
+                status[name] = None
+                note(f"skipped {name}: deadline")
+            pending = []
+        time.sleep(0.2)
+    return status
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("spec", help="JSON file (see above)")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--deadline", type=float, default=None, help="seconds: start nothing after, stop all at")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mgcma-bench-learning"),
+                        help="corpus cache, as bench_learning's")
+    parser.add_argument("--dry_run", action="store_true", help="print the corpora and commands, run nothing")
+    args = parser.parse_args(argv)
+    spec = json.loads(Path(args.spec).read_text())
+    out = Path(args.out).resolve()
+    corpora, runs = expand(spec, out, args.workdir)
+    if args.dry_run:
+        for kind, seed in corpora:
+            print("corpus", kind, seed)
+        for name, command in runs:
+            print(name, " ".join(command))
+        return
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.time()
+    with open(out / "times.txt", "a") as times:
+        times.write(f"{'':8} {len(corpora)} corpora, {len(runs)} runs, {args.workers} at a time, {os.cpu_count()} cores\n")
+        made = run_all([(f"corpus-{kind}{seed}", corpus_command(kind, seed, args.workdir, spec.get("test_per_class")))
+                        for kind, seed in corpora], args.workers, out / "logs", times, args.deadline, start, env)  # fmt: skip
+        failed = [name for name, code in made.items() if code != 0]
+        if failed:
+            raise SystemExit(f"could not make {failed}: see {out / 'logs'}")
+        run_all(runs, args.workers, out / "logs", times, args.deadline, start, env)
+    with open(out / "summary.txt", "w") as summary:
+        for group in spec["groups"]:
+            if (out / group["results"]).is_dir():
+                summary.write(f"# {group['results']}\n")
+                summary.flush()
+                subprocess.run([sys.executable, str(HERE / "bench_learning.py"), "summary", "--results",
+                                str(out / group["results"])], stdout=summary, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+    print((out / "summary.txt").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""benchmarks/learning_farm.py (many learning runs at once) and benchmarks/device_bundle.sh (what a bare lent machine
+needs to run them)."""
+
+import io
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import learning_farm  # noqa: E402
+
+
+def test_runs_are_ordered_seed_by_seed_and_each_corpus_is_made_once(tmp_path):
+    spec = {"recipe": "plain", "test_per_class": 80, "groups": [
+        {"results": "defaults", "settings": ["S0", "S4"], "corpus": "spoken", "seeds": [21, 20]},
+        {"results": "constant", "settings": ["S0"], "corpus": "spoken", "seeds": [20], "corpus_offset": 0,
+         "train": {"lr_scheduler_type": "constant"}},
+        {"results": "tone", "settings": ["S4"], "corpus": "demo", "seeds": [20], "corpus_offset": 100,
+         "config": {"alignment_norm": "pre"}},
+    ]}  # fmt: skip
+    corpora, runs = learning_farm.expand(spec, tmp_path, "/cache")
+    assert corpora == [("spoken", 20), ("demo", 120), ("spoken", 21)]
+    assert [name for name, _ in runs] == [
+        "defaults-spoken20-S0-seed20", "defaults-spoken20-S4-seed20", "constant-spoken20-S0-seed20",
+        "tone-demo120-S4-seed20", "defaults-spoken21-S0-seed21", "defaults-spoken21-S4-seed21",
+    ]  # fmt: skip
+    command = dict(runs)["constant-spoken20-S0-seed20"]
+    option = {command[i]: command[i + 1] for i in range(3, len(command) - 1) if command[i].startswith("--")}
+    assert option["--results"] == str(tmp_path / "constant") and option["--workdir"] == "/cache"
+    assert json.loads(option["--train"]) == {"lr_scheduler_type": "constant"} and json.loads(option["--config"]) == {}
+    assert option["--corpus_offset"] == "spoken=0" and option["--test_per_class"] == "80" and option["--seeds"] == "20"
+    tone = dict(runs)["tone-demo120-S4-seed20"]
+    assert "demo=100" in tone and json.loads(tone[tone.index("--config") + 1]) == {"alignment_norm": "pre"}
+    with pytest.raises(ValueError, match="unknown keys \\['epochs'\\]"):
+        learning_farm.expand({"groups": [{"results": "x", "settings": ["S0"], "corpus": "demo", "seeds": [0],
+                                          "epochs": 3}]}, tmp_path, "/cache")  # fmt: skip
+
+
+def test_the_deadline_stops_running_runs_and_skips_the_rest(tmp_path):
+    quick = [sys.executable, "-c", "print('done')"]
+    slow = [sys.executable, "-c", "import time; time.sleep(60)"]
+    times = io.StringIO()
+    start = time.time()
+    status = learning_farm.run_all([("a", quick), ("b", slow), ("c", quick), ("d", quick)], workers=2,
+                                   log_dir=tmp_path, times=times, deadline=3.0, start=start)  # fmt: skip
+    assert time.time() - start < 30
+    assert status["a"] == 0 and status["c"] == 0 and status["d"] == 0  # "b" holds one worker; the other runs a, c, d
+    assert status["b"] is None and "stopped b at the deadline" in times.getvalue()
+    assert (tmp_path / "a.log").read_text().strip() == "done"
+    status = learning_farm.run_all([("e", slow), ("f", slow), ("g", quick)], workers=2, log_dir=tmp_path,
+                                   times=times, deadline=2.0, start=time.time())  # fmt: skip
+    assert status == {"e": None, "f": None, "g": None} and "skipped g: deadline" in times.getvalue()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs the espeak-ng program")
+def test_bundled_espeak_says_what_the_installed_one_says(tmp_path):
+    bundle = tmp_path / "bundle"
+    subprocess.run(["bash", str(ROOT / "benchmarks" / "device_bundle.sh"), str(bundle), "--no-wheels"], check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    wrapper = bundle / "espeak" / "bin" / "espeak-ng"
+    assert any(p.name.startswith("ld-linux") for p in (bundle / "espeak" / "lib").iterdir())
+    assert (bundle / "espeak" / "espeak-ng-data" / "phondata").is_file()
+    arguments = ["-v", "en+f2", "-p", "60", "-s", "150", "-a", "120", "-w"]
+    text = "the bundled voice says the same words"
+    subprocess.run([str(wrapper), *arguments, str(tmp_path / "bundled.wav"), text], check=True, timeout=60)
+    subprocess.run(["espeak-ng", *arguments, str(tmp_path / "installed.wav"), text], check=True, timeout=60)
+    bundled = (tmp_path / "bundled.wav").read_bytes()
+    assert len(bundled) > 10_000 and bundled == (tmp_path / "installed.wav").read_bytes()
+    # the WAV-only torchcodec stand-in goes along, with the version transformers reads from its metadata
+    assert (bundle / "torchcodec-stand-in" / "torchcodec" / "decoders.py").is_file()
+    assert any(p.name.startswith("torchcodec-") for p in (bundle / "torchcodec-stand-in").glob("*.dist-info"))
