@@ -2,15 +2,15 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 # A folder that lets a bare machine without network (a lent GPU machine whose image has torch and numpy but an older
 # transformers, and no soundfile, torchcodec or espeak-ng) run the project's benchmarks, learning_farm.py included:
-#   wheels/   the Python 3.12 wheels of this environment's transformers, datasets, soundfile and the packages they import
-#             (installed there with --no-deps into a folder on PYTHONPATH);
+#   wheels/   the Python 3.12 (BUNDLE_PYTHON) wheels of this environment's transformers, datasets, soundfile and the
+#             packages they import (installed there with --no-deps into a folder on PYTHONPATH);
 #   espeak/   this machine's espeak-ng program with every library it loads (down to the loader) and its data, behind a
 #             wrapper `espeak/bin/espeak-ng` (for the spoken corpus);
 #   torchcodec-stand-in/  benchmarks/wav_torchcodec, the WAV-only stand-in, for machines without FFmpeg;
 #   env.sh    `source BUNDLE/env.sh` on that machine, from the repository root: installs the wheels, sets PATH and
 #             PYTHONPATH, links data/ and model_cards/ into the package as an editable install does, and checks imports.
 # Usage: bash benchmarks/device_bundle.sh BUNDLE [--no-wheels]   (BUNDLE inside the repository and git-ignored, so that
-# the device tool can carry it; ~55 MB with wheels)
+# the device tool can carry it; ~50 MB with wheels). BUNDLE_PYTHON=3.11 makes the wheels for another Python than 3.12.
 set -euo pipefail
 bundle=$(realpath -m "${1:?usage: device_bundle.sh BUNDLE [--no-wheels]}")
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,7 +58,7 @@ print(" ".join(found))
 EOF
 )
     for requirement in $packages; do
-        $python -m pip download -q --no-deps --only-binary :all: --python-version 3.12 --implementation cp \
+        $python -m pip download -q --no-deps --only-binary :all: --python-version "${BUNDLE_PYTHON:-3.12}" --implementation cp \
             --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
             -d "$bundle/wheels" "$requirement" || echo "no wheel for $requirement" >&2
     done
