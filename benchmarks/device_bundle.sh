@@ -58,7 +58,8 @@ print(" ".join(found))
 EOF
 )
     for requirement in $packages; do
-        $python -m pip download -q --no-deps --only-binary :all: --python-version "${BUNDLE_PYTHON:-3.12}" --implementation cp \
+        $python -m pip download -q --no-deps --only-binary :all: --python-version "${BUNDLE_PYTHON:-3.12}" \
+            --implementation cp \
             --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
             -d "$bundle/wheels" "$requirement" || echo "no wheel for $requirement" >&2
     done

@@ -55,7 +55,8 @@ def expand(spec: dict, out: Path, workdir: str) -> tuple[list[tuple[str, int]], 
                            "--recipes", recipe, "--corpora", group["corpus"], "--seeds", str(seed),
                            "--corpus_offset", f"{group['corpus']}={offset}", "--workdir", workdir,
                            "--results", str(out / group["results"]),
-                           "--config", json.dumps(group.get("config", {})), "--train", json.dumps(group.get("train", {}))]  # fmt: skip
+                           "--config", json.dumps(group.get("config", {})),
+                           "--train", json.dumps(group.get("train", {}))]  # fmt: skip
                 if test_per_class is not None:
                     command += ["--test_per_class", str(test_per_class)]
                 if group.get("text_model"):
@@ -86,7 +87,8 @@ def run_all(commands: list[tuple[str, list[str]]], workers: int, log_dir: Path, 
         while pending and len(running) < workers and not late:
             name, command = pending.pop(0)
             handle = open(log_dir / f"{name}.log", "w")
-            running[name] = (subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env), handle, time.time())
+            process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+            running[name] = (process, handle, time.time())
             note(f"start {name}")
         for name, (process, handle, began) in list(running.items()):
             if late and process.poll() is None:
@@ -133,9 +135,11 @@ def main(argv=None):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.time()
     with open(out / "times.txt", "a") as times:
-        times.write(f"{'':8} {len(corpora)} corpora, {len(runs)} runs, {args.workers} at a time, {os.cpu_count()} cores\n")
-        made = run_all([(f"corpus-{kind}{seed}", corpus_command(kind, seed, args.workdir, spec.get("test_per_class")))
-                        for kind, seed in corpora], args.workers, out / "logs", times, args.deadline, start, env)  # fmt: skip
+        times.write(f"{'':8} {len(corpora)} corpora, {len(runs)} runs, {args.workers} at a time, "
+                    f"{os.cpu_count()} cores\n")
+        corpus_runs = [(f"corpus-{kind}{seed}", corpus_command(kind, seed, args.workdir, spec.get("test_per_class")))
+                       for kind, seed in corpora]  # fmt: skip
+        made = run_all(corpus_runs, args.workers, out / "logs", times, args.deadline, start, env)
         failed = [name for name, code in made.items() if code != 0]
         if failed:
             raise SystemExit(f"could not make {failed}: see {out / 'logs'}")
@@ -145,8 +149,9 @@ def main(argv=None):
             if (out / group["results"]).is_dir():
                 summary.write(f"# {group['results']}\n")
                 summary.flush()
-                subprocess.run([sys.executable, str(HERE / "bench_learning.py"), "summary", "--results",
-                                str(out / group["results"])], stdout=summary, stderr=subprocess.STDOUT, env=env)  # fmt: skip
+                command = [sys.executable, str(HERE / "bench_learning.py"), "summary", "--results",
+                           str(out / group["results"])]
+                subprocess.run(command, stdout=summary, stderr=subprocess.STDOUT, env=env)
     print((out / "summary.txt").read_text())
 
 
