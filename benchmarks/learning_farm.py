@@ -31,18 +31,31 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-GROUP_KEYS = {"results", "settings", "corpus", "seeds", "corpus_offset", "config", "train", "text_model"}
+REQUIRED_KEYS = {"results", "settings", "corpus", "seeds"}
+GROUP_KEYS = REQUIRED_KEYS | {"corpus_offset", "config", "train", "text_model"}
 
 
 def expand(spec: dict, out: Path, workdir: str) -> tuple[list[tuple[str, int]], list[tuple[str, list[str]]]]:
     """(corpora, runs): the (kind, corpus seed) pairs to make, and (name, command) per run, seed by seed."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"the spec must be a JSON object, got {type(spec).__name__}")
     recipe, test_per_class = spec.get("recipe", "plain"), spec.get("test_per_class")
     corpora, runs = [], []
+    unknown = set(spec) - {"recipe", "test_per_class", "groups"}
+    if unknown or not isinstance(spec.get("groups"), list) or not spec["groups"]:
+        raise ValueError(f"the spec needs a non-empty list `groups` (and may set recipe, test_per_class); got keys "
+                         f"{sorted(spec)}, unknown keys {sorted(unknown)}")
     groups = spec["groups"]
-    for group in groups:
-        unknown = set(group) - GROUP_KEYS
-        if unknown or not {"results", "settings", "corpus", "seeds"} <= set(group):
-            raise ValueError(f"group {group}: needs results, settings, corpus, seeds; unknown keys {sorted(unknown)}")
+    for number, group in enumerate(groups):
+        if not isinstance(group, dict):
+            raise ValueError(f"group {number} must be a JSON object, got {group!r}")
+        unknown, missing = set(group) - GROUP_KEYS, REQUIRED_KEYS - set(group)
+        if unknown or missing:
+            raise ValueError(f"group {number} ({group.get('results', '?')}): unknown keys {sorted(unknown)}, "
+                             f"missing keys {sorted(missing)}; a group takes {sorted(GROUP_KEYS)}")
+        seeds = group["seeds"]
+        if not isinstance(seeds, list) or not all(type(seed) is int for seed in seeds):
+            raise ValueError(f"group {number} ({group['results']}): `seeds` must be a list of integers, got {seeds!r}")
     for seed in sorted({seed for group in groups for seed in group["seeds"]}):
         for group in groups:
             if seed not in group["seeds"]:
@@ -122,9 +135,12 @@ def main(argv=None):
                         help="corpus cache, as bench_learning's")
     parser.add_argument("--dry_run", action="store_true", help="print the corpora and commands, run nothing")
     args = parser.parse_args(argv)
-    spec = json.loads(Path(args.spec).read_text())
+    try:
+        spec = json.loads(Path(args.spec).read_text())
+        corpora, runs = expand(spec, Path(args.out).resolve(), args.workdir)
+    except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
+        raise SystemExit(f"{args.spec}: {error}") from error
     out = Path(args.out).resolve()
-    corpora, runs = expand(spec, out, args.workdir)
     if args.dry_run:
         for kind, seed in corpora:
             print("corpus", kind, seed)

@@ -4,6 +4,7 @@ needs to run them)."""
 
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,18 @@ def test_runs_are_ordered_seed_by_seed_and_each_corpus_is_made_once(tmp_path):
     with pytest.raises(ValueError, match="unknown keys \\['epochs'\\]"):
         learning_farm.expand({"groups": [{"results": "x", "settings": ["S0"], "corpus": "demo", "seeds": [0],
                                           "epochs": 3}]}, tmp_path, "/cache")  # fmt: skip
+    missing = "group 0 \\(x\\): unknown keys \\[\\], missing keys \\['seeds', 'settings'\\]"
+    with pytest.raises(ValueError, match=missing):
+        learning_farm.expand({"groups": [{"results": "x", "corpus": "demo"}]}, tmp_path, "/cache")
+    with pytest.raises(ValueError, match="`seeds` must be a list of integers, got \\['3'\\]"):
+        learning_farm.expand({"groups": [{"results": "x", "settings": ["S0"], "corpus": "demo", "seeds": ["3"]}]},
+                             tmp_path, "/cache")  # fmt: skip
+    with pytest.raises(ValueError, match="non-empty list `groups`.*unknown keys \\['group'\\]"):
+        learning_farm.expand({"group": []}, tmp_path, "/cache")
+    broken = tmp_path / "spec.json"
+    broken.write_text('{"groups": [')
+    with pytest.raises(SystemExit, match="^" + re.escape(f"{broken}: Expecting value")):
+        learning_farm.main([str(broken), "--out", str(tmp_path / "out"), "--dry_run"])
 
 
 def test_the_deadline_stops_running_runs_and_skips_the_rest(tmp_path):
