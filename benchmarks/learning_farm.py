@@ -135,12 +135,12 @@ def main(argv=None):
                         help="corpus cache, as bench_learning's")
     parser.add_argument("--dry_run", action="store_true", help="print the corpora and commands, run nothing")
     args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
     try:
         spec = json.loads(Path(args.spec).read_text())
-        corpora, runs = expand(spec, Path(args.out).resolve(), args.workdir)
+        corpora, runs = expand(spec, out, args.workdir)
     except (OSError, ValueError) as error:  # json.JSONDecodeError is a ValueError
         raise SystemExit(f"{args.spec}: {error}") from error
-    out = Path(args.out).resolve()
     if args.dry_run:
         for kind, seed in corpora:
             print("corpus", kind, seed)
@@ -154,19 +154,18 @@ def main(argv=None):
         times.write(f"{'':8} {len(corpora)} corpora, {len(runs)} runs, {args.workers} at a time, "
                     f"{os.cpu_count()} cores\n")
         corpus_runs = [(f"corpus-{kind}{seed}", corpus_command(kind, seed, args.workdir, spec.get("test_per_class")))
-                       for kind, seed in corpora]  # fmt: skip
+                       for kind, seed in corpora]
         made = run_all(corpus_runs, args.workers, out / "logs", times, args.deadline, start, env)
         failed = [name for name, code in made.items() if code != 0]
         if failed:
             raise SystemExit(f"could not make {failed}: see {out / 'logs'}")
         run_all(runs, args.workers, out / "logs", times, args.deadline, start, env)
     with open(out / "summary.txt", "w") as summary:
-        for group in spec["groups"]:
-            if (out / group["results"]).is_dir():
-                summary.write(f"# {group['results']}\n")
+        for folder in dict.fromkeys(group["results"] for group in spec["groups"]):  # groups may share a folder
+            if (out / folder).is_dir():
+                summary.write(f"# {folder}\n")
                 summary.flush()
-                command = [sys.executable, str(HERE / "bench_learning.py"), "summary", "--results",
-                           str(out / group["results"])]
+                command = [sys.executable, str(HERE / "bench_learning.py"), "summary", "--results", str(out / folder)]
                 subprocess.run(command, stdout=summary, stderr=subprocess.STDOUT, env=env)
     print((out / "summary.txt").read_text())
 
