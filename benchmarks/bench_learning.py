@@ -266,12 +266,20 @@ def _term_gradient_norms(model, out, shared) -> dict:
         grads = torch.autograd.grad(weight * value, shared, retain_graph=True, allow_unused=True)
         norms[f"g_{key[5:]}"] = float(torch.stack([g.pow(2).sum() for g in grads if g is not None]).sum().sqrt())
     terms = [weights[key] * out[key] for key in ("loss_da", "loss_ia") if out.get(key) is not None]
-    ratio = getattr(config, "alignment_gradient_balance", 0.0)
-    if terms and ratio > 0:  # the balancing factor c the model applied to this step
+    if terms and "g_ce" in norms:
+        # cos: how far the alignment losses' gradient points with (+1) or against (-1) the classifier loss's;
+        # c: the balancing factor the model applied to this step (after the projection, when that is on)
         alignment = sum(terms) * getattr(getattr(model, "mgcma", None), "alignment_loss_scale", 1.0)
+        ce_grads = torch.autograd.grad(weights["loss_ce"] * out["loss_ce"], shared, retain_graph=True, allow_unused=True)
         grads = torch.autograd.grad(alignment, shared, retain_graph=True, allow_unused=True)
-        g_align = float(torch.stack([g.pow(2).sum() for g in grads if g is not None]).sum().sqrt())
-        norms["c"] = min(1.0, ratio * norms["g_ce"] / max(g_align, 1e-12))
+        g_align_sq = float(sum(g.pow(2).sum() for g in grads if g is not None))
+        dot = float(sum((a * b).sum() for a, b in zip(ce_grads, grads) if a is not None and b is not None))
+        norms["cos"] = dot / max(norms["g_ce"] * g_align_sq**0.5, 1e-12)
+        if getattr(config, "alignment_gradient_projection", False) and dot < 0:
+            g_align_sq = max(g_align_sq - dot * dot / max(norms["g_ce"] ** 2, 1e-24), 0.0)
+        ratio = getattr(config, "alignment_gradient_balance", 0.0)
+        if ratio > 0:
+            norms["c"] = min(1.0, ratio * norms["g_ce"] / max(g_align_sq**0.5, 1e-12))
     return norms
 
 

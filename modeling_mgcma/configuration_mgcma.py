@@ -129,6 +129,12 @@ class MGCMAConfig(PreTrainedConfig):
             so the alignment losses never pull on the shared encoders harder than r times the classifier's loss.
             Costs two extra backward passes per step. Training from scratch, their gradients start 10-100x larger
             than L_CE's and the classes are learned far more slowly (see benchmarks/README.md, "Learning").
+        alignment_gradient_projection (`bool`, *optional*, defaults to `False`):
+            In training, remove from the alignment losses' gradient on the backbone the component that points against
+            the classification loss's gradient, when it does (gradient projection as in PCGrad, applied to the
+            alignment losses only); the rest of their gradient is kept, and then capped by
+            `alignment_gradient_balance` when that is > 0. Costs the same two extra backward passes as the balance
+            (shared with it).
         distribution_loss_weight (`float`, *optional*, defaults to 1.0):
             Weight of L_DA in the total loss.
         instance_loss_weight (`float`, *optional*, defaults to 1.0):
@@ -201,6 +207,7 @@ class MGCMAConfig(PreTrainedConfig):
     distribution_distance: str = "sum"
     alignment_loss_warmup: float = 0.0
     alignment_gradient_balance: float = 0.0
+    alignment_gradient_projection: bool = False
     distribution_loss_weight: float = 1.0
     instance_loss_weight: float = 1.0
     classification_loss_weight: float = 1.0
@@ -264,6 +271,10 @@ class MGCMAConfig(PreTrainedConfig):
             )
         _check_choice("distribution_distance", self.distribution_distance, DISTRIBUTION_DISTANCES)
         _check_positive("alignment_gradient_balance", self.alignment_gradient_balance, allow_zero=True)
+        if not isinstance(self.alignment_gradient_projection, bool):
+            raise ValueError(
+                f"`alignment_gradient_projection` must be true or false, got {self.alignment_gradient_projection!r}."
+            )
         if not isinstance(self.alignment_loss_warmup, (int, float)) or not 0.0 <= self.alignment_loss_warmup <= 1.0:
             raise ValueError(
                 f"`alignment_loss_warmup` must be a fraction of the training steps in [0, 1], got {self.alignment_loss_warmup!r}."

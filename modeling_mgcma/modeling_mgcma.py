@@ -216,6 +216,57 @@ def alignment_gradient_factor(
     return (ratio * ce_norm / alignment_norm).clamp(max=1.0).detach()
 
 
+def balanced_alignment_loss(
+    classification_loss: torch.Tensor,
+    alignment_loss: torch.Tensor,
+    shared: list[torch.Tensor],
+    ratio: float,
+    project: bool,
+) -> torch.Tensor:
+    """The alignment loss to add to the classification loss, with its gradient on `shared` reshaped.
+
+    Its value is `alignment_loss`'s; its gradient is c * g_align', where g_CE and g_align are the two losses' gradients
+    on the shared parameters theta:
+    - `project` (`MGCMAConfig.alignment_gradient_projection`): where g_align points against g_CE (<g_align, g_CE> < 0),
+      g_align' = g_align - <g_align, g_CE> / |g_CE|^2 * g_CE, the part of g_align orthogonal to g_CE (gradient
+      projection as in PCGrad, Yu et al. 2020, applied to the auxiliary losses only); otherwise g_align' = g_align.
+      The alignment losses then never undo, to first order, what the step does for L_CE, and keep training in every
+      direction that does not.
+    - `ratio` > 0 (`MGCMAConfig.alignment_gradient_balance`): c = min(1, ratio * |g_CE| / |g_align'|); else c = 1.
+    Both are detached constants of the step. The parameters outside `shared` (none today: the classifier does not
+    receive the alignment losses) get c * their gradient of `alignment_loss`. Costs two extra backward passes, which
+    keep the graph for the step's own backward.
+    """
+    ce_grads = torch.autograd.grad(classification_loss, shared, retain_graph=True, allow_unused=True)
+    alignment_grads = torch.autograd.grad(alignment_loss, shared, retain_graph=True, allow_unused=True)
+    zero = torch.zeros((), device=alignment_loss.device)
+    ce_sq = sum((g.float().pow(2).sum() for g in ce_grads if g is not None), zero)
+    alignment_sq = sum((g.float().pow(2).sum() for g in alignment_grads if g is not None), zero)
+    dot = sum(
+        ((a.float() * b.float()).sum() for a, b in zip(ce_grads, alignment_grads) if a is not None and b is not None),
+        zero,
+    )
+    coefficient = zero  # g_align' = g_align + coefficient * g_CE
+    if project and dot < 0 and ce_sq > 0:
+        coefficient = -dot / ce_sq
+        alignment_sq = (alignment_sq - dot * dot / ce_sq).clamp_min(0)
+    factor = torch.ones((), device=alignment_loss.device)
+    if ratio > 0 and alignment_sq > 0:
+        factor = (ratio * ce_sq.sqrt() / alignment_sq.sqrt()).clamp(max=1.0)
+    factor, coefficient = factor.detach(), coefficient.detach()
+    # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
+    term = factor * alignment_loss + ((1 - factor) * alignment_loss).detach()
+    if coefficient > 0:  # + factor * coefficient * g_CE on theta, through a term linear in theta whose value is 0
+        pull = [
+            ((factor * coefficient).to(g.dtype) * g.detach() * p).sum()
+            for p, g in zip(shared, ce_grads)
+            if g is not None
+        ]
+        correction = torch.stack([value.float() for value in pull]).sum()
+        term = term + correction - correction.detach()
+    return term
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Outputs
 # ---------------------------------------------------------------------------------------------------------------------
@@ -1132,10 +1183,11 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
             loss = self.config.classification_loss_weight * loss_ce
             if outputs.loss is not None:
                 alignment = outputs.loss
-                if self.config.alignment_gradient_balance > 0 and self.training and alignment.requires_grad:
-                    factor = alignment_gradient_factor(
-                        loss, alignment, self._shared_parameters(), self.config.alignment_gradient_balance
-                    )
+                balance, project = self.config.alignment_gradient_balance, self.config.alignment_gradient_projection
+                if project and self.training and alignment.requires_grad:
+                    alignment = balanced_alignment_loss(loss, alignment, self._shared_parameters(), balance, project)
+                elif balance > 0 and self.training and alignment.requires_grad:
+                    factor = alignment_gradient_factor(loss, alignment, self._shared_parameters(), balance)
                     # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
                     alignment = factor * alignment + ((1 - factor) * alignment).detach()
                 loss = loss + alignment
@@ -1154,5 +1206,6 @@ __all__ = [
     "distribution_contrastive_loss",
     "instance_contrastive_loss",
     "alignment_gradient_factor",
+    "balanced_alignment_loss",
     "masked_pool",
 ]

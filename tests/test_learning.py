@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, distribution_contrastive_loss
 from modeling_mgcma.loss_schedule import AlignmentLossWarmup, alignment_loss_scale
-from modeling_mgcma.modeling_mgcma import alignment_gradient_factor
+from modeling_mgcma.modeling_mgcma import alignment_gradient_factor, balanced_alignment_loss
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,6 +174,65 @@ def test_gradient_balance_caps_the_alignment_gradient(tiny_config_factory, tiny_
     assert torch.allclose(evaluated.loss, evaluated.loss_ce + evaluated.loss_da + evaluated.loss_ia, rtol=1e-5)
     with pytest.raises(ValueError, match="alignment_gradient_balance"):
         MGCMAConfig(alignment_gradient_balance=-1.0)
+
+
+def _flat_gradient(loss, params):
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.0, 0.05])
+def test_gradient_projection_removes_only_the_part_against_the_classifier(ratio):
+    generator = torch.Generator().manual_seed(0)
+    params = [torch.randn(6, generator=generator, requires_grad=True), torch.randn(3, generator=generator, requires_grad=True)]
+    x = torch.randn(6, generator=generator)
+    ce = (params[0] * x).sum() ** 2 + params[1].sum()
+    against = -3 * (params[0] * x).sum() + params[1].pow(2).sum()  # its gradient points against ce's here
+    g_ce = _flat_gradient(ce, params)
+    for alignment in (against, -against):
+        g = _flat_gradient(alignment, params)
+        conflict = float(g @ g_ce) < 0
+        term = balanced_alignment_loss(ce, alignment, params, ratio, project=True)
+        assert torch.allclose(term, alignment)  # the value is the alignment loss's
+        projected = g - (g @ g_ce) / (g_ce @ g_ce) * g_ce if conflict else g
+        factor = min(1.0, ratio * float(g_ce.norm() / projected.norm())) if ratio > 0 else 1.0
+        got = _flat_gradient(term, params)
+        assert torch.allclose(got, factor * projected, atol=1e-5)
+        if conflict:
+            assert abs(float(got @ g_ce)) < 1e-4 * float(g_ce.norm() * got.norm())  # orthogonal to L_CE's
+            assert float(got.norm()) > 0.1 * factor * float(g.norm())  # the rest of the gradient is kept
+        # without the projection: the balance alone, as alignment_gradient_factor gives it
+        plain = _flat_gradient(balanced_alignment_loss(ce, alignment, params, ratio, project=False), params)
+        expected = float(alignment_gradient_factor(ce, alignment, params, ratio)) if ratio > 0 else 1.0
+        assert torch.allclose(plain, expected * g, atol=1e-5)
+
+
+def test_model_applies_gradient_projection_in_training(tiny_config_factory, tiny_batch, one_torch_thread):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory(alignment_gradient_projection=True))
+    params = model._shared_parameters()
+    model.train()
+    out = model(**tiny_batch)
+    g_ce = _flat_gradient(out.loss_ce, params)
+    g_plain = _flat_gradient(out.loss_da + out.loss_ia, params)
+    g_used = _flat_gradient(out.loss - out.loss_ce, params)
+    assert torch.allclose(out.loss, out.loss_ce + out.loss_da + out.loss_ia, rtol=1e-5)
+    dot = float(g_plain @ g_ce)
+    if dot < 0:
+        expected = g_plain - dot / float(g_ce @ g_ce) * g_ce
+    else:
+        expected = g_plain
+    assert torch.allclose(g_used, expected, atol=1e-6 * float(g_plain.norm()) + 1e-8)
+    assert float(g_used @ g_ce) >= -1e-5 * float(g_used.norm() * g_ce.norm())
+    model.eval()  # evaluation: the plain weighted sum, nothing reshaped
+    evaluated = model(**tiny_batch)
+    assert torch.allclose(
+        _flat_gradient(evaluated.loss - evaluated.loss_ce, params),
+        _flat_gradient(evaluated.loss_da + evaluated.loss_ia, params),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="alignment_gradient_projection"):
+        MGCMAConfig(alignment_gradient_projection="yes")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
