@@ -275,6 +275,14 @@ def _term_gradient_norms(model, out, shared) -> dict:
         g_align_sq = float(sum(g.pow(2).sum() for g in grads if g is not None))
         dot = float(sum((a * b).sum() for a, b in zip(ce_grads, grads) if a is not None and b is not None))
         norms["cos"] = dot / max(norms["g_ce"] * g_align_sq**0.5, 1e-12)
+        names = {id(p): n for n, p in model.named_parameters()}
+        for group in ("speech_encoder", "text_encoder"):  # the same, on each encoder's parameters alone
+            pairs = [(a, b) for p, a, b in zip(shared, ce_grads, grads)
+                     if f"{group}." in names.get(id(p), "") and a is not None and b is not None]  # fmt: skip
+            if pairs:
+                group_dot = float(sum((a * b).sum() for a, b in pairs))
+                group_norms = [float(sum(t.pow(2).sum() for t in side)) ** 0.5 for side in zip(*pairs)]
+                norms[f"cos_{group.split('_')[0]}"] = group_dot / max(group_norms[0] * group_norms[1], 1e-12)
         if getattr(config, "alignment_gradient_projection", False) and dot < 0:
             g_align_sq = max(g_align_sq - dot * dot / max(norms["g_ce"] ** 2, 1e-24), 0.0)
         ratio = getattr(config, "alignment_gradient_balance", 0.0)
