@@ -43,7 +43,7 @@ DISTRIBUTION_POOLING_MODES = ("mean", "first")
 DISTRIBUTION_DISTANCES = ("sum", "mean")
 SIGMA_ACTIVATIONS = ("exp", "softplus")
 DAM_OUTPUTS = ("mu", "sample", "input")
-CLASSIFIER_FEATURES = ("concat", "speech", "text")
+CLASSIFIER_FEATURES = ("concat", "speech", "text", "concat_projected")
 # Keys of older config.json files that are training arguments now (`MGCMATrainingArguments`): read and ignored.
 TRAINING_SETTINGS = ("freeze_feature_encoder", "freeze_speech_encoder", "freeze_text_encoder", "gather_distributed_negatives")
 
@@ -176,7 +176,11 @@ class MGCMAConfig(PreTrainedConfig):
         share_cross_attention (`bool`, *optional*, defaults to `False`):
             Use one cross-attention layer for both directions in each TAM block instead of one per direction.
         classifier_features (`str`, *optional*, defaults to `"concat"`):
-            Classifier input: the concatenation of pooled speech and text (`"concat"`), or one modality only.
+            Classifier input: the concatenation of pooled speech and text after the alignment stages (`"concat"`), one
+            modality only (`"speech"`, `"text"`), or `"concat_projected"`: those two and the pooled projected encoder
+            outputs before any alignment stage (4 x hidden_size in all). The last gives the classifier the encoders'
+            features directly, as a model without alignment modules has them, beside the aligned ones; with neither
+            DAM nor TAM on, the two pairs would be the same, and it reads `"concat"`'s.
         id2label (`dict[int, str]`, *optional*):
             Class names; defaults to angry, happy, sad, neutral.
     """
@@ -310,6 +314,14 @@ class MGCMAConfig(PreTrainedConfig):
             "iam": self.use_instance_alignment,
         }
         return [name for name in self.module_order if enabled[name]]
+
+    @property
+    def classifier_reads_projected(self) -> bool:
+        """Whether the classifier also reads the pooled projected encoder outputs (`classifier_features=
+        "concat_projected"` with DAM or TAM on; without them the projected features are the aligned ones)."""
+        return self.classifier_features == "concat_projected" and (
+            self.use_distribution_alignment or self.use_token_alignment
+        )
 
 
 __all__ = ["MGCMAConfig", "DEFAULT_EMOTION_LABELS", "ALIGNMENT_MODULES", "PAPER_MODULE_ORDER", "PAPER_ABLATIONS"]

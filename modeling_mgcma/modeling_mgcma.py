@@ -18,7 +18,8 @@ Choices where the paper is silent (each is a config option where a user could wa
 - IAM and the classifier use masked mean pooling (`pooling`), IAM on L2-normalised vectors
   (`normalize_instance_embeddings`);
 - classifier: Linear(2D -> D) - GELU - Dropout - Linear(D -> classes) on [pooled speech; pooled text]
-  (`classifier_features`);
+  (`classifier_features`; `"concat_projected"` adds the pooled projected encoder outputs, the input of the
+  alignment stack, as a second pair);
 - "module order" rewires a pipeline of stages over (speech, text) (`module_order`).
 """
 
@@ -291,6 +292,9 @@ class MGCMAModelOutput(ModelOutput):
         speech_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
             Pooled speech features after the last alignment stage (the classifier's speech input).
         text_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`): pooled text features, likewise.
+        speech_projected_embeds, text_projected_embeds (`torch.FloatTensor` of shape `(batch_size, hidden_size)`,
+            *optional*): the pooled projected encoder outputs, before any alignment stage; returned when the
+            classifier reads them too (`classifier_features="concat_projected"`, with DAM or TAM on).
         speech_mu, speech_sigma (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*):
             Utterance-level speech Gaussian N(mu, diag(sigma^2)) from DAM (sigma = standard deviation).
         text_mu, text_sigma (`torch.FloatTensor` of shape `(batch_size, hidden_size)`, *optional*): same for text.
@@ -328,6 +332,8 @@ class MGCMAModelOutput(ModelOutput):
     loss_ia: torch.FloatTensor | None = None
     speech_embeds: torch.FloatTensor | None = None
     text_embeds: torch.FloatTensor | None = None
+    speech_projected_embeds: torch.FloatTensor | None = None
+    text_projected_embeds: torch.FloatTensor | None = None
     speech_mu: torch.FloatTensor | None = None
     speech_sigma: torch.FloatTensor | None = None
     text_mu: torch.FloatTensor | None = None
@@ -626,7 +632,8 @@ class MGCMAClassificationHead(nn.Module):
 
     def __init__(self, config: MGCMAConfig):
         super().__init__()
-        in_features = config.hidden_size * (2 if config.classifier_features == "concat" else 1)
+        pairs = 2 if config.classifier_reads_projected else 1
+        in_features = config.hidden_size * (1 if config.classifier_features in ("speech", "text") else 2 * pairs)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.dense = nn.Linear(in_features, config.hidden_size)
         self.act = nn.GELU()
@@ -984,6 +991,12 @@ class MGCMAModel(MGCMAPreTrainedModel):
                     raise ValueError(f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros).")
 
         speech, text = self.speech_projection(speech), self.text_projection(text)
+        projected = {}
+        if self.config.classifier_reads_projected:  # the classifier's second pair of inputs
+            projected = {
+                "speech_projected_embeds": masked_pool(speech, speech_mask, self.config.pooling),
+                "text_projected_embeds": masked_pool(text, text_mask, self.config.pooling),
+            }
         speech_padded = speech_attention_mask is not None or speech_features_mask is not None
         text_padded = text_attention_mask is not None or text_features_mask is not None
         speech_bias = attention_bias(speech_mask if speech_padded else None, speech.dtype)
@@ -1047,6 +1060,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
             loss_ia=loss_ia,
             speech_embeds=masked_pool(speech, speech_mask, self.config.pooling),
             text_embeds=masked_pool(text, text_mask, self.config.pooling),
+            **projected,
             speech_mu=speech_mu,
             speech_sigma=speech_sigma,
             text_mu=text_mu,
@@ -1166,7 +1180,12 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        if self.config.classifier_features == "concat":
+        if self.config.classifier_reads_projected:
+            features = torch.cat(
+                [outputs.speech_embeds, outputs.text_embeds, outputs.speech_projected_embeds, outputs.text_projected_embeds],
+                dim=-1,
+            )
+        elif self.config.classifier_features in ("concat", "concat_projected"):
             features = torch.cat([outputs.speech_embeds, outputs.text_embeds], dim=-1)
         elif self.config.classifier_features == "speech":
             features = outputs.speech_embeds

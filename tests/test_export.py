@@ -186,12 +186,16 @@ def test_batched_equals_one_at_a_time_in_eager_and_onnx(exported):
         assert np.allclose(scores[0], scores[1], atol=1e-4) and np.allclose(scores[0], scores[2], atol=1e-4)
 
 
-def test_pre_layer_norm_model_exports_and_answers_as_eager(tmp_path):
-    """The defaults for new data build pre-LN alignment blocks (context LayerNorms, a final LayerNorm per stream):
-    their ONNX graph, fp32 and int8, answers as the eager model does."""
+@pytest.mark.parametrize(
+    "overrides", [{"alignment_norm": "pre"}, {"classifier_features": "concat_projected"}], ids=["pre-ln", "concat-projected"]
+)
+def test_model_options_export_and_answer_as_eager(tmp_path, overrides):
+    """Options that change the graph: pre-LN alignment blocks (context LayerNorms, a final LayerNorm per stream), and
+    a classifier that also reads the pooled projected streams. Their ONNX graph, fp32 and int8, answers as the eager
+    model does."""
     processor = word_processor(WORDS)
     torch.manual_seed(0)
-    model = MGCMAForEmotionClassification(small_config(len(processor.tokenizer), alignment_norm="pre")).eval()
+    model = MGCMAForEmotionClassification(small_config(len(processor.tokenizer), **overrides)).eval()
     with torch.no_grad():  # spread the logits so that the labels are not near-ties
         for parameter in model.classifier.parameters():
             parameter.mul_(40.0)

@@ -235,6 +235,39 @@ def test_model_applies_gradient_projection_in_training(tiny_config_factory, tiny
         MGCMAConfig(alignment_gradient_projection="yes")
 
 
+def test_classifier_reads_projected_features_beside_aligned_ones(tiny_config_factory, tiny_batch, one_torch_thread):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory(classifier_features="concat_projected")).eval()
+    width = model.config.hidden_size
+    assert model.classifier.dense.in_features == 4 * width
+    seen = {}
+    model.classifier.register_forward_hook(lambda module, args, output: seen.update(features=args[0]))
+    out = model(**tiny_batch)
+    pooled = model.mgcma(**{k: v for k, v in tiny_batch.items() if k != "labels"}, output_hidden_states=True)
+    mask_s, mask_t = pooled.speech_mask.bool(), pooled.text_mask.bool()
+    projected_s = (pooled.speech_hidden_states[0] * mask_s[..., None]).sum(1) / mask_s.sum(1, keepdim=True)
+    projected_t = (pooled.text_hidden_states[0] * mask_t[..., None]).sum(1) / mask_t.sum(1, keepdim=True)
+    assert torch.allclose(out.speech_projected_embeds, projected_s, atol=1e-6)
+    assert torch.allclose(out.text_projected_embeds, projected_t, atol=1e-6)
+    expected = torch.cat([out.speech_embeds, out.text_embeds, projected_s, projected_t], dim=-1)
+    assert torch.allclose(seen["features"], expected, atol=1e-6)
+    assert not torch.allclose(out.speech_embeds, projected_s, atol=1e-3)  # the aligned pair is another pair
+
+    # without DAM and TAM the projected features are the aligned ones: the classifier reads "concat"'s pair
+    ablation = MGCMAConfig.ablation_kwargs("S4")
+    torch.manual_seed(0)
+    plain = MGCMAForEmotionClassification(tiny_config_factory(**ablation)).eval()
+    torch.manual_seed(0)
+    same = MGCMAForEmotionClassification(tiny_config_factory(classifier_features="concat_projected", **ablation)).eval()
+    assert same.classifier.dense.in_features == 2 * width
+    result = same(**tiny_batch)
+    assert result.speech_projected_embeds is None
+    assert torch.allclose(result.logits, plain(**tiny_batch).logits)
+    # the plain "concat" model returns no projected pair
+    torch.manual_seed(0)
+    assert MGCMAForEmotionClassification(tiny_config_factory()).eval()(**tiny_batch).speech_projected_embeds is None
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Spoken demo corpus
 # ---------------------------------------------------------------------------------------------------------------------
