@@ -1206,6 +1206,7 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
                 if project and self.training and alignment.requires_grad:
                     alignment = balanced_alignment_loss(loss, alignment, self._shared_parameters(), balance, project)
                 elif balance > 0 and self.training and alignment.requires_grad:
+                    # the balance alone keeps this path: the same gradient, with the recorded runs' exact arithmetic
                     factor = alignment_gradient_factor(loss, alignment, self._shared_parameters(), balance)
                     # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
                     alignment = factor * alignment + ((1 - factor) * alignment).detach()
