@@ -268,6 +268,33 @@ def test_classifier_reads_projected_features_beside_aligned_ones(tiny_config_fac
     assert MGCMAForEmotionClassification(tiny_config_factory()).eval()(**tiny_batch).speech_projected_embeds is None
 
 
+@pytest.mark.parametrize("project", [False, True])
+def test_learning_benchmark_gradient_probe_records_cosines(
+    tiny_config_factory, tiny_batch, one_torch_thread, monkeypatch, project
+):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_learning
+
+    torch.manual_seed(0)
+    config = tiny_config_factory(alignment_gradient_balance=1.0, alignment_gradient_projection=project)
+    model = MGCMAForEmotionClassification(config).train()
+    shared = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("classifier.")]
+    out = model(**tiny_batch)
+    probe = bench_learning._term_gradient_norms(model, out, shared)
+    g_ce, g_align = _flat_gradient(out.loss_ce, shared), _flat_gradient(out.loss_da + out.loss_ia, shared)
+    cos = float(g_ce @ g_align / (g_ce.norm() * g_align.norm()))
+    assert probe["cos"] == pytest.approx(cos, abs=1e-4) and cos < 0  # (the tiny model starts with a conflict)
+    names = [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith("classifier.")]
+    text = [i for i, n in enumerate(names) if "text_encoder." in n]
+    pick = lambda loss: torch.cat([g.flatten() for i, g in enumerate(torch.autograd.grad(  # noqa: E731
+        loss, [shared[i] for i in text], retain_graph=True, allow_unused=True)) if g is not None])
+    a, b = pick(out.loss_ce), pick(out.loss_da + out.loss_ia)
+    assert probe["cos_text"] == pytest.approx(float(a @ b / (a.norm() * b.norm())), abs=1e-4)
+    assert "cos_speech" in probe
+    kept = g_align - (g_align @ g_ce) / (g_ce @ g_ce) * g_ce if project else g_align
+    assert probe["c"] == pytest.approx(min(1.0, float(g_ce.norm() / kept.norm())), rel=1e-3)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Spoken demo corpus
 # ---------------------------------------------------------------------------------------------------------------------
