@@ -55,6 +55,7 @@ from modeling_mgcma.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_conf
 
 
 SETTINGS = ("S0", "S1", "S2", "S3", "S4", "concat")
+CORPUS_VOICES = {"demo": "tones", "spoken": "espeak"}  # corpus kind -> generate_demo_corpus's voice
 UTTERANCES_PER_SESSION = 80  # the corpora of the table; other sizes are cached apart (curves --utterances_per_session)
 WIDTH, LAYERS, HEADS, INTERMEDIATE = 64, 2, 4, 128
 
@@ -101,7 +102,9 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
     from modeling_mgcma.data import generate_demo_corpus
     from modeling_mgcma.data.demo_corpus import session_counts
 
-    voice = {"demo": "tones", "spoken": "espeak"}[kind]
+    if kind not in CORPUS_VOICES:
+        raise ValueError(f"unknown corpus {kind!r}; expected one of {sorted(CORPUS_VOICES)}")
+    voice = CORPUS_VOICES[kind]
     kwargs = {"voice": voice} if voice != "tones" else {}
     name = f"{kind}-{seed}" + (f"-u{utterances_per_session}" if utterances_per_session != UTTERANCES_PER_SESSION else "")
     if test_per_class is None:
@@ -686,7 +689,7 @@ def main(argv=None):
     parser.add_argument("--setting", default="S0")
     parser.add_argument("--recipes", nargs="+", default=["demo", "plain"])
     parser.add_argument("--recipe", default="plain")
-    parser.add_argument("--corpora", nargs="+", default=["demo", "spoken"])
+    parser.add_argument("--corpora", nargs="+", default=list(CORPUS_VOICES), choices=list(CORPUS_VOICES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--corpus_offset", nargs="+", default=["0"],
                         help="corpus seed = training seed + this; per corpus as CORPUS=N (e.g. demo=100 spoken=0)")

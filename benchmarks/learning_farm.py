@@ -53,9 +53,14 @@ def expand(spec: dict, out: Path, workdir: str) -> tuple[list[tuple[str, int]], 
         if unknown or missing:
             raise ValueError(f"group {number} ({group.get('results', '?')}): unknown keys {sorted(unknown)}, "
                              f"missing keys {sorted(missing)}; a group takes {sorted(GROUP_KEYS)}")
-        seeds = group["seeds"]
+        seeds, settings, corpus = group["seeds"], group["settings"], group["corpus"]
         if not isinstance(seeds, list) or not all(type(seed) is int for seed in seeds):
             raise ValueError(f"group {number} ({group['results']}): `seeds` must be a list of integers, got {seeds!r}")
+        if not isinstance(settings, list) or not settings or not all(isinstance(name, str) for name in settings):
+            raise ValueError(f"group {number} ({group['results']}): `settings` must be a non-empty list of names "
+                             f"(S0-S4, concat), got {settings!r}")
+        if not isinstance(corpus, str):
+            raise ValueError(f"group {number} ({group['results']}): `corpus` must be a name (demo, spoken), got {corpus!r}")
     for seed in sorted({seed for group in groups for seed in group["seeds"]}):
         for group in groups:
             if seed not in group["seeds"]:

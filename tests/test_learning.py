@@ -463,6 +463,8 @@ def test_corpora_of_another_size_are_cached_apart_and_taken_by_curves_only(tmp_p
     made = []
     monkeypatch.setattr(data, "generate_demo_corpus", lambda root, **kwargs: made.append((Path(root).name, kwargs)) or root)
     bench_learning.make_corpus("spoken", 4, tmp_path)
+    with pytest.raises(ValueError, match="unknown corpus 'speech'; expected one of \\['demo', 'spoken'\\]"):
+        bench_learning.make_corpus("speech", 4, tmp_path)
     bench_learning.make_corpus("spoken", 4, tmp_path, utterances_per_session=160)
     bench_learning.make_corpus("spoken", 4, tmp_path, utterances_per_session=160, test_per_class=80)
     assert [name for name, _ in made] == ["spoken-4", "spoken-4-u160", "spoken-4-u160-test80"]

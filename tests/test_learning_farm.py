@@ -49,6 +49,12 @@ def test_runs_are_ordered_seed_by_seed_and_each_corpus_is_made_once(tmp_path):
     with pytest.raises(ValueError, match="`seeds` must be a list of integers, got \\['3'\\]"):
         learning_farm.expand({"groups": [{"results": "x", "settings": ["S0"], "corpus": "demo", "seeds": ["3"]}]},
                              tmp_path, "/cache")  # fmt: skip
+    with pytest.raises(ValueError, match="`settings` must be a non-empty list of names .*, got 'S0'"):
+        learning_farm.expand({"groups": [{"results": "x", "settings": "S0", "corpus": "demo", "seeds": [3]}]},
+                             tmp_path, "/cache")  # fmt: skip
+    with pytest.raises(ValueError, match="`corpus` must be a name .*, got \\['demo'\\]"):
+        learning_farm.expand({"groups": [{"results": "x", "settings": ["S0"], "corpus": ["demo"], "seeds": [3]}]},
+                             tmp_path, "/cache")  # fmt: skip
     with pytest.raises(ValueError, match="non-empty list `groups`.*unknown keys \\['group'\\]"):
         learning_farm.expand({"group": []}, tmp_path, "/cache")
     broken = tmp_path / "spec.json"
