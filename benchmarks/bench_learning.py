@@ -256,36 +256,39 @@ def make_optimizer(model, train: dict, steps: int):
 
 
 def _term_gradient_norms(model, out, shared) -> dict:
-    """Norm of each weighted loss term's gradient on the shared parameters (everything but the classifier)."""
+    """Norm of each weighted loss term's gradient on the shared parameters (everything but the classifier); with
+    alignment losses, also the cosine between their gradient and L_CE's (all shared parameters, and each encoder's
+    alone) and the balancing factor c the model applied to the step."""
     config = getattr(model, "config", None)
     weights = {"loss_ce": getattr(config, "classification_loss_weight", 1.0),
                "loss_da": getattr(config, "distribution_loss_weight", 1.0),
                "loss_ia": getattr(config, "instance_loss_weight", 1.0)}  # fmt: skip
-    norms = {}
+    norms, ce_grads = {}, None
     for key, weight in weights.items():
         value = out.get(key)
         if value is None:
             continue
         grads = torch.autograd.grad(weight * value, shared, retain_graph=True, allow_unused=True)
         norms[f"g_{key[5:]}"] = float(torch.stack([g.pow(2).sum() for g in grads if g is not None]).sum().sqrt())
+        if key == "loss_ce":
+            ce_grads = grads
     terms = [weights[key] * out[key] for key in ("loss_da", "loss_ia") if out.get(key) is not None]
-    if terms and "g_ce" in norms:
+    if terms and ce_grads is not None:
         # cos: how far the alignment losses' gradient points with (+1) or against (-1) the classifier loss's;
         # c: the balancing factor the model applied to this step (after the projection, when that is on)
         alignment = sum(terms) * getattr(getattr(model, "mgcma", None), "alignment_loss_scale", 1.0)
-        ce_grads = torch.autograd.grad(weights["loss_ce"] * out["loss_ce"], shared, retain_graph=True, allow_unused=True)
         grads = torch.autograd.grad(alignment, shared, retain_graph=True, allow_unused=True)
-        g_align_sq = float(sum(g.pow(2).sum() for g in grads if g is not None))
-        dot = float(sum((a * b).sum() for a, b in zip(ce_grads, grads) if a is not None and b is not None))
-        norms["cos"] = dot / max(norms["g_ce"] * g_align_sq**0.5, 1e-12)
         names = {id(p): n for n, p in model.named_parameters()}
+        pairs = [(names.get(id(p), ""), a, b) for p, a, b in zip(shared, ce_grads, grads) if a is not None and b is not None]
+        g_align_sq = float(sum(g.pow(2).sum() for g in grads if g is not None))
+        dot = float(sum((a * b).sum() for _, a, b in pairs))
+        norms["cos"] = dot / max(norms["g_ce"] * g_align_sq**0.5, 1e-12)
         for group in ("speech_encoder", "text_encoder"):  # the same, on each encoder's parameters alone
-            pairs = [(a, b) for p, a, b in zip(shared, ce_grads, grads)
-                     if f"{group}." in names.get(id(p), "") and a is not None and b is not None]  # fmt: skip
-            if pairs:
-                group_dot = float(sum((a * b).sum() for a, b in pairs))
-                group_norms = [float(sum(t.pow(2).sum() for t in side)) ** 0.5 for side in zip(*pairs)]
-                norms[f"cos_{group.split('_')[0]}"] = group_dot / max(group_norms[0] * group_norms[1], 1e-12)
+            own = [(a, b) for name, a, b in pairs if f"{group}." in name]
+            if own:
+                own_dot = float(sum((a * b).sum() for a, b in own))
+                own_norms = [float(sum(t.pow(2).sum() for t in side)) ** 0.5 for side in zip(*own)]
+                norms[f"cos_{group.split('_')[0]}"] = own_dot / max(own_norms[0] * own_norms[1], 1e-12)
         if getattr(config, "alignment_gradient_projection", False) and dot < 0:
             g_align_sq = max(g_align_sq - dot * dot / max(norms["g_ce"] ** 2, 1e-24), 0.0)
         ratio = getattr(config, "alignment_gradient_balance", 0.0)
