@@ -238,6 +238,12 @@ def balanced_alignment_loss(
     receive the alignment losses) get c * their gradient of `alignment_loss`. Costs two extra backward passes, which
     keep the graph for the step's own backward.
     """
+    if not project:  # the balance alone (or nothing): a factor on the whole gradient
+        if ratio <= 0:
+            return alignment_loss
+        factor = alignment_gradient_factor(classification_loss, alignment_loss, shared, ratio)
+        # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
+        return factor * alignment_loss + ((1 - factor) * alignment_loss).detach()
     ce_grads = torch.autograd.grad(classification_loss, shared, retain_graph=True, allow_unused=True)
     alignment_grads = torch.autograd.grad(alignment_loss, shared, retain_graph=True, allow_unused=True)
     zero = torch.zeros((), device=alignment_loss.device)
@@ -248,7 +254,7 @@ def balanced_alignment_loss(
         zero,
     )
     coefficient = zero  # g_align' = g_align + coefficient * g_CE
-    if project and dot < 0 and ce_sq > 0:
+    if dot < 0 and ce_sq > 0:
         coefficient = -dot / ce_sq
         alignment_sq = (alignment_sq - dot * dot / ce_sq).clamp_min(0)
     factor = torch.ones((), device=alignment_loss.device)
@@ -1203,13 +1209,8 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
             if outputs.loss is not None:
                 alignment = outputs.loss
                 balance, project = self.config.alignment_gradient_balance, self.config.alignment_gradient_projection
-                if project and self.training and alignment.requires_grad:
+                if (balance > 0 or project) and self.training and alignment.requires_grad:
                     alignment = balanced_alignment_loss(loss, alignment, self._shared_parameters(), balance, project)
-                elif balance > 0 and self.training and alignment.requires_grad:
-                    # the balance alone keeps this path: the same gradient, with the recorded runs' exact arithmetic
-                    factor = alignment_gradient_factor(loss, alignment, self._shared_parameters(), balance)
-                    # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
-                    alignment = factor * alignment + ((1 - factor) * alignment).detach()
                 loss = loss + alignment
         # a new output, so that loss and logits come first (setting fields of `outputs` would append them last)
         backbone = {key: value for key, value in outputs.items() if key != "loss"}
