@@ -1,6 +1,7 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """transformers' own common model and config tests (ModelTesterMixin, ConfigTester, vendored from the source
-distribution of the pinned transformers version under tests/transformers_common/) run against MGCMAModel and
+distribution of the locked transformers version under tests/transformers_common/ by
+scripts/vendor_transformers_tests.py) run against MGCMAModel and
 MGCMAForEmotionClassification with a tiny tester (hidden 32, 2 layers, 4 heads).
 
 Every common test passes or is skipped below with the reason it cannot apply to a two-encoder audio + text model.
@@ -8,10 +9,23 @@ Every common test passes or is skipped below with the reason it cannot apply to 
 
 import unittest
 
+import pytest
 import torch
+import transformers
 from parameterized import parameterized
-from transformers_common.configuration_common import ConfigTester
-from transformers_common.modeling_common import (
+from transformers_common import TRANSFORMERS_VERSION
+
+
+if transformers.__version__ != TRANSFORMERS_VERSION:
+    pytest.fail(
+        f"tests/transformers_common/ holds transformers {TRANSFORMERS_VERSION}'s common tests, but transformers "
+        f"{transformers.__version__} is installed: install the lock (bash scripts/setup.sh) or vendor the matching "
+        f"files (python scripts/vendor_transformers_tests.py)",
+        pytrace=False,
+    )
+
+from transformers_common.configuration_common import ConfigTester  # noqa: E402
+from transformers_common.modeling_common import (  # noqa: E402
     TEST_EAGER_MATCHES_SDPA_INFERENCE_PARAMETERIZATION,
     ModelTesterMixin,
     _test_eager_matches_sdpa_inference,
@@ -19,8 +33,8 @@ from transformers_common.modeling_common import (
     ids_tensor,
 )
 
-from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, MGCMAModel
-from modeling_mgcma.from_scratch import small_config
+from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, MGCMAModel  # noqa: E402
+from modeling_mgcma.from_scratch import small_config  # noqa: E402
 
 
 class MGCMAModelTester:

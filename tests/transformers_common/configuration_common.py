@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 #
-# Vendored unchanged from transformers 5.24.0's source distribution (tests/test_configuration_common.py), except where
+# Vendored unchanged from transformers 5.25.0's source distribution (tests/test_configuration_common.py), except where
 # marked "MGCMA vendoring". Used by tests/test_transformers_common.py.
 
 import copy
