@@ -12,7 +12,7 @@ Data: the demo corpus (generated on first use), IEMOCAP (`--data_dir`) or a CSV/
 (`data/splits.py`): one test session (`--test_session k`) or all (`--cross_validate`, each in `fold_k/`). Inside a
 fold, a validation set drawn from the training sessions picks the best checkpoint (validation UA); the test session
 is evaluated once, at the end, with that model. Presets: configs/presets/*.yaml. A folder that already holds a run is
-trained again, resumed or reused only as `modeling_mgcma.run_records` allows.
+trained again, resumed or reused only as `modeling_mgcma.experiments.run_records` allows.
 
 Outputs (per fold): the model folder (safetensors weights, config with `auto_map`, code files, processor),
 `results.json`, plots and the model card `README.md`; with `--cross_validate` also `results.json`/`results.md` over
@@ -34,23 +34,23 @@ import transformers
 from accelerate import PartialState
 from transformers import HfArgumentParser, set_seed
 
-from modeling_mgcma import run_records
+from modeling_mgcma.experiments import run_records
 from modeling_mgcma.configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
 from modeling_mgcma.data.iemocap import NUM_SESSIONS
 from modeling_mgcma.data.hub_dataset import load_joined_splits
 from modeling_mgcma.data.splits import check_classes, held_out_groups, make_fold
-from modeling_mgcma.from_scratch import DEMO_MODEL_SIZE
-from modeling_mgcma.cost_estimate import dry_run_estimate
-from modeling_mgcma.grid import parse_ablations, run_settings_grid, save_unit_outputs
-from modeling_mgcma.hub_folds import push_run_folds
-from modeling_mgcma.hub_upload import push_model_folder
-from modeling_mgcma.model_card import fold_title, markdown_results, summarise, validation_description, write_card
-from modeling_mgcma.run_arguments import PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments
-from modeling_mgcma.run_arguments import load_preset, parse_config_overrides, read_arguments
+from modeling_mgcma.training.from_scratch import DEMO_MODEL_SIZE
+from modeling_mgcma.experiments.cost_estimate import dry_run_estimate
+from modeling_mgcma.experiments.grid import parse_ablations, run_settings_grid, save_unit_outputs
+from modeling_mgcma.experiments.hub_folds import push_run_folds
+from modeling_mgcma.experiments.hub_upload import push_model_folder
+from modeling_mgcma.experiments.model_card import fold_title, markdown_results, summarise, validation_description, write_card
+from modeling_mgcma.experiments.run_arguments import PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments
+from modeling_mgcma.experiments.run_arguments import load_preset, parse_config_overrides, read_arguments
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
-from modeling_mgcma.trainer import MGCMATrainingArguments
-from modeling_mgcma.collators import build_training_inputs
-from modeling_mgcma.sampling import check_audio_lengths
+from modeling_mgcma.training.trainer import MGCMATrainingArguments
+from modeling_mgcma.training.collators import build_training_inputs
+from modeling_mgcma.training.sampling import check_audio_lengths
 
 
 logger = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ class ModelArguments:
         metadata={"help": f"The paper's ablation setting, one of {sorted(PAPER_ABLATIONS)} (Table II: S1 no DAM, S2 no "
                           "TAM, S3 no IAM, S4 none; Table III: S5-S9 module orders)."},
     )  # fmt: skip
-    ablations: str | None = field(default=None, metadata={"help": "The grid: 'all' or 'S0,S1,...' (modeling_mgcma.grid)."})
+    ablations: str | None = field(default=None, metadata={"help": "The grid: 'all' or 'S0,S1,...' (modeling_mgcma.experiments.grid)."})
     calibrate: bool = field(default=False, metadata={"help": "Fit a temperature on the validation split, saved in the config."})
     dry_run: bool = field(default=False, metadata={"help": "Time a few real steps, print the hours per fold / setting / total, exit."})
     freeze_encoders: bool = field(
@@ -163,7 +163,7 @@ class DataArguments:
     cache_features: bool = field(
         default=False,
         metadata={"help": "Compute the frozen encoders' outputs once and train the alignment modules on them (needs "
-                          "--freeze_encoders; see modeling_mgcma.feature_cache)."},
+                          "--freeze_encoders; see modeling_mgcma.training.feature_cache)."},
     )  # fmt: skip
     feature_cache_dir: str | None = field(default=None, metadata={"help": "Default: <output_dir>/feature_cache/."})
     overwrite_output_dir: bool = field(
@@ -182,7 +182,7 @@ class DataArguments:
 
 
 def read_run_arguments(argv: list[str]):
-    """(model_args, data_args, training_args, preset, given): see `modeling_mgcma.run_arguments.read_arguments`."""
+    """(model_args, data_args, training_args, preset, given): see `modeling_mgcma.experiments.run_arguments.read_arguments`."""
     model_args, data_args, training_args, preset, given = read_arguments(
         argv, (ModelArguments, DataArguments, MGCMATrainingArguments)
     )
@@ -241,7 +241,7 @@ def build_model_and_processor(model_args, data_args, preset, label_names):
     """(model, processor, the encoders' names or None): pretrained encoders, or the demo model from scratch."""
     from modeling_mgcma import MGCMAForEmotionClassification
     from modeling_mgcma import MGCMAProcessor
-    from modeling_mgcma.from_scratch import demo_config, word_processor
+    from modeling_mgcma.training.from_scratch import demo_config, word_processor
 
     kwargs = config_kwargs(model_args, preset, label_names)
     speech_model, text_model = model_args.speech_model, model_args.text_model
@@ -276,10 +276,10 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     """Train on one fold, select on validation UA, test once; write the model and artefacts. `fingerprint` (see
     `run_fingerprint`) is written first; `estimate_for` = (settings, folds): time a few steps, return the cost table."""
     from modeling_mgcma import add_pipeline_to_folder
-    from modeling_mgcma.calibration import calibrate_with_trainer, calibration_report
-    from modeling_mgcma.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
-    from modeling_mgcma.plots import plot_confusion_matrix, plot_loss_curves, plot_tsne
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.calibration import calibrate_with_trainer, calibration_report
+    from modeling_mgcma.training.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
+    from modeling_mgcma.experiments.plots import plot_confusion_matrix, plot_loss_curves, plot_tsne
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     args = dataclasses.replace(training_args, output_dir=str(fold_dir))
     args.push_to_hub = False  # uploaded once, by `push_model_folder`, with the card written here

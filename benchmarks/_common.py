@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification
-from modeling_mgcma.from_scratch import small_config
+from modeling_mgcma.training.from_scratch import small_config
 
 
 warnings.filterwarnings("ignore", message=".*quantiz.*")

@@ -22,10 +22,10 @@ import torch
 
 from _common import build_model, table
 from modeling_mgcma.data import demo_vocabulary
-from modeling_mgcma.collators import CachedFeatureCollator
-from modeling_mgcma.feature_cache import cache_features, freeze_encoders_in_eval_mode
-from modeling_mgcma.from_scratch import word_processor
-from modeling_mgcma.sampling import audio_lengths, length_grouped_batches
+from modeling_mgcma.training.collators import CachedFeatureCollator
+from modeling_mgcma.training.feature_cache import cache_features, freeze_encoders_in_eval_mode
+from modeling_mgcma.training.from_scratch import word_processor
+from modeling_mgcma.training.sampling import audio_lengths, length_grouped_batches
 
 
 def write_corpus(folder: Path, count: int, seed: int):

@@ -29,7 +29,7 @@ import numpy as np
 
 from _common import table, wav2vec2_frames
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
-from modeling_mgcma.sampling import padding_fraction, useful_frame_share
+from modeling_mgcma.training.sampling import padding_fraction, useful_frame_share
 
 
 def frames(n: int, seed: int = 0) -> list[int]:
@@ -45,9 +45,9 @@ def record_batches(lengths, batch, out_file):
     from transformers import Trainer, TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import small_config
-    from modeling_mgcma.sampling import build_length_grouped_sampler
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.from_scratch import small_config
+    from modeling_mgcma.training.sampling import build_length_grouped_sampler
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     rows = datasets.Dataset.from_dict({"length": lengths, "index": list(range(len(lengths)))})
     args = TrainingArguments(

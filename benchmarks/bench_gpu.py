@@ -200,9 +200,9 @@ def section_batches(args, device, results):
 def section_collator(args, device, results):
     from torch.utils.data import DataLoader
 
-    from modeling_mgcma.collators import MGCMADataCollator
+    from modeling_mgcma.training.collators import MGCMADataCollator
     from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
-    from modeling_mgcma.from_scratch import word_processor
+    from modeling_mgcma.training.from_scratch import word_processor
 
     cores = len(os.sched_getaffinity(0))
     rows = []

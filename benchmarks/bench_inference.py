@@ -30,8 +30,8 @@ import numpy as np
 import torch
 
 from _common import build_model, interleaved_times, median, table
-from modeling_mgcma.fast_inference import optimize_for_cpu_inference
-from modeling_mgcma.from_scratch import word_processor
+from modeling_mgcma.deploy.fast_inference import optimize_for_cpu_inference
+from modeling_mgcma.training.from_scratch import word_processor
 
 
 WORDS = "i really can not believe you did that to me today".split() + ["again", "now"]
@@ -72,7 +72,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--methods", default="bf16,int8",
-        help="torch fast paths (modeling_mgcma.fast_inference); int8+conv: int8 with quantize_convolutions=True",
+        help="torch fast paths (modeling_mgcma.deploy.fast_inference); int8+conv: int8 with quantize_convolutions=True",
     )
     parser.add_argument(
         "--int8_keep_float", action="append", default=[], metavar="PATHS",
@@ -97,8 +97,8 @@ def main():
     if args.onnx:
         import onnxruntime
 
-        from modeling_mgcma.export import export_onnx, quantize_int8
-        from modeling_mgcma.onnx_runtime import GRAPH_FILES, ONNXEmotionClassifier, session_options
+        from modeling_mgcma.deploy.export import export_onnx, quantize_int8
+        from modeling_mgcma.deploy.onnx_runtime import GRAPH_FILES, ONNXEmotionClassifier, session_options
 
         CPU = ["CPUExecutionProvider"]
 

@@ -45,13 +45,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import AutoModel, get_scheduler  # noqa: E402
 
-from modeling_mgcma.onnx_runtime import positive_int  # noqa: E402
-from modeling_mgcma.trainer import encoder_learning_rates, split_encoder_parameter_groups  # noqa: E402
-from modeling_mgcma.run_arguments import load_preset  # noqa: E402
+from modeling_mgcma.deploy.onnx_runtime import positive_int  # noqa: E402
+from modeling_mgcma.training.trainer import encoder_learning_rates, split_encoder_parameter_groups  # noqa: E402
+from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
 from modeling_mgcma.modeling_mgcma import instance_contrastive_loss, masked_pool  # noqa: E402
-from modeling_mgcma.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
+from modeling_mgcma.training.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
 
 
 SETTINGS = ("S0", "S1", "S2", "S3", "S4", "concat")
@@ -318,7 +318,7 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
     batch_size, epochs = train["per_device_train_batch_size"], int(train["num_train_epochs"])
     steps = epochs * math.ceil(len(fold["train"]) / batch_size)
     optimizer, scheduler = make_optimizer(model, train, steps)
-    from modeling_mgcma.loss_schedule import set_alignment_loss_scale
+    from modeling_mgcma.training.loss_schedule import set_alignment_loss_scale
 
     uses_schedule = hasattr(model, "mgcma")
     model.train()

@@ -16,7 +16,7 @@ import numpy as np
 
 from _common import table, wav2vec2_frames
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
-from modeling_mgcma.sampling import length_grouped_batches, padding_fraction
+from modeling_mgcma.training.sampling import length_grouped_batches, padding_fraction
 
 
 def main():

@@ -17,7 +17,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .onnx_runtime import positive_int
+    from .deploy.onnx_runtime import positive_int
 
     parser = argparse.ArgumentParser(
         prog="mgcma", description="MGCMA speech + text emotion recognition (Multi-Granularity Cross-Modal Alignment)."
@@ -129,7 +129,7 @@ def _check_local_weights(folder: str) -> None:
                 "run code); convert them to model.safetensors"
             )
         return
-    from .run_records import safetensors_problem
+    from .experiments.run_records import safetensors_problem
 
     for name in weights:
         problem = safetensors_problem(os.path.join(folder, name))
@@ -219,7 +219,7 @@ def _size_mismatches(model: str, revision: str | None) -> str:
 
 def _check_durations(items: list[dict], pipe) -> None:
     """Name the file (and id) of a clip shorter than the speech encoder's receptive field, before any is run."""
-    from .sampling import _header_duration
+    from .training.sampling import _header_duration
 
     minimum, rate = getattr(pipe, "_min_samples", None), pipe.processor.sampling_rate
     if not minimum:
@@ -239,7 +239,7 @@ def _check_durations(items: list[dict], pipe) -> None:
 
 
 def _add_deployment_options(predict) -> None:
-    from .onnx_runtime import add_runtime_arguments
+    from .deploy.onnx_runtime import add_runtime_arguments
 
     deployment = predict.add_argument_group("exported ONNX folders (--model OUT of `mgcma export`) and long recordings")
     add_runtime_arguments(deployment)
@@ -263,7 +263,7 @@ def _add_export_command(commands) -> None:
 
 
 def _export(args) -> int:
-    from .export import ExportError, export_from_pretrained
+    from .deploy.export import ExportError, export_from_pretrained
 
     model = _checked_model_location(args.model)
     try:
@@ -275,7 +275,7 @@ def _export(args) -> int:
 
 
 def _load_exported(args):
-    from .onnx_runtime import ExportedFolderError, ONNXEmotionClassifier
+    from .deploy.onnx_runtime import ExportedFolderError, ONNXEmotionClassifier
 
     if args.device != "cpu":
         raise CommandError(f"an exported folder runs on ONNX Runtime's CPU provider: --device cpu, got {args.device!r}")
@@ -322,7 +322,7 @@ def _predict(args) -> int:
         if not os.path.isfile(item["audio"]):
             raise CommandError(f"audio file not found: {item['audio']} (id {item['id']})")
 
-    from .onnx_runtime import is_exported_folder
+    from .deploy.onnx_runtime import is_exported_folder
 
     if is_exported_folder(args.model):
         pipe = _load_exported(args)

@@ -120,7 +120,7 @@ class MGCMAConfig(PreTrainedConfig):
         alignment_loss_warmup (`float`, *optional*, defaults to 0.0):
             Fraction of the training steps over which the weights of L_DA and L_IA ramp linearly from 0 up to
             `distribution_loss_weight` / `instance_loss_weight` (0: full weight from the first step). Applied by the
-            `AlignmentLossWarmup` trainer callback (`modeling_mgcma.loss_schedule`), which `MGCMATrainer` adds when
+            `AlignmentLossWarmup` trainer callback (`modeling_mgcma.training.loss_schedule`), which `MGCMATrainer` adds when
             this is > 0; a plain forward pass always uses the full weights.
         alignment_gradient_balance (`float`, *optional*, defaults to 0.0):
             Gradient balancing across losses (0: off, the paper's plain weighted sum). When r > 0, each training
@@ -236,7 +236,7 @@ class MGCMAConfig(PreTrainedConfig):
             logger.warning(
                 f"MGCMAConfig: ignoring {ignored}: {', '.join(f'`{name}`' for name in ignored)} "
                 f"{'is a training setting' if len(ignored) == 1 else 'are training settings'} "
-                "(`modeling_mgcma.trainer.MGCMATrainingArguments`), not part of the model."
+                "(`modeling_mgcma.training.trainer.MGCMATrainingArguments`), not part of the model."
             )
         if self.id2label is None and "num_labels" not in kwargs:
             self.id2label = dict(enumerate(DEFAULT_EMOTION_LABELS))

@@ -788,7 +788,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
         # process as negatives (`gather_with_grad`), as open_clip's loss does; otherwise the local batch.
         self.gather_distributed_negatives = False
         # Also a training setting: keep both encoders in eval mode (no dropout, no SpecAugment) under `train()`, as
-        # cached-feature training computes them (set by `modeling_mgcma.feature_cache.freeze_encoders_in_eval_mode`).
+        # cached-feature training computes them (set by `modeling_mgcma.training.feature_cache.freeze_encoders_in_eval_mode`).
         self.encoders_in_eval_mode = False
         for encoder in (speech_encoder, text_encoder):
             # An encoder built elsewhere shares its config object with ours; building `MGCMAConfig` around it resets

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from modeling_mgcma import MGCMAForEmotionClassification
-from modeling_mgcma.from_scratch import small_config, word_processor
+from modeling_mgcma.training.from_scratch import small_config, word_processor
 
 
 TINY_WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "the", "weather", "is", "fine", "[", "]", "laughter"]

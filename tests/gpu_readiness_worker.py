@@ -33,9 +33,9 @@ def train(out_dir: str, variant: str):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config, word_processor
-    from modeling_mgcma.collators import MGCMADataCollator
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.from_scratch import speech_encoder_config, text_encoder_config, word_processor
+    from modeling_mgcma.training.collators import MGCMADataCollator
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     torch.manual_seed(0)
     words = ["i", "am", "so", "happy", "sad", "today"]
@@ -90,10 +90,10 @@ def train_cached(out_dir: str):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.collators import CachedFeatureCollator
-    from modeling_mgcma.feature_cache import freeze_encoders_in_eval_mode
-    from modeling_mgcma.from_scratch import small_config
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.collators import CachedFeatureCollator
+    from modeling_mgcma.training.feature_cache import freeze_encoders_in_eval_mode
+    from modeling_mgcma.training.from_scratch import small_config
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     torch.manual_seed(0)
     model = MGCMAForEmotionClassification(small_config(20))
@@ -131,8 +131,8 @@ def cache_dataset(folder):
 
 def cache_model(words):
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.feature_cache import freeze_encoders_in_eval_mode
-    from modeling_mgcma.from_scratch import small_config, word_processor
+    from modeling_mgcma.training.feature_cache import freeze_encoders_in_eval_mode
+    from modeling_mgcma.training.from_scratch import small_config, word_processor
 
     processor = word_processor(words)
     torch.manual_seed(0)
@@ -145,7 +145,7 @@ def cache(out_dir: str):
     """Build the feature cache of the test's WAV files under 2 processes (each encodes its share)."""
     from accelerate import PartialState
 
-    from modeling_mgcma.feature_cache import cache_features
+    from modeling_mgcma.training.feature_cache import cache_features
 
     state = PartialState()
     dataset, words = cache_dataset(Path(out_dir) / "wavs")
@@ -159,8 +159,8 @@ def batches(out_dir: str):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import small_config
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.from_scratch import small_config
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     lengths = iemocap_like_lengths(1203)  # 3 mega-batches of 64 x 8 under 2 processes
     rows = datasets.Dataset.from_dict({"length": lengths, "index": list(range(len(lengths)))})

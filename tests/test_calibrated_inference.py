@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
-from modeling_mgcma.calibration import calibrate_config
-from modeling_mgcma.from_scratch import small_config, word_processor
+from modeling_mgcma.training.calibration import calibrate_config
+from modeling_mgcma.training.from_scratch import small_config, word_processor
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -86,8 +86,8 @@ def test_pipeline_serves_calibrated_probabilities(saved):
 
 def test_onnx_runtime_serves_calibrated_probabilities(saved, tmp_path):
     pytest.importorskip("onnxruntime")
-    from modeling_mgcma.export import export_onnx
-    from modeling_mgcma.onnx_runtime import ExportedFolderError, ONNXEmotionClassifier
+    from modeling_mgcma.deploy.export import export_onnx
+    from modeling_mgcma.deploy.onnx_runtime import ExportedFolderError, ONNXEmotionClassifier
 
     export_onnx(saved["model"], saved["processor"], tmp_path / "onnx")
     plain = _scores(ONNXEmotionClassifier(tmp_path / "onnx")(saved["input"]))
@@ -103,7 +103,7 @@ def test_onnx_runtime_serves_calibrated_probabilities(saved, tmp_path):
 
 
 def test_model_card_says_whether_scores_are_calibrated(saved):
-    from modeling_mgcma.model_card import render_model_card
+    from modeling_mgcma.experiments.model_card import render_model_card
 
     results = {"folds": [{"test_session": 5, "wa": 0.5, "ua": 0.5}], "mean": {"wa": 0.5, "ua": 0.5},
                "std": {"wa": 0.0, "ua": 0.0}}  # fmt: skip
@@ -121,7 +121,7 @@ def test_model_card_says_whether_scores_are_calibrated(saved):
 def test_calibrate_with_trainer_fits_on_validation_and_lowers_held_out_ece(tmp_path):
     from transformers import Trainer, TrainingArguments
 
-    from modeling_mgcma.calibration import calibrate_with_trainer, calibration_report
+    from modeling_mgcma.training.calibration import calibrate_with_trainer, calibration_report
 
     class OverConfident(torch.nn.Module):
         """Logits = 8 x (a noisy one-hot of the label): right ~60 % of the time, always ~100 % sure."""

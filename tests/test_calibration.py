@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from modeling_mgcma.calibration import (
+from modeling_mgcma.training.calibration import (
     apply_temperature,
     calibration_metrics,
     expected_calibration_error,

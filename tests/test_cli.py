@@ -14,7 +14,7 @@ import torch
 
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
-from modeling_mgcma.from_scratch import small_config, word_processor
+from modeling_mgcma.training.from_scratch import small_config, word_processor
 
 from test_pipeline import save_tiny_asr
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modeling_mgcma import MGCMAForEmotionClassification
-from modeling_mgcma.export import EXPORT_INPUT_NAMES, MGCMAExportWrapper, export_classifier
+from modeling_mgcma.deploy.export import EXPORT_INPUT_NAMES, MGCMAExportWrapper, export_classifier
 from modeling_mgcma.modeling_mgcma import attention_bias
 
 

@@ -3,7 +3,7 @@
 
 import pytest
 
-from modeling_mgcma.cost_estimate import estimate_grid_cost, format_cost_table, time_steps, trainer_step_function
+from modeling_mgcma.experiments.cost_estimate import estimate_grid_cost, format_cost_table, time_steps, trainer_step_function
 
 
 class FakeClock:
@@ -79,7 +79,7 @@ def test_dry_run_estimate_multiplies_measured_steps_out_over_the_grid(tmp_path):
     torch = pytest.importorskip("torch")
     from transformers import Trainer, TrainingArguments
 
-    from modeling_mgcma.cost_estimate import dry_run_estimate
+    from modeling_mgcma.experiments.cost_estimate import dry_run_estimate
 
     class Classifier(torch.nn.Module):
         def __init__(self):

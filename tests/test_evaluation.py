@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from modeling_mgcma.evaluation import (
+from modeling_mgcma.experiments.evaluation import (
     PAPER_RESULTS,
     FoldPredictions,
     build_tables,
@@ -147,7 +147,7 @@ def s1_row(markdown):
 
 
 def test_grid_predictions_round_trip_and_missing_units(tmp_path):
-    from modeling_mgcma.evaluation import PREDICTIONS_FILE, collect_grid_predictions, save_fold_predictions
+    from modeling_mgcma.experiments.evaluation import PREDICTIONS_FILE, collect_grid_predictions, save_fold_predictions
 
     s0_fold1 = _fold(30, 0.8, 1)
     s1_fold1 = FoldPredictions(s0_fold1.ids, (s0_fold1.predictions + np.arange(30) % 2) % 4, s0_fold1.references)

@@ -13,9 +13,9 @@ import torch
 
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
-from modeling_mgcma.export import ExportError, export_onnx
-from modeling_mgcma.from_scratch import small_config, speech_encoder_config, word_processor
-from modeling_mgcma.onnx_runtime import ONNXEmotionClassifier
+from modeling_mgcma.deploy.export import ExportError, export_onnx
+from modeling_mgcma.training.from_scratch import small_config, speech_encoder_config, word_processor
+from modeling_mgcma.deploy.onnx_runtime import ONNXEmotionClassifier
 
 from hidden_package import PRELUDE as HIDE_PACKAGE
 from test_fast_inference import trained  # noqa: F401 - a briefly trained demo model (module fixture)
@@ -328,7 +328,7 @@ def test_shared_inference_module_is_torch_free_and_ships_with_the_pipeline(expor
 def test_int8_keep_float_and_quantized_convolutions(exported, tmp_path):
     import onnx
 
-    from modeling_mgcma.export import quantize_int8
+    from modeling_mgcma.deploy.export import quantize_int8
 
     model, processor = exported["model"], exported["processor"]
     source = str(exported["onnx"] / "model.onnx")
@@ -338,7 +338,7 @@ def test_int8_keep_float_and_quantized_convolutions(exported, tmp_path):
         return [node.name for node in onnx.load(path).graph.node if node.op_type in kinds]
 
     # the exported int8 graph keeps the text stream in float32 (INT8_KEEP_FLOAT), the speech stream is quantised
-    from modeling_mgcma.export import INT8_KEEP_FLOAT
+    from modeling_mgcma.deploy.export import INT8_KEEP_FLOAT
 
     section = json.loads((exported["onnx"] / "config.json").read_text())["onnx"]
     assert section["int8_keep_float"] == list(INT8_KEEP_FLOAT) and section["int8_convolutions"] is False

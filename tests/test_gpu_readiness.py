@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_mgcma.sampling import LengthGroupedBatchSampler, length_grouped_steps, padding_fraction, useful_frame_share
+from modeling_mgcma.training.sampling import LengthGroupedBatchSampler, length_grouped_steps, padding_fraction, useful_frame_share
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -108,8 +108,8 @@ def _trainer(tmp_path, dataset, collator, model=None, **arguments):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import small_config
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.from_scratch import small_config
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, **arguments)
     model = model if model is not None else MGCMAForEmotionClassification(small_config(20))
@@ -157,7 +157,7 @@ def test_steps_group_sorted_lengths_over_ranks():
 def test_data_parallel_is_refused(tmp_path, monkeypatch):
     from transformers import TrainingArguments
 
-    from modeling_mgcma.trainer import refuse_data_parallel
+    from modeling_mgcma.training.trainer import refuse_data_parallel
 
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     refuse_data_parallel(args)  # one device: fine
@@ -171,8 +171,8 @@ def test_data_parallel_is_refused(tmp_path, monkeypatch):
 
 def test_unused_parameters_are_found_from_the_model_built():
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import small_config
-    from modeling_mgcma.trainer import unused_parameter_reasons
+    from modeling_mgcma.training.from_scratch import small_config
+    from modeling_mgcma.training.trainer import unused_parameter_reasons
 
     torch.manual_seed(0)
     assert unused_parameter_reasons(MGCMAForEmotionClassification(small_config(20))) == []
@@ -195,7 +195,7 @@ def test_two_process_feature_cache_equals_one_process(two_process_run, tmp_path)
     sys.path.insert(0, str(WORKER.parent))
     from gpu_readiness_worker import cache_dataset, cache_model
 
-    from modeling_mgcma.feature_cache import SPEECH_COLUMN, TEXT_COLUMN, cache_features
+    from modeling_mgcma.training.feature_cache import SPEECH_COLUMN, TEXT_COLUMN, cache_features
 
     assert [r["rows"] for r in _read(two_process_run, "cache")] == [12, 12]
     dataset, words = cache_dataset(two_process_run / "wavs")
@@ -213,7 +213,7 @@ def test_feature_cache_encodes_on_the_given_device_in_batches_with_progress(tmp_
     sys.path.insert(0, str(WORKER.parent))
     from gpu_readiness_worker import cache_dataset, cache_model
 
-    from modeling_mgcma.feature_cache import SPEECH_COLUMN, cache_features, merge_shards, write_shard
+    from modeling_mgcma.training.feature_cache import SPEECH_COLUMN, cache_features, merge_shards, write_shard
 
     write_wavs(tmp_path / "wavs")
     dataset, words = cache_dataset(tmp_path / "wavs")
@@ -242,7 +242,7 @@ def test_feature_cache_encodes_on_the_given_device_in_batches_with_progress(tmp_
 
 
 def test_feature_cache_refuses_batches_when_padding_changes_features(tmp_path):
-    from modeling_mgcma.feature_cache import encode_dataset
+    from modeling_mgcma.training.feature_cache import encode_dataset
 
     sys.path.insert(0, str(WORKER.parent))
     from gpu_readiness_worker import cache_dataset, cache_model
@@ -261,7 +261,7 @@ def test_worker_pipeline_yields_the_same_batches_as_single_process(tmp_path, str
     sys.path.insert(0, str(WORKER.parent))
     from gpu_readiness_worker import cache_dataset, cache_model
 
-    from modeling_mgcma.collators import MGCMADataCollator
+    from modeling_mgcma.training.collators import MGCMADataCollator
 
     write_wavs(tmp_path / "wavs", n=10)
     dataset, words = cache_dataset(tmp_path / "wavs")
@@ -287,7 +287,7 @@ def test_worker_pipeline_yields_the_same_batches_as_single_process(tmp_path, str
 def test_dataloader_defaults_for_accelerators(tmp_path):
     from transformers import TrainingArguments
 
-    from modeling_mgcma.trainer import apply_dataloader_defaults
+    from modeling_mgcma.training.trainer import apply_dataloader_defaults
 
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     assert apply_dataloader_defaults(args) == {} and args.dataloader_num_workers == 0  # CPU (the demo): in-process
@@ -303,11 +303,11 @@ def test_cached_training_keeps_the_frozen_encoders_off_the_accelerator_and_out_o
     sys.path.insert(0, str(WORKER.parent))
     from gpu_readiness_worker import random_feature_rows
 
-    import modeling_mgcma.trainer as trainer_module
+    import modeling_mgcma.training.trainer as trainer_module
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.collators import CachedFeatureCollator
-    from modeling_mgcma.feature_cache import freeze_encoders_in_eval_mode
-    from modeling_mgcma.from_scratch import small_config
+    from modeling_mgcma.training.collators import CachedFeatureCollator
+    from modeling_mgcma.training.feature_cache import freeze_encoders_in_eval_mode
+    from modeling_mgcma.training.from_scratch import small_config
 
     rows = random_feature_rows(8)
     model = MGCMAForEmotionClassification(small_config(20))
@@ -336,7 +336,7 @@ def test_cached_training_keeps_the_frozen_encoders_off_the_accelerator_and_out_o
 def test_mixed_precision_is_chosen_from_the_device(tmp_path):
     from transformers import TrainingArguments
 
-    from modeling_mgcma.trainer import apply_mixed_precision, choose_mixed_precision
+    from modeling_mgcma.training.trainer import apply_mixed_precision, choose_mixed_precision
 
     assert choose_mixed_precision("cuda", (9, 0)) == "bf16"  # H100
     assert choose_mixed_precision("cuda", (8, 0)) == "bf16"  # A100
@@ -369,7 +369,7 @@ def test_mixed_precision_is_chosen_from_the_device(tmp_path):
 
 def test_fp16_autocast_with_loss_scaling_gives_finite_losses_and_gradients():
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import small_config
+    from modeling_mgcma.training.from_scratch import small_config
 
     torch.manual_seed(0)
     model = MGCMAForEmotionClassification(small_config(20, temperature=0.07, learnable_similarity=True))

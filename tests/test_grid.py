@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from modeling_mgcma.calibration import expected_calibration_error
-from modeling_mgcma.evaluation import PAPER_RESULTS, PREDICTIONS_FILE
-from modeling_mgcma.grid import (
+from modeling_mgcma.training.calibration import expected_calibration_error
+from modeling_mgcma.experiments.evaluation import PAPER_RESULTS, PREDICTIONS_FILE
+from modeling_mgcma.experiments.grid import (
     ALL_SETTINGS,
     figure3_features,
     grid_units,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
-from modeling_mgcma.hub_folds import fold_map_markdown, fold_revision, push_cross_validation, push_folds
+from modeling_mgcma.experiments.hub_folds import fold_map_markdown, fold_revision, push_cross_validation, push_folds
 
 
 class RecordingApi:
@@ -110,7 +110,7 @@ def test_revision_names_and_fold_map():
 
 
 def test_fold_map_section_is_added_once_to_the_card(tmp_path):
-    from modeling_mgcma.hub_folds import add_fold_map_to_card, fold_rows_from_results
+    from modeling_mgcma.experiments.hub_folds import add_fold_map_to_card, fold_rows_from_results
 
     card = tmp_path / "README.md"
     card.write_text("---\nlibrary_name: transformers\n---\n# CV card\n\n| fold | WA |\n")

@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor
 
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, MGCMAModel, MGCMAProcessor
-from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config
+from modeling_mgcma.training.from_scratch import speech_encoder_config, text_encoder_config
 
 from hidden_package import run_without_package
 

@@ -21,8 +21,8 @@ import soundfile
 import torch
 
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
-from modeling_mgcma.from_scratch import small_config, word_processor
-from modeling_mgcma.hub_upload import hub_upload_files
+from modeling_mgcma.training.from_scratch import small_config, word_processor
+from modeling_mgcma.experiments.hub_upload import hub_upload_files
 
 from hidden_package import PRELUDE
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, distribution_contrastive_loss
-from modeling_mgcma.loss_schedule import AlignmentLossWarmup, alignment_loss_scale
+from modeling_mgcma.training.loss_schedule import AlignmentLossWarmup, alignment_loss_scale
 from modeling_mgcma.modeling_mgcma import alignment_gradient_factor, balanced_alignment_loss
 
 
@@ -112,9 +112,9 @@ def test_trainer_ramps_the_alignment_losses(tiny_config_factory, tiny_processor,
     import datasets
     from transformers import TrainerCallback, TrainingArguments
 
-    from modeling_mgcma.collators import MGCMADataCollator
+    from modeling_mgcma.training.collators import MGCMADataCollator
 
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     seen = []
 
@@ -509,8 +509,8 @@ def test_full_model_learns_at_least_as_well_as_without_alignment(tmp_path, one_t
     demo corpus (held-out session 5, model selected on validation). With the paper's plain weighted sum of the
     losses, S0 is still near chance at this point while S4 has learned the classes."""
     from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
-    from modeling_mgcma.from_scratch import word_processor
-    from modeling_mgcma.run_arguments import load_preset
+    from modeling_mgcma.training.from_scratch import word_processor
+    from modeling_mgcma.experiments.run_arguments import load_preset
 
     root = generate_demo_corpus(tmp_path / "demo", seed=7, utterances_per_session=60)
     processor = word_processor(demo_vocabulary())
@@ -529,7 +529,7 @@ def test_stage_probes_read_every_stage_and_score_separable_features(one_torch_th
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_learning
     from modeling_mgcma.data import demo_vocabulary
-    from modeling_mgcma.from_scratch import word_processor
+    from modeling_mgcma.training.from_scratch import word_processor
 
     processor = word_processor(demo_vocabulary(), max_duration=5.0)
     rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ import torch
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
-from modeling_mgcma.from_scratch import small_config, word_processor
+from modeling_mgcma.training.from_scratch import small_config, word_processor
 from modeling_mgcma.inference_mgcma import aggregate_windows, plan_windows
 
 
@@ -162,8 +162,8 @@ def test_pipeline_splits_four_utterances_into_four_windows(recording, caplog):
 
 def test_onnx_runtime_and_cli_give_the_same_windows(recording, capsys):
     pytest.importorskip("onnxruntime")
-    from modeling_mgcma.export import export_onnx
-    from modeling_mgcma.onnx_runtime import ONNXEmotionClassifier
+    from modeling_mgcma.deploy.export import export_onnx
+    from modeling_mgcma.deploy.onnx_runtime import ONNXEmotionClassifier
 
     root = recording["root"]
     export_onnx(recording["model"], recording["processor"], root / "onnx")

@@ -1,10 +1,10 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""The WA / UA metric (`modeling_mgcma.metrics`, an `evaluate` module): WA = accuracy, UA = mean per-class recall."""
+"""The WA / UA metric (`modeling_mgcma.training.metrics`, an `evaluate` module): WA = accuracy, UA = mean per-class recall."""
 
 import evaluate
 import pytest
 
-from modeling_mgcma.metrics import WA_UA_METRIC_PATH
+from modeling_mgcma.training.metrics import WA_UA_METRIC_PATH
 
 
 @pytest.fixture(scope="module")

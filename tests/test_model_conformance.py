@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from transformers import AutoModel, BertModel, Wav2Vec2Model
 
 from modeling_mgcma import MGCMAForEmotionClassification, MGCMAModel
-from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config
+from modeling_mgcma.training.from_scratch import speech_encoder_config, text_encoder_config
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -250,7 +250,7 @@ def test_attn_implementation_is_resolved_in_every_path(tiny_processor, tiny_conf
 
 
 def test_dataloader_pin_memory_follows_the_device():
-    from modeling_mgcma.run_arguments import preset_defaults
+    from modeling_mgcma.experiments.run_arguments import preset_defaults
 
     _, defaults = preset_defaults("demo", has_data=False)
     assert defaults["dataloader_pin_memory"] == torch.accelerator.is_available()

@@ -10,7 +10,7 @@ from modeling_mgcma import (
     MGCMAForEmotionClassification,
     MGCMAModel,
 )
-from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config
+from modeling_mgcma.training.from_scratch import speech_encoder_config, text_encoder_config
 
 
 def test_output_fields_and_shapes(tiny_model, tiny_batch):
@@ -426,7 +426,7 @@ def test_from_encoders_is_defined_once_for_both_model_classes():
 
 
 def test_encoders_kept_in_eval_mode_is_a_visible_model_setting(tiny_model):
-    from modeling_mgcma.feature_cache import freeze_encoders_in_eval_mode
+    from modeling_mgcma.training.feature_cache import freeze_encoders_in_eval_mode
 
     backbone = tiny_model.base_model
     assert backbone is tiny_model.mgcma and backbone.encoders_in_eval_mode is False

@@ -57,6 +57,84 @@ def test_nothing_outside_data_imports_its_private_parts():
     assert offenders == []
 
 
+HUB_FILES = {"configuration_mgcma", "modeling_mgcma", "processing_mgcma", "pipeline_mgcma", "inference_mgcma"}
+WINGS = ("training", "experiments", "deploy")
+# What each part of the package may import from the others. The Hub files reach no wing; deployment reaches neither
+# training nor experiments; training does not reach experiments; `cli` and the package's __init__ sit on top.
+MAY_IMPORT = {
+    "hub": {"hub"},
+    "training": {"hub", "data", "training"},
+    "experiments": {"hub", "data", "training", "experiments"},
+    "deploy": {"hub", "deploy"},
+    "top": {"hub", "data", "training", "experiments", "deploy", "top"},
+}
+
+
+def package_part(module: str) -> str:
+    """The part of the package (hub, data, a wing, or top) that an absolute modeling_mgcma.* module belongs to."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "top"
+    if parts[0] in WINGS or parts[0] == "data":
+        return parts[0]
+    if parts[0] == "model_cards":
+        return "experiments"
+    return "hub" if parts[0] in HUB_FILES else "top"
+
+
+def package_imports(path: Path, package_dir: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) of every import of this package in one of its files, relative imports resolved."""
+    package = ["modeling_mgcma", *path.relative_to(package_dir).parent.parts]
+    found = []
+    for line, module, names in imported_modules(path):
+        level = len(module) - len(module.lstrip("."))
+        if level:
+            base = package[: len(package) - level + 1]
+            rest = module.lstrip(".")
+            targets = [".".join([*base, rest])] if rest else [".".join([*base, name]) for name in names]
+        elif module.split(".")[0] == "modeling_mgcma":
+            targets = [module]
+        else:
+            continue
+        found += [(line, target) for target in targets]
+    return found
+
+
+def wing_offenders(package_dir: Path) -> list[str]:
+    offenders = []
+    for path in sorted(package_dir.rglob("*.py")):
+        relative = path.relative_to(package_dir)
+        part = relative.parts[0] if len(relative.parts) > 1 else ("hub" if path.stem in HUB_FILES else "top")
+        for line, target in package_imports(path, package_dir):
+            if package_part(target) not in MAY_IMPORT[part]:
+                offenders.append(f"{relative.as_posix()}:{line}: {part} imports {target}")
+    return offenders
+
+
+def test_wings_import_only_what_their_layer_allows():
+    """Hub files import no wing; deploy imports neither training nor experiments; training imports no experiments."""
+    package = ROOT / "modeling_mgcma"
+    assert {p.name for p in package.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(WINGS)
+    assert {p.stem for p in package.glob("*.py")} == HUB_FILES | {"__init__", "cli"}
+    assert wing_offenders(package) == []
+
+
+def test_the_wing_rule_sees_relative_and_absolute_imports_that_break_it(tmp_path):
+    package = tmp_path / "modeling_mgcma"
+    (package / "deploy" / "sub").mkdir(parents=True)
+    (package / "training").mkdir()
+    (package / "modeling_mgcma.py").write_text("from .configuration_mgcma import X\nfrom .training import trainer\n")
+    (package / "deploy" / "export.py").write_text("from ..modeling_mgcma import M\nfrom ..training.trainer import T\n")
+    (package / "deploy" / "sub" / "deep.py").write_text("from ...experiments import grid\nfrom .. import export\n")
+    (package / "training" / "trainer.py").write_text("import modeling_mgcma.experiments.grid\nfrom ..data import x\n")
+    assert wing_offenders(package) == [
+        "deploy/export.py:2: deploy imports modeling_mgcma.training.trainer",
+        "deploy/sub/deep.py:1: deploy imports modeling_mgcma.experiments",
+        "modeling_mgcma.py:2: hub imports modeling_mgcma.training",
+        "training/trainer.py:1: training imports modeling_mgcma.experiments.grid",
+    ]
+
+
 def test_no_symbolic_links_in_the_repository():
     links = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*") if p.is_symlink() and ".venv" not in p.parts]
     assert links == []
@@ -88,11 +166,13 @@ def test_wheel_install_imports_everything_from_another_directory(tmp_path):
     script = (
         "import importlib, pkgutil, modeling_mgcma\n"
         "names = [m.name for m in pkgutil.walk_packages(modeling_mgcma.__path__, 'modeling_mgcma.')]\n"
-        "assert {'modeling_mgcma.data.iemocap', 'modeling_mgcma.metrics.wa_ua'} <= set(names), names\n"
+        "assert {'modeling_mgcma.data.iemocap', 'modeling_mgcma.training.metrics.wa_ua'} <= set(names), names\n"
         "for name in names: importlib.import_module(name)\n"
         "import modeling_mgcma.data\n"
-        "from modeling_mgcma.model_card import TEMPLATE_PATH\n"
+        "from modeling_mgcma.experiments.model_card import TEMPLATE_PATH\n"
+        "from modeling_mgcma.experiments.run_arguments import load_preset\n"
         "assert TEMPLATE_PATH.is_file(), TEMPLATE_PATH\n"
+        "assert load_preset('paper'), 'paper preset empty'\n"
         "print(modeling_mgcma.__file__); print(modeling_mgcma.data.__file__); print(TEMPLATE_PATH)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}

@@ -17,7 +17,7 @@ from modeling_mgcma import (
     add_pipeline_to_folder,
     save_for_hub,
 )
-from modeling_mgcma.from_scratch import small_config, speech_encoder_config, text_encoder_config, word_processor
+from modeling_mgcma.training.from_scratch import small_config, speech_encoder_config, text_encoder_config, word_processor
 from modeling_mgcma.processing_mgcma import load_audio
 
 from hidden_package import run_without_package

@@ -56,7 +56,7 @@ def test_stereo_is_mixed_down(tiny_processor, layout):
 
 
 def test_max_duration_cuts_long_clips():
-    from modeling_mgcma.from_scratch import word_processor
+    from modeling_mgcma.training.from_scratch import word_processor
 
     processor = word_processor(["a"], max_duration=0.25)
     batch = processor(audio=[tone(16000, 1.0), tone(16000, 0.1)], text=["a", "a"])
@@ -64,7 +64,7 @@ def test_max_duration_cuts_long_clips():
 
 
 def test_save_and_load_keep_options(tmp_path):
-    from modeling_mgcma.from_scratch import word_processor
+    from modeling_mgcma.training.from_scratch import word_processor
 
     processor = word_processor(["hello", "world"], max_duration=7.5)
     processor.save_pretrained(tmp_path)

@@ -14,8 +14,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
-from modeling_mgcma import run_records  # noqa: E402
-from modeling_mgcma.hub_upload import push_model_folder  # noqa: E402
+from modeling_mgcma.experiments import run_records  # noqa: E402
+from modeling_mgcma.experiments.hub_upload import push_model_folder  # noqa: E402
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -452,7 +452,7 @@ def test_push_uploads_an_allow_list_without_pickles_or_local_paths(tmp_path, hub
 
 def test_card_base_model_lists_hub_ids_only(tmp_path):
     from modeling_mgcma.configuration_mgcma import MGCMAConfig
-    from modeling_mgcma.model_card import render_model_card
+    from modeling_mgcma.experiments.model_card import render_model_card
 
     local = tmp_path / "my_wav2vec2"
     local.mkdir()
@@ -597,7 +597,7 @@ def saved_model(tmp_path_factory):
     import soundfile
 
     from modeling_mgcma import MGCMAForEmotionClassification, save_for_hub
-    from modeling_mgcma.from_scratch import small_config, word_processor
+    from modeling_mgcma.training.from_scratch import small_config, word_processor
 
     root = tmp_path_factory.mktemp("saved")
     processor = word_processor(["i", "am", "happy"])
@@ -694,8 +694,8 @@ def test_test_loss_is_the_weighted_sum_of_its_components_whatever_the_batch_size
     from transformers import TrainingArguments
 
     from modeling_mgcma.data import generate_demo_corpus, load_iemocap
-    from modeling_mgcma.collators import MGCMADataCollator
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.collators import MGCMADataCollator
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     dataset = load_iemocap(generate_demo_corpus(corpus, utterances_per_session=8), strict_counts=False).select(range(10))
     argv = ["--output_dir", str(tmp_path)] + (["--ablation", ablation] if ablation else [])

@@ -11,7 +11,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
 from modeling_mgcma.configuration_mgcma import MGCMAConfig  # noqa: E402
-from modeling_mgcma.run_arguments import PRESETS_DIR, load_preset, read_arguments  # noqa: E402
+from modeling_mgcma.experiments.run_arguments import PRESETS_DIR, load_preset, read_arguments  # noqa: E402
 
 ARGUMENT_TYPES = (run_mgcma.ModelArguments, run_mgcma.DataArguments, run_mgcma.MGCMATrainingArguments)
 

@@ -19,10 +19,10 @@ from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
-from modeling_mgcma.run_arguments import load_preset  # noqa: E402
+from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma import MGCMAForEmotionClassification
-from modeling_mgcma.collators import MGCMADataCollator
-from modeling_mgcma.trainer import MGCMATrainer
+from modeling_mgcma.training.collators import MGCMADataCollator
+from modeling_mgcma.training.trainer import MGCMATrainer
 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +239,7 @@ def local_encoders(tmp_path_factory):
     from transformers import BertModel, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
     from modeling_mgcma.data import demo_vocabulary
-    from modeling_mgcma.from_scratch import speech_encoder_config, text_encoder_config, word_tokenizer
+    from modeling_mgcma.training.from_scratch import speech_encoder_config, text_encoder_config, word_tokenizer
 
     root = tmp_path_factory.mktemp("encoders")
     speech_dir, text_dir = root / "speech", root / "text"
@@ -392,7 +392,7 @@ def test_checkpoint_selection_direction_follows_the_metric(metric, greater, tmp_
 
 
 def test_card_names_the_validation_set_of_each_strategy():
-    from modeling_mgcma.model_card import validation_description
+    from modeling_mgcma.experiments.model_card import validation_description
 
     _, data_args, _, _ = run_mgcma.parse_arguments(["--validation_strategy", "speaker"])
     assert validation_description(data_args.validation_strategy, data_args.validation_fraction) == (
@@ -403,7 +403,7 @@ def test_card_names_the_validation_set_of_each_strategy():
 
 
 def test_demo_config_has_20_ms_frames_and_no_dropout_unless_asked():
-    from modeling_mgcma.from_scratch import DEMO_MODEL_SIZE, demo_config
+    from modeling_mgcma.training.from_scratch import DEMO_MODEL_SIZE, demo_config
 
     config = demo_config(50, **DEMO_MODEL_SIZE, num_labels=4)
     assert config.speech_config.conv_stride == (5, 4, 4, 2, 2)  # 320 samples = 20 ms per frame at 16 kHz
@@ -417,7 +417,7 @@ def test_demo_config_has_20_ms_frames_and_no_dropout_unless_asked():
 def test_compute_metrics_reads_the_logits_and_names_a_class_missing_from_validation(caplog):
     from transformers import EvalPrediction
 
-    from modeling_mgcma.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
+    from modeling_mgcma.training.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
 
     compute = make_compute_metrics(load_wa_ua_metric(), num_labels=3)
     logits = np.eye(3, dtype=np.float32)[[0, 0, 1, 1]]

@@ -6,7 +6,7 @@ import wave
 import numpy as np
 import pytest
 
-from modeling_mgcma.sampling import (
+from modeling_mgcma.training.sampling import (
     LengthGroupedBatchSampler,
     ReshuffledLengthGroupedSampler,
     audio_lengths,
@@ -103,9 +103,9 @@ def test_trainer_uses_length_grouped_sampler(tmp_path):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.from_scratch import small_config, word_processor
-    from modeling_mgcma.collators import MGCMADataCollator
-    from modeling_mgcma.trainer import MGCMATrainer
+    from modeling_mgcma.training.from_scratch import small_config, word_processor
+    from modeling_mgcma.training.collators import MGCMADataCollator
+    from modeling_mgcma.training.trainer import MGCMATrainer
 
     processor = word_processor(["a", "b"], max_duration=2.0)
     model = MGCMAForEmotionClassification(small_config(len(processor.tokenizer.get_vocab())))

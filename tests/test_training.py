@@ -10,9 +10,9 @@ import torch
 from transformers import TrainingArguments
 
 from modeling_mgcma import MGCMAForEmotionClassification
-from modeling_mgcma.collators import MGCMADataCollator
+from modeling_mgcma.training.collators import MGCMADataCollator
 from modeling_mgcma.processing_mgcma import decode_audio
-from modeling_mgcma.trainer import MGCMATrainer
+from modeling_mgcma.training.trainer import MGCMATrainer
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -126,7 +126,7 @@ def test_one_process_gathers_nothing(tmp_path, tiny_model, tiny_batch):
 def test_trainer_applies_the_training_regime(tmp_path, tiny_config_factory):
     from transformers import HfArgumentParser
 
-    from modeling_mgcma.trainer import MGCMATrainingArguments
+    from modeling_mgcma.training.trainer import MGCMATrainingArguments
 
     def trained(args):
         torch.manual_seed(0)
@@ -157,7 +157,7 @@ def test_trainer_applies_the_training_regime(tmp_path, tiny_config_factory):
 def test_encoder_learning_rates_give_each_encoder_its_own_peak_rate_under_the_schedule(tmp_path, tiny_model):
     from transformers import HfArgumentParser
 
-    from modeling_mgcma.trainer import MGCMATrainingArguments
+    from modeling_mgcma.training.trainer import MGCMATrainingArguments
 
     (args,) = HfArgumentParser(MGCMATrainingArguments).parse_args_into_dataclasses(
         ["--output_dir", str(tmp_path), "--report_to", "none", "--use_cpu", "true", "--learning_rate", "1e-3",
@@ -193,12 +193,12 @@ def test_encoder_learning_rates_give_each_encoder_its_own_peak_rate_under_the_sc
 def test_a_rate_for_a_frozen_encoder_is_reported_not_silently_ignored(tmp_path, tiny_model, caplog):
     import logging
 
-    from modeling_mgcma.trainer import MGCMATrainingArguments
+    from modeling_mgcma.training.trainer import MGCMATrainingArguments
 
     args = MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, freeze_text_encoder=True,
                                   text_encoder_learning_rate=1e-5)  # fmt: skip
     trainer = MGCMATrainer(model=tiny_model, args=args)
-    with caplog.at_level(logging.WARNING, logger="modeling_mgcma.trainer"):
+    with caplog.at_level(logging.WARNING, logger="modeling_mgcma.training.trainer"):
         trainer.create_optimizer()
     assert "--text_encoder_learning_rate is set, but the text encoder is frozen" in caplog.text
 

@@ -34,7 +34,7 @@ from transformers_common.modeling_common import (  # noqa: E402
 )
 
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, MGCMAModel  # noqa: E402
-from modeling_mgcma.from_scratch import small_config  # noqa: E402
+from modeling_mgcma.training.from_scratch import small_config  # noqa: E402
 
 
 class MGCMAModelTester:

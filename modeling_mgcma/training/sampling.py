@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from .processing_mgcma import TARGET_SAMPLING_RATE
+from ..processing_mgcma import TARGET_SAMPLING_RATE
 
 
 DEFAULT_MEGA_BATCH_SIZE = 64

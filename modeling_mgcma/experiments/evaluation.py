@@ -166,7 +166,7 @@ def wa_ua(predictions: Sequence[int], references: Sequence[int]) -> dict:
 def _with_ece(scores: dict, probabilities: np.ndarray | None, references: np.ndarray) -> dict:
     """`scores` plus ``"ece"`` (percent) when probabilities are known."""
     if probabilities is not None:
-        from .calibration import expected_calibration_error
+        from ..training.calibration import expected_calibration_error
 
         scores["ece"] = 100.0 * expected_calibration_error(probabilities, references)
     return scores

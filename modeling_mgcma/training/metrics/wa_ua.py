@@ -4,7 +4,7 @@
 Load it by path (no Hub access needed)::
 
     import evaluate
-    from modeling_mgcma.metrics import WA_UA_METRIC_PATH
+    from modeling_mgcma.training.metrics import WA_UA_METRIC_PATH
 
     metric = evaluate.load(WA_UA_METRIC_PATH)
     metric.compute(predictions=[0, 1, 1, 3], references=[0, 1, 2, 3])  # {'wa': 0.75, 'ua': 0.75}
@@ -34,7 +34,7 @@ Args:
 Returns:
     wa (`float`): accuracy in [0, 1]. ua (`float`): mean per-class recall in [0, 1].
 Examples:
-    >>> metric = evaluate.load("modeling_mgcma/metrics/wa_ua.py")
+    >>> metric = evaluate.load("modeling_mgcma/training/metrics/wa_ua.py")
     >>> metric.compute(predictions=[0, 0, 0, 1], references=[0, 0, 0, 1])
     {'wa': 1.0, 'ua': 1.0}
     >>> metric.compute(predictions=[0, 0, 0, 0], references=[0, 0, 0, 1])

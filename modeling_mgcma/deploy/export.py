@@ -1,7 +1,7 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Export of the emotion classifier for deployment: `torch.export` with a dynamic batch, audio length and token length.
 
-    from modeling_mgcma.export import export_classifier
+    from modeling_mgcma.deploy.export import export_classifier
     program = export_classifier(model, processor(audio=clips, text=transcripts))
     logits, *rest = program.module()(input_values, speech_attention_mask, input_ids, text_attention_mask)
 
@@ -10,7 +10,7 @@ an ONNX export starts from the same wrapper and the same dynamic dimensions (`dy
 
 ONNX: an inference folder that runs without torch (`mgcma export`).
 
-    from modeling_mgcma.export import export_onnx
+    from modeling_mgcma.deploy.export import export_onnx
     export_onnx(model, processor, "mgcma-onnx", quantize="int8")
     # mgcma export --model DIR_OR_REPO --output mgcma-onnx --quantize int8
 
@@ -53,9 +53,9 @@ from torch import nn
 from torch.export import Dim
 
 from .fast_inference import convolutions_as_matmuls
-from .modeling_mgcma import MGCMAForEmotionClassification
+from ..modeling_mgcma import MGCMAForEmotionClassification
 from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line, session_options
-from .pipeline_mgcma import uncertainty_statistics
+from ..pipeline_mgcma import uncertainty_statistics
 
 
 EXPORT_INPUT_NAMES = ("input_values", "speech_attention_mask", "input_ids", "text_attention_mask")
@@ -374,9 +374,13 @@ if __name__ == "__main__":
 
 
 def _write_runtime(folder):
-    package = os.path.dirname(os.path.abspath(__file__))
+    deploy = os.path.dirname(os.path.abspath(__file__))
+    package = os.path.dirname(deploy)  # the Hub files sit at the package root, the runtime in this wing
     for name in RUNTIME_FILES:
-        shutil.copyfile(os.path.join(package, name), os.path.join(folder, name))
+        source = os.path.join(deploy, name)
+        if not os.path.exists(source):
+            source = os.path.join(package, name)
+        shutil.copyfile(source, os.path.join(folder, name))  # exported folders stay flat
     with open(os.path.join(folder, "predict.py"), "w", encoding="utf-8") as handle:
         handle.write(_PREDICT_SCRIPT)
 
@@ -421,7 +425,7 @@ Files:
 
 def export_from_pretrained(model_id: str, output_dir, revision: str | None = None, quantize: str | None = None):
     """Load an MGCMA model folder or Hub repo with its processor and export it (see `export_onnx`)."""
-    from .processing_mgcma import MGCMAProcessor
+    from ..processing_mgcma import MGCMAProcessor
 
     try:
         model = MGCMAForEmotionClassification.from_pretrained(model_id, revision=revision)

@@ -3,7 +3,7 @@
 
 * `MGCMADataCollator` reads ``audio``, ``text`` and ``label`` and runs them through an `MGCMAProcessor`, so the
   Trainer must keep every column (``remove_unused_columns=False``, which `MGCMATrainer` enforces).
-* `CachedFeatureCollator` pads the encoder outputs stored by `modeling_mgcma.feature_cache.cache_features`.
+* `CachedFeatureCollator` pads the encoder outputs stored by `modeling_mgcma.training.feature_cache.cache_features`.
 * `build_training_inputs` picks one of them for a run and prepares its dataset.
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .feature_cache import SPEECH_COLUMN, TEXT_COLUMN
-from .processing_mgcma import decode_audio
+from ..processing_mgcma import decode_audio
 
 
 class MGCMADataCollator:

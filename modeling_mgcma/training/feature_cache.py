@@ -4,7 +4,7 @@
 With frozen speech and text encoders, every epoch (and every cross-validation fold) would recompute the same encoder
 outputs. `cache_features` runs the encoders once per utterance and stores `last_hidden_state` (before MGCMA's
 projection, the `speech_features` / `text_features` inputs of `MGCMAModel.forward`) in a memory-mapped Arrow file;
-`modeling_mgcma.collators.CachedFeatureCollator` pads them into batches with `speech_features_mask` / `text_features_mask`.
+`modeling_mgcma.training.collators.CachedFeatureCollator` pads them into batches with `speech_features_mask` / `text_features_mask`.
 
 Cache key. The folder name is a hash of everything the features depend on: the encoders' weights (every tensor's
 bytes) and configs, the processor (feature extractor settings, tokenizer vocabulary and settings, `max_duration`,
@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .processing_mgcma import decode_audio
+from ..processing_mgcma import decode_audio
 
 
 CACHE_FORMAT_VERSION = 1
@@ -276,7 +276,7 @@ def _process_group():
     """(world size, rank, barrier) of the running distributed job; (1, 0, no-op) in one process."""
     import torch.distributed as dist
 
-    from .data import launched_distributed
+    from ..data import launched_distributed
 
     if not (dist.is_available() and dist.is_initialized()) and launched_distributed():
         from accelerate import PartialState
@@ -362,7 +362,7 @@ def cache_features(
 
 
 def cached_feature_lengths(dataset, batch_size: int = 1024) -> list[int]:
-    """Speech frames per cached row (for the length-grouped samplers of `modeling_mgcma.sampling`), read from the Arrow list offsets, not the values."""
+    """Speech frames per cached row (for the length-grouped samplers of `modeling_mgcma.training.sampling`), read from the Arrow list offsets, not the values."""
     import pyarrow as pa
 
     lengths = []

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .configuration_mgcma import PAPER_ABLATIONS
-from .data.splits import NO_GROUP_TEST_FRACTION
+from ..configuration_mgcma import PAPER_ABLATIONS
+from ..data.splits import NO_GROUP_TEST_FRACTION
 
 
 # The template lives in the repository's `model_cards/`, installed as the package `modeling_mgcma.model_cards`
@@ -194,7 +194,7 @@ def _name(value) -> str:
 
 def hyperparameter_table(training_args, config, preset: str | None, from_scratch: bool = False) -> dict:
     """The card's hyperparameter table: model, losses, optimisation, processes, precision and what was frozen."""
-    from .trainer import training_regime
+    from ..training.trainer import training_regime
 
     world, regime = max(1, training_args.world_size), training_regime(training_args)
     return {

@@ -12,22 +12,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.resources
 import json
 import logging
 from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from .configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
-from .data.iemocap import NUM_SESSIONS
+from ..configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
+from ..data.iemocap import NUM_SESSIONS
 
 
 logger = logging.getLogger(__name__)
 
 
 PRESETS = ("demo", "paper")
-# Files read next to this package's folder: the repository's configs/presets/.
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "configs" / "presets"
+# The repository's configs/presets/, installed as the package `modeling_mgcma.experiments.presets` (pyproject.toml).
+PRESETS_DIR = Path(str(importlib.resources.files("modeling_mgcma.experiments.presets")))
 
 
 def _read(name: str, folder: Path, seen: tuple = ()) -> dict:
@@ -35,7 +36,7 @@ def _read(name: str, folder: Path, seen: tuple = ()) -> dict:
 
     path = folder / f"{name}.yaml"
     if not path.is_file():
-        raise ValueError(f"preset file {path} not found (the presets ship in the repository's configs/presets/).")
+        raise ValueError(f"preset file {path} not found (the presets ship in the repository's configs/presets/, installed as modeling_mgcma.experiments.presets).")
     values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(values, dict) or not isinstance(values.get("model_config", {}), dict):
         raise ValueError(f"{path} must hold a mapping of argument names to values, and `model_config` a mapping.")
@@ -266,7 +267,7 @@ def apply_runtime_settings(model_args, training_args, preset: str | None, given:
     per process with what it runs."""
     import torch
 
-    from .trainer import apply_dataloader_defaults, apply_mixed_precision, refuse_data_parallel
+    from ..training.trainer import apply_dataloader_defaults, apply_mixed_precision, refuse_data_parallel
 
     threads = model_args.torch_num_threads
     if threads is None and preset == "demo" and training_args.device.type == "cpu":

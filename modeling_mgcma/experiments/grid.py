@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibration import apply_temperature
-from .configuration_mgcma import PAPER_ABLATIONS
+from ..training.calibration import apply_temperature
+from ..configuration_mgcma import PAPER_ABLATIONS
 from .evaluation import (
     PREDICTIONS_FILE,
     REFERENCE_SETTING,

@@ -8,8 +8,8 @@ size from random weights, with a word-level vocabulary instead of a downloaded o
 
 from transformers import BertConfig, BertTokenizer, Wav2Vec2Config, Wav2Vec2FeatureExtractor
 
-from .configuration_mgcma import MGCMAConfig
-from .processing_mgcma import TARGET_SAMPLING_RATE, MGCMAProcessor
+from ..configuration_mgcma import MGCMAConfig
+from ..processing_mgcma import TARGET_SAMPLING_RATE, MGCMAProcessor
 
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

@@ -166,7 +166,7 @@ def plot_reliability_diagram(
     """Reliability diagram: accuracy against mean confidence per equal-width confidence bin, with the diagonal of
     perfect calibration, the ECE in the legend, and the share of predictions per bin underneath. Pass
     `calibrated_probabilities` (e.g. after temperature scaling) to draw both."""
-    from .calibration import DEFAULT_NUM_BINS, expected_calibration_error, reliability_bins
+    from ..training.calibration import DEFAULT_NUM_BINS, expected_calibration_error, reliability_bins
 
     plt = _pyplot()
     num_bins = num_bins or DEFAULT_NUM_BINS

@@ -5,7 +5,7 @@
   `TrainingArguments`; `MGCMATrainer` applies them to the model (with plain `TrainingArguments`: their defaults).
 * `MGCMATrainer` logs the loss components L_CE, L_DA and L_IA next to the total, averaged over each logging
   interval; evaluation reports its own averages (``eval_loss_ce`` ...) without touching the training ones.
-* The data collators live in `modeling_mgcma.collators`; the distributed gather of the contrastive negatives in
+* The data collators live in `modeling_mgcma.training.collators`; the distributed gather of the contrastive negatives in
   the loss path of `modeling_mgcma.modeling_mgcma` (`gather_with_grad`).
 """
 
@@ -20,7 +20,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 
 from .loss_schedule import AlignmentLossWarmup
-from .processing_mgcma import TARGET_SAMPLING_RATE
+from ..processing_mgcma import TARGET_SAMPLING_RATE
 
 
 logger = logging.getLogger(__name__)
@@ -375,7 +375,7 @@ class MGCMATrainer(Trainer):
         self._log_gathering()
         self._keep_unused_encoders_on_cpu()
         if getattr(getattr(self.model, "config", None), "alignment_loss_warmup", 0) > 0:
-            self.add_callback(AlignmentLossWarmup())  # ramps L_DA / L_IA in (see modeling_mgcma.loss_schedule)
+            self.add_callback(AlignmentLossWarmup())  # ramps L_DA / L_IA in (see modeling_mgcma.training.loss_schedule)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         """The Trainer's optimizer; with `speech_encoder_learning_rate` / `text_encoder_learning_rate`, each encoder's

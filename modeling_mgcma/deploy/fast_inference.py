@@ -1,7 +1,7 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Fast CPU inference for MGCMA: bf16 weights or dynamic int8 linear layers, measured in `benchmarks/bench_inference.py`.
 
-    from modeling_mgcma.fast_inference import optimize_for_cpu_inference
+    from modeling_mgcma.deploy.fast_inference import optimize_for_cpu_inference
     fast = optimize_for_cpu_inference(model, method="bf16")   # a new model; `model` is left untouched
     logits = fast(**processor(audio=clip, text=transcript)).logits   # float32 logits
 

@@ -3,7 +3,7 @@
 feature extractor and tokenizer.
 
     from onnx_runtime import ONNXEmotionClassifier          # inside an exported folder
-    from modeling_mgcma.onnx_runtime import ONNXEmotionClassifier   # with this package installed
+    from modeling_mgcma.deploy.onnx_runtime import ONNXEmotionClassifier   # with this package installed
     classifier = ONNXEmotionClassifier("mgcma-onnx")       # quantized=True for the int8 graph
     classifier({"audio": "clip.wav", "text": "I can't believe you did that!"})
     # {'labels': [{'label': 'angry', 'score': 0.71}, ...], 'uncertainty': {...}, 'transcript': "I can't ..."}
@@ -26,7 +26,7 @@ import numpy as np
 
 
 try:  # inside the package
-    from . import inference_mgcma, processing_mgcma
+    from .. import inference_mgcma, processing_mgcma
 except ImportError:  # inside an exported folder, run as a script next to copies of those files
     import inference_mgcma
     import processing_mgcma
