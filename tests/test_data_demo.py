@@ -2,6 +2,7 @@
 """The demo corpus: IEMOCAP layout, reproducibility, and the one-cue-per-utterance design."""
 
 import re
+import shutil
 import wave
 
 import numpy as np
@@ -176,3 +177,43 @@ def test_bad_arguments(tmp_path):
         generate_demo_corpus(tmp_path / "x", counts={1: {"angry": 1}})
     with pytest.raises(ValueError, match="unknown classes"):
         generate_demo_corpus(tmp_path / "x", counts={s: {"bored": 1} for s in range(1, 6)})
+
+
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (scripts/setup.sh installs the Debian package): the spoken corpus needs it",
+)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Spoken demo corpus
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@needs_espeak
+def test_spoken_corpus_is_deterministic_and_says_the_transcript(tmp_path, file_hashes):
+    from modeling_mgcma.data import generate_demo_corpus, load_iemocap, scan_iemocap
+
+    first = generate_demo_corpus(tmp_path / "a", seed=3, utterances_per_session=12, voice="espeak")
+    second = generate_demo_corpus(tmp_path / "b", seed=3, utterances_per_session=12, voice="espeak")
+    assert file_hashes(first) == file_hashes(second)
+    tones = generate_demo_corpus(tmp_path / "t", seed=3, utterances_per_session=12)
+    assert file_hashes(first) != file_hashes(tones)
+
+    utterances = scan_iemocap(first)[0]
+    assert len(utterances) == 60
+    dataset = load_iemocap(first, strict_counts=False)
+    # the speech says the words: its duration follows the letters of the transcript's words
+    letters = np.array([sum(map(len, re.findall(r"(?<!\[)\b[a-z]+\b(?!\])", row["text"].lower()))) for row in dataset])
+    seconds = np.array([len(row["audio"]["array"]) / row["audio"]["sampling_rate"] for row in dataset])
+    assert np.corrcoef(letters, seconds)[0, 1] > 0.4
+
+
+def test_spoken_corpus_without_espeak_says_how_to_install_it(tmp_path, monkeypatch):
+    from modeling_mgcma.data import generate_demo_corpus
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="apt-get install espeak-ng"):
+        generate_demo_corpus(tmp_path / "x", voice="espeak")
+    with pytest.raises(ValueError, match="voice"):
+        generate_demo_corpus(tmp_path / "x", voice="opera")

@@ -1,0 +1,269 @@
+# Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
+"""benchmarks/bench_learning.py: its gradient probe, the learning table's records and criterion, corpora of other
+sizes, a pretrained text encoder, the stage probes, and the key comparison (S0 vs S4) trained on the demo corpus."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from modeling_mgcma import MGCMAForEmotionClassification
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+def _flat_gradient(loss, params):
+    grads = torch.autograd.grad(loss, params, retain_graph=True, allow_unused=True)
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
+
+
+@pytest.mark.parametrize("project", [False, True])
+def test_learning_benchmark_gradient_probe_records_cosines(
+    tiny_config_factory, tiny_batch, one_torch_thread, monkeypatch, project
+):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import bench_learning
+
+    torch.manual_seed(0)
+    config = tiny_config_factory(alignment_gradient_balance=1.0, alignment_gradient_projection=project)
+    model = MGCMAForEmotionClassification(config).train()
+    shared = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("classifier.")]
+    out = model(**tiny_batch)
+    probe = bench_learning._term_gradient_norms(model, out, shared)
+    g_ce, g_align = _flat_gradient(out.loss_ce, shared), _flat_gradient(out.loss_da + out.loss_ia, shared)
+    cos = float(g_ce @ g_align / (g_ce.norm() * g_align.norm()))
+    assert probe["cos"] == pytest.approx(cos, abs=1e-4) and cos < 0  # (the tiny model starts with a conflict)
+    names = [n for n, p in model.named_parameters() if p.requires_grad and not n.startswith("classifier.")]
+    text = [i for i, n in enumerate(names) if "text_encoder." in n]
+    pick = lambda loss: torch.cat([g.flatten() for i, g in enumerate(torch.autograd.grad(  # noqa: E731
+        loss, [shared[i] for i in text], retain_graph=True, allow_unused=True)) if g is not None])
+    a, b = pick(out.loss_ce), pick(out.loss_da + out.loss_ia)
+    assert probe["cos_text"] == pytest.approx(float(a @ b / (a.norm() * b.norm())), abs=1e-4)
+    assert "cos_speech" in probe
+    kept = g_align - (g_align @ g_ce) / (g_ce @ g_ce) * g_ce if project else g_align
+    assert probe["c"] == pytest.approx(min(1.0, float(g_ce.norm() / kept.norm())), rel=1e-3)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The key comparison, trained
+# ---------------------------------------------------------------------------------------------------------------------
+
+def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch, capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    scores = {"S0": [0.70, 0.72, 0.74], "S4": [0.80, 0.78, 0.76], "concat": [0.74, 0.75, 0.76]}
+    calls = []
+
+    def fake_run(setting, recipe_name, corpus, seed, workdir, corpus_seed=None, **_):
+        calls.append((setting, corpus, seed, corpus_seed))
+        return {"test_ua": scores[setting][seed], "val_ua": 0.5, "seconds": 1.0, "curves": [],
+                "recipe_values": bench_learning.recipe_values(recipe_name)}
+
+    monkeypatch.setattr(bench_learning, "run_one", fake_run)
+    argv = ["table", "--results", str(tmp_path), "--recipes", "plain", "--corpora", "demo", "--corpus_offset", "demo=100"]
+    bench_learning.main([*argv, "--settings", "S0", "S4", "--seeds", "0", "1"])
+    assert calls == [("S0", "demo", 0, 100), ("S4", "demo", 0, 100), ("S0", "demo", 1, 101), ("S4", "demo", 1, 101)]
+    calls.clear()
+    bench_learning.main([*argv, "--settings", "S0", "S4", "concat", "--seeds", "0", "1", "2"])  # only the new runs
+    assert calls == [("concat", "demo", 0, 100), ("concat", "demo", 1, 101), ("S0", "demo", 2, 102),
+                     ("S4", "demo", 2, 102), ("concat", "demo", 2, 102)]  # fmt: skip
+    row = bench_learning.load_results(tmp_path)[("plain", "demo", 100, 0)]
+    assert row["S0"] == {0: 0.70, 1: 0.72, 2: 0.74}
+    # S0 0.72 < S4 0.78 - 0.02; S0 0.72 >= 0.9 x 0.75
+    assert bench_learning.criterion(row) == {"S4": {"pass": False, "n": 3}, "concat": {"pass": True, "n": 3}}
+    row["S4"] = {0: 0.80, 1: 0.70, 2: 0.60}  # a wider spread: 0.72 >= 0.70 - 0.10
+    assert bench_learning.criterion(row)["S4"] == {"pass": True, "n": 3}
+    assert bench_learning.criterion({"S0": {0: 0.7}})["S4"] is None
+    assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3: 0.700, 0.720, 0.740)" in capsys.readouterr().out
+    # a result trained with another recipe (here: another learning rate) is refused, not reused
+    stale = tmp_path / "plain-demo100-S0-seed0.json"
+    record = json.loads(stale.read_text())
+    record["recipe_values"]["train"]["learning_rate"] = 2e-3
+    stale.write_text(json.dumps(record))
+    calls.clear()
+    with pytest.raises(SystemExit, match="plain-demo100-S0-seed0.json was trained with"):
+        bench_learning.main([*argv, "--settings", "S0", "--seeds", "0"])
+    assert calls == []
+    # a larger test session: its own files and its own row, never pooled with the corpus's own test session
+    capsys.readouterr()
+    bench_learning.main([*argv, "--settings", "S0", "--seeds", "1", "--test_per_class", "40"])
+    assert calls == [("S0", "demo", 1, 101)]
+    assert json.loads((tmp_path / "plain-demo101-test40-S0-seed1.json").read_text())["test_per_class"] == 40
+    assert bench_learning.load_results(tmp_path)[("plain", "demo", 100, 40)] == {"S0": {1: 0.72}}
+    out = capsys.readouterr().out
+    assert "| plain | demo (+100, test session 40 per class) | 0.720 ± 0.000 (n=1: 0.720)" in out
+    assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3:" in out
+
+
+def test_learning_runs_take_a_pretrained_text_encoder(tmp_path, tiny_processor, monkeypatch, one_torch_thread):
+    """bench_learning --text_model: every setting's text encoder is the folder's model, the run records it (and the
+    --train overrides), and a table cell recorded without them is refused rather than reused."""
+    from transformers import BertConfig, BertModel
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    torch.manual_seed(0)
+    bert = BertModel(BertConfig(vocab_size=len(tiny_processor.tokenizer), hidden_size=32, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=64), add_pooling_layer=False)  # fmt: skip
+    folder = tmp_path / "tiny-bert"
+    bert.save_pretrained(folder)
+    tiny_processor.tokenizer.save_pretrained(folder)
+    config = bench_learning.recipe("plain")["config"]
+    for setting in ("S0", "S4", "concat"):
+        model = bench_learning.build(setting, 5, config, 0, text_model=str(folder))
+        encoder = model.text_encoder if setting == "concat" else model.mgcma.text_encoder
+        for key, value in bert.state_dict().items():
+            assert torch.equal(encoder.state_dict()[key], value), (setting, key)
+
+    # a rate for the text encoder only (as for a pretrained text encoder beside a speech encoder from scratch)
+    train = {**bench_learning.recipe("plain")["train"], "text_encoder_learning_rate": 1e-4}
+    for setting in ("S0", "concat"):
+        model = bench_learning.build(setting, 5, config, 0, text_model=str(folder))
+        optimizer, _ = bench_learning.make_optimizer(model, train, steps=10)
+        encoder = {id(p) for p in (model.text_encoder if setting == "concat" else model.mgcma.text_encoder).parameters()}
+        rates = {id(p): g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}
+        assert {r for i, r in rates.items() if i in encoder} == {1e-4}, setting
+        assert {r for i, r in rates.items() if i not in encoder} == {train["learning_rate"]}, setting
+
+    calls = []
+
+    def fake_run(setting, recipe_name, corpus, seed, workdir, train_overrides=None, text_model=None, **_):
+        calls.append((setting, train_overrides, text_model))
+        return {"test_ua": 0.5, "val_ua": 0.5, "seconds": 1.0, "curves": [],
+                "recipe_values": bench_learning.recipe_values(recipe_name, None, train_overrides, text_model)}
+
+    monkeypatch.setattr(bench_learning, "run_one", fake_run)
+    argv = ["table", "--results", str(tmp_path / "results"), "--recipes", "plain", "--corpora", "spoken",
+            "--settings", "S0", "--seeds", "3"]  # fmt: skip
+    bench_learning.main([*argv, "--text_model", str(folder), "--train", '{"learning_rate": 1e-4}'])
+    assert calls == [("S0", {"learning_rate": 1e-4}, str(folder))]
+    record = json.loads((tmp_path / "results" / "plain-spoken3-S0-seed3.json").read_text())
+    assert record["recipe_values"]["text_model"] == "tiny-bert"
+    assert record["recipe_values"]["train"]["learning_rate"] == 1e-4
+    with pytest.raises(SystemExit, match="was trained with"):
+        bench_learning.main(argv)
+    assert len(calls) == 1
+
+
+def test_a_larger_test_session_leaves_the_training_sessions_unchanged(tmp_path):
+    """bench_learning --test_per_class: sessions 1-4 (training and validation) are byte-identical, session 5 larger."""
+    import hashlib
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    def digests(root, session):
+        return {str(f.relative_to(root / f"Session{session}")): hashlib.md5(f.read_bytes()).hexdigest()
+                for f in sorted((root / f"Session{session}").rglob("*")) if f.is_file()}  # fmt: skip
+
+    own = bench_learning.make_corpus("demo", 3, tmp_path, utterances_per_session=8)
+    larger = bench_learning.make_corpus("demo", 3, tmp_path, utterances_per_session=8, test_per_class=5)
+    assert own != larger
+    for session in (1, 2, 3, 4):
+        assert digests(own, session) == digests(larger, session) != {}
+    wavs = [len(list((root / "Session5").rglob("*.wav"))) for root in (own, larger)]
+    assert wavs[1] - wavs[0] == 4 * (5 - 2)  # 2 -> 5 utterances of each of the four classes
+
+
+def test_corpora_of_another_size_are_cached_apart_and_taken_by_curves_only(tmp_path, monkeypatch, capsys):
+    """bench_learning --utterances_per_session: its own corpus folder (never the 80-utterance corpus' cache), passed on
+    by `curves`, refused by the commands that record or read the table's runs."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    import modeling_mgcma.data as data
+
+    made = []
+    monkeypatch.setattr(data, "generate_demo_corpus", lambda root, **kwargs: made.append((Path(root).name, kwargs)) or root)
+    bench_learning.make_corpus("spoken", 4, tmp_path)
+    with pytest.raises(ValueError, match="unknown corpus 'speech'; expected one of \\['demo', 'spoken'\\]"):
+        bench_learning.make_corpus("speech", 4, tmp_path)
+    bench_learning.make_corpus("spoken", 4, tmp_path, utterances_per_session=160)
+    bench_learning.make_corpus("spoken", 4, tmp_path, utterances_per_session=160, test_per_class=80)
+    assert [name for name, _ in made] == ["spoken-4", "spoken-4-u160", "spoken-4-u160-test80"]
+    assert made[1][1]["utterances_per_session"] == 160
+    assert made[2][1]["counts"][1] == dict.fromkeys(made[2][1]["counts"][1], 40)
+    assert made[2][1]["counts"][5] == dict.fromkeys(made[2][1]["counts"][5], 80)
+
+    runs = []
+
+    def fake_run(setting, recipe_name, corpus, seed, workdir, *_, utterances_per_session=80, **__):
+        runs.append((setting, corpus, seed, utterances_per_session))
+        return {"test_ua": 0.5, "val_ua": 0.5}
+
+    monkeypatch.setattr(bench_learning, "run_one", fake_run)
+    bench_learning.main(["curves", "--setting", "S4", "--corpora", "spoken", "--seeds", "2", "--utterances_per_session", "160"])
+    bench_learning.main(["curves", "--setting", "S4", "--corpora", "spoken", "--seeds", "2"])
+    assert runs == [("S4", "spoken", 2, 160), ("S4", "spoken", 2, 80)]
+    for command in ("table", "summary", "probes"):
+        with pytest.raises(SystemExit):
+            bench_learning.main([command, "--results", str(tmp_path / "results"), "--utterances_per_session", "160"])
+        assert "taken by `curves` only" in capsys.readouterr().err
+    assert len(runs) == 2
+
+
+LEARNING_EPOCHS = 8
+LEARNING_MARGIN = 0.1
+
+
+def held_out_ua(setting, config, corpus_root, processor, seed=0):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+
+    fold = bench_learning.load_fold(corpus_root, processor, split_seed=seed)
+    model = bench_learning.build(setting, len(processor.tokenizer), config, seed)
+    train = {**bench_learning.recipe("plain")["train"], "num_train_epochs": LEARNING_EPOCHS}
+    return bench_learning.train_and_test(model, fold, processor, train, seed)
+
+
+@pytest.mark.slow
+def test_full_model_learns_at_least_as_well_as_without_alignment(tmp_path, one_torch_thread):
+    """S0 (DAM + TAM + IAM) vs S4 (no alignment), the defaults for new data, lr 1e-3, batch 8, a few epochs, on the
+    demo corpus (held-out session 5, model selected on validation). With the paper's plain weighted sum of the
+    losses, S0 is still near chance at this point while S4 has learned the classes."""
+    from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
+    from modeling_mgcma.training.from_scratch import word_processor
+    from modeling_mgcma.experiments.run_arguments import load_preset
+
+    root = generate_demo_corpus(tmp_path / "demo", seed=7, utterances_per_session=60)
+    processor = word_processor(demo_vocabulary())
+    config = load_preset(None)[1]
+    full = held_out_ua("S0", config, root, processor)
+    none = held_out_ua("S4", config, root, processor)
+    assert full["test_ua"] >= none["test_ua"] - LEARNING_MARGIN, (full, none)
+    assert none["test_ua"] > 0.6  # the comparison means something only if the baseline learned
+    # the alignment losses are still trained, not switched off: L_IA well below its chance level ln(8)
+    assert full["curves"][-1]["loss_ia"] < 0.75 * np.log(8)
+
+
+def test_stage_probes_read_every_stage_and_score_separable_features(one_torch_thread):
+    """bench_learning probes: pooled features at every stage (projected, DAM, each TAM block) for every row, and a
+    linear probe that scores features carrying the label perfectly and label-free noise near chance."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+    from modeling_mgcma.data import demo_vocabulary
+    from modeling_mgcma.training.from_scratch import word_processor
+
+    processor = word_processor(demo_vocabulary(), max_duration=5.0)
+    rng = np.random.default_rng(0)
+    words = demo_vocabulary()
+    rows = [{"audio": rng.standard_normal(8000 + 400 * i).astype(np.float32), "rate": 16000, "label": i % 4,
+             "text": " ".join(words[(i + k) % len(words)] for k in range(3 + i % 4))} for i in range(10)]  # fmt: skip
+    model = bench_learning.build("S0", len(processor.tokenizer), {}, seed=0)
+    found = bench_learning.stage_features(model, rows, processor)
+    stages = 1 + 1 + model.config.num_alignment_layers  # projected, DAM, each TAM block
+    assert len(found["speech"]) == len(found["text"]) == stages
+    assert all(a.shape == (10, model.config.hidden_size) for a in found["speech"] + found["text"])
+    assert found["labels"].tolist() == [i % 4 for i in range(10)]
+    tam_first = bench_learning.build("S8", len(processor.tokenizer), {}, seed=0)  # TAM -> DAM -> IAM
+    assert len(bench_learning.stage_features(tam_first, rows[:4], processor)["text"]) == stages
+    labels = np.arange(200) % 4
+    separable = np.eye(4)[labels] + 0.1 * rng.standard_normal((200, 4))
+    assert bench_learning.linear_probe_ua(separable[:100], labels[:100], separable[100:], labels[100:]) == 1.0
+    noise = rng.standard_normal((200, 4))
+    assert bench_learning.linear_probe_ua(noise[:100], labels[:100], noise[100:], labels[100:]) < 0.5
