@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -83,6 +84,29 @@ class ModelArguments:
                           "TAM, S3 no IAM, S4 none; Table III: S5-S9 module orders)."},
     )  # fmt: skip
     ablations: str | None = field(default=None, metadata={"help": "The grid: 'all' or 'S0,S1,...' (modeling_mgcma.experiments.grid)."})
+    grid_workers: str = field(
+        default="1",
+        metadata={"help": "Grid units trained at once, each its own process (docs/grid.md): N, or 'auto' (as many per "
+                          "GPU as fit in its free memory at a unit's measured peak; 1 on a CPU). 1: one after another "
+                          "in this process."},
+    )  # fmt: skip
+    grid_unit: str | None = field(
+        default=None, metadata={"help": "Run only this unit of the --ablations grid, '<setting>/fold_<k>' (e.g. S0/fold_3); no tables."}
+    )
+    grid_tables_only: bool = field(
+        default=False, metadata={"help": "Train nothing: build the grid's tables from its finished units, naming the missing ones."}
+    )
+    launcher: str = field(
+        default="local",
+        metadata={"help": "Where the grid's units run: 'local' (this machine, --grid_workers at once), 'slurm' (one SLURM "
+                          "job each, through submitit) or 'submitit_local' (the same jobs as local processes)."},
+    )  # fmt: skip
+    slurm_partition: str | None = field(default=None, metadata={"help": "SLURM partition of the grid's jobs."})
+    slurm_gpus_per_node: int = field(default=1, metadata={"help": "GPUs per job (accelerate launch --num_processes)."})
+    slurm_cpus_per_task: int | None = field(default=None, metadata={"help": "CPU cores per job (DataLoader workers: this - 1)."})
+    slurm_time: str = field(default="24:00:00", metadata={"help": "Time limit per job (sbatch --time); a killed job requeues and resumes."})
+    slurm_array_parallelism: int | None = field(default=None, metadata={"help": "Most jobs of the array running at once."})
+    slurm_folder: str | None = field(default=None, metadata={"help": "submitit's folder (job scripts, logs); default <output_dir>/slurm."})
     calibrate: bool = field(default=False, metadata={"help": "Fit a temperature on the validation split, saved in the config."})
     dry_run: bool = field(default=False, metadata={"help": "Time a few real steps, print the hours per fold / setting / total, exit."})
     freeze_encoders: bool = field(
@@ -274,7 +298,8 @@ def card_settings(model_args, data_args, preset) -> dict:
 
 def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks=None, fingerprint=None, estimate_for=None):
     """Train on one fold, select on validation UA, test once; write the model and artefacts. `fingerprint` (see
-    `run_fingerprint`) is written first; `estimate_for` = (settings, folds): time a few steps, return the cost table."""
+    `run_fingerprint`) is written first; `estimate_for` = (settings, folds): time a few steps, return `dry_run_estimate`'s
+    (cost, timing, table)."""
     from modeling_mgcma import add_pipeline_to_folder
     from modeling_mgcma.training.calibration import calibrate_with_trainer, calibration_report
     from modeling_mgcma.training.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
@@ -305,7 +330,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         callbacks=callbacks,
     )
     if estimate_for is not None:
-        return dry_run_estimate(trainer, *estimate_for, test_utterances_per_fold=len(splits["test"]))[2]
+        return dry_run_estimate(trainer, *estimate_for, test_utterances_per_fold=len(splits["test"]))
 
     resume = args.resume_from_checkpoint
     if resume and resume.lower() in ("true", "last"):
@@ -351,6 +376,205 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
     trainer.accelerator.wait_for_everyone()
     return result
 
+# What each grid unit's process runs (`--grid_workers`, `--launcher`): this script, with `--grid_unit`.
+GRID_UNIT_SCRIPT = Path(__file__).resolve()
+# Arguments of the process that launches the units, not passed on to them.
+LAUNCH_ARGUMENTS = ("grid_workers", "launcher", "slurm_partition", "slurm_gpus_per_node", "slurm_cpus_per_task",
+                    "slurm_time", "slurm_array_parallelism", "slurm_folder")  # fmt: skip
+# One unit's own arguments: the launch arguments only apply to a grid (--ablations).
+SINGLE_UNIT = {"grid_workers": "1", "grid_unit": None, "grid_tables_only": False, "launcher": "local"}
+# Set by `grid_dry_run` for the unit processes it times at once: where each writes its median step time.
+DRY_RUN_RECORD_VARIABLE = "MGCMA_DRY_RUN_RECORD"
+
+
+def unit_command(argv, unit, overrides: dict, launch_prefix=()) -> list[str]:
+    """The command that runs one grid unit in its own process: `launch_prefix` (e.g. accelerate launch), this script,
+    the grid's arguments without the launcher's own, `--grid_unit` and `overrides`."""
+    from modeling_mgcma.experiments import grid_launch
+
+    args = grid_launch.without_arguments(argv, LAUNCH_ARGUMENTS) if not (len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml"))) else argv
+    overrides = {"grid_unit": grid_launch.unit_selector(unit), **overrides}
+    if len(args) == 1 and args[0].endswith((".json", ".yaml", ".yml")):
+        overrides.update(dict.fromkeys((n for n in LAUNCH_ARGUMENTS if n != "slurm_gpus_per_node"), None))
+        overrides.update(grid_workers="1", launcher="local")
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+    return [*launch_prefix, str(GRID_UNIT_SCRIPT), *grid_launch.unit_arguments(args, overrides, unit.directory)]
+
+
+def local_unit_overrides(training_args, concurrent: int) -> dict:
+    """DataLoader settings of one of `concurrent` units on this machine: this run's workers divided among them."""
+    from modeling_mgcma.experiments.grid_launch import dataloader_workers_per_unit
+
+    workers = dataloader_workers_per_unit(training_args.dataloader_num_workers, concurrent)
+    overrides = {"dataloader_num_workers": workers}
+    if workers > 0:
+        overrides["dataloader_persistent_workers"] = training_args.dataloader_persistent_workers
+        if training_args.dataloader_prefetch_factor:
+            overrides["dataloader_prefetch_factor"] = training_args.dataloader_prefetch_factor
+    return overrides
+
+
+def grid_dry_run(argv, cost, timing, model_args, first_fold) -> str:
+    """The dry run's concurrency lines: with `--grid_workers N` (N > 1) on this machine, N unit processes time their
+    steps at once, so the figure is measured; otherwise only N=1 is."""
+    import subprocess
+
+    from modeling_mgcma.experiments import grid_launch
+    from modeling_mgcma.experiments.cost_estimate import format_concurrency_plan
+
+    workers = grid_launch.parse_grid_workers(model_args.grid_workers)
+    concurrent = workers if isinstance(workers, int) else 1
+    measured = {1: timing.median}
+    launcher = model_args.launcher
+    if launcher == "local" and concurrent > 1:
+        # the first unit's dry run, `concurrent` times at once (each in its own scratch folder, nothing trained)
+        selector = f"{cost.settings[0]}/fold_{first_fold}"
+        with tempfile.TemporaryDirectory() as scratch:
+            processes = []
+            for index in range(concurrent):
+                env = {**os.environ, DRY_RUN_RECORD_VARIABLE: str(Path(scratch) / f"{index}.json")}
+                command = [sys.executable, str(GRID_UNIT_SCRIPT), *grid_launch.without_arguments(argv, LAUNCH_ARGUMENTS),
+                           "--grid_unit", selector]  # fmt: skip
+                processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            codes = [process.wait() for process in processes]
+            records = [Path(scratch) / f"{i}.json" for i in range(concurrent)]
+            steps = [json.loads(r.read_text())["seconds_per_step"] for r in records if r.is_file()]
+        if len(steps) == concurrent and not any(codes):
+            measured[concurrent] = float(np.mean(steps))
+        else:
+            logger.warning("Timing %d units at once failed (exit statuses %s): only N=1 is measured.", concurrent, codes)
+    gpus = model_args.slurm_gpus_per_node if launcher != "local" else max(1, torch_gpu_count())
+    return format_concurrency_plan(cost, concurrent=concurrent, gpus=gpus, launcher=launcher,
+                                   array_parallelism=model_args.slurm_array_parallelism, seconds_per_step=measured)  # fmt: skip
+
+
+def torch_gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def run_grid_command(argv, dataset, folds, settings, model_args, data_args, training_args, preset, callbacks):
+    """`--ablations`: the whole grid in this process (one unit after another), one unit (`--grid_unit`), the tables
+    of finished units (`--grid_tables_only`), or every unit in its own process (`--grid_workers N`, `--launcher`),
+    the tables and the Hub push then done once here, after every unit has ended."""
+    import time
+
+    from modeling_mgcma.experiments import grid_launch
+    from modeling_mgcma.experiments.evaluation import PREDICTIONS_FILE
+    from modeling_mgcma.experiments.grid import grid_units, plan_grid, write_grid_report
+
+    output_dir, main = Path(training_args.output_dir), training_args.process_index == 0
+    data_fp, label_names = run_records.data_fingerprint(dataset), dataset.features["label"].names
+    unit_args = lambda setting: dataclasses.replace(model_args, ablation=setting, ablations=None, **SINGLE_UNIT)  # noqa: E731
+    # a unit that was killed or preempted resumes from its newest complete checkpoint: --resume_from_checkpoint last
+    resuming = dataclasses.replace(training_args, resume_from_checkpoint=training_args.resume_from_checkpoint or "last")
+
+    def run_unit(setting, fold, directory, fingerprint):
+        args = resuming if run_records.last_complete_checkpoint(directory) else training_args
+        return run_fold(fold, dataset, unit_args(setting), data_args, args, preset, directory, callbacks, fingerprint)
+
+    fingerprint_of = lambda s, f: run_records.run_fingerprint(f, data_fp, unit_args(s), data_args, training_args, preset)  # noqa: E731
+    prepare = lambda d, fp: run_records.prepare_run_folder(d, fp, data_args, resuming, reuse_finished=False)  # noqa: E731
+    grid = dict(label_names=label_names, seed=training_args.seed, run_unit=run_unit, fingerprint_of=fingerprint_of,
+                prepare=prepare, planning=training_args.main_process_first)  # fmt: skip
+    units = grid_units(output_dir, settings, folds)
+    workers = grid_launch.parse_grid_workers(model_args.grid_workers)
+
+    if model_args.grid_unit is not None:  # one unit, in this process; the tables are the launcher's
+        unit = grid_launch.select_unit(units, model_args.grid_unit)
+        start, cuda = time.perf_counter(), training_args.device.type == "cuda"
+        if cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats()
+        outcome = run_settings_grid(output_dir, settings, folds, only=[unit.key], **grid)["outcome"][unit.key]
+        if main and outcome != "reused":
+            grid_launch.write_unit_record(unit.directory, {
+                "unit": grid_launch.unit_selector(unit), "outcome": outcome, "seconds": time.perf_counter() - start,
+                "peak_gpu_memory_bytes": torch.cuda.max_memory_reserved() if cuda else None,
+            })  # fmt: skip
+        return {"outcome": {grid_launch.unit_selector(unit): outcome}}
+
+    if model_args.grid_tables_only or workers != 1 or model_args.launcher != "local":
+        if training_args.world_size > 1:
+            raise ValueError(f"--grid_workers {model_args.grid_workers} / --launcher {model_args.launcher} start each "
+                             "unit's own processes: run `python run_mgcma.py ...`, not under accelerate launch or "
+                             "torchrun.")  # fmt: skip
+        plans = plan_grid(units, fingerprint_of=lambda u: fingerprint_of(u.setting, u.fold), prepare=prepare)
+        pending = [unit for unit in units if plans[unit.key][0] != "reuse"]
+        failed = [(grid_launch.unit_selector(u), "not finished (run the grid without --grid_tables_only)")
+                  for u in pending] if model_args.grid_tables_only else []  # fmt: skip
+        if pending and not model_args.grid_tables_only:
+            failed = launch_units(argv, pending, model_args, training_args, units)
+        report = write_grid_report(output_dir, settings, label_names, seed=training_args.seed,
+                                   folds=sorted({unit.directory.name for unit in units}))  # fmt: skip
+        print(Path(report["files"]["tables_md"]).read_text(encoding="utf-8"))
+        pushing = training_args.push_to_hub and not model_args.grid_tables_only
+        if failed:
+            raise grid_launch.GridUnitsFailed(failed, "The tables show their cells as missing"
+                                              + ("; nothing was pushed to the Hub." if pushing else "."))  # fmt: skip
+        if pushing:
+            print(f"Pushed the grid's folds: {push_run_folds(training_args, output_dir, tables=report['tables'])}")
+        return report["tables"]
+
+    result = run_settings_grid(output_dir, settings, folds, write_report=main, **grid)  # rank 0 empties stale folders first
+    if main and training_args.push_to_hub:
+        print(f"Pushed the grid's folds: {push_run_folds(training_args, output_dir, tables=result['tables'])}")
+    return result.get("tables", {})
+
+
+def launch_units(argv, pending, model_args, training_args, units) -> list[tuple[str, str]]:
+    """Run `pending` units each in its own process (`--launcher`); returns (unit, why) for each that failed."""
+    from modeling_mgcma.experiments import grid_launch
+    from modeling_mgcma.experiments.evaluation import PREDICTIONS_FILE
+
+    workers = grid_launch.parse_grid_workers(model_args.grid_workers)
+    if model_args.launcher == "local":
+        device = training_args.device.type
+        free = None
+        if device == "cuda":
+            import torch
+
+            free = torch.cuda.mem_get_info()[0]  # before any unit starts
+        gpus = max(1, torch_gpu_count())
+        chosen = {}
+
+        def limit() -> int:
+            if workers != "auto":
+                return workers
+            count, why = grid_launch.auto_grid_workers(device, pending_units=len(pending), free_memory_bytes=free,
+                                                       unit_peak_bytes=grid_launch.measured_peak_memory(units), gpus=gpus)  # fmt: skip
+            if chosen.get("count") != count:
+                logger.warning("--grid_workers auto: %s.", why)
+                chosen["count"] = count
+            return count
+
+        if device == "cuda" and (workers == "auto" or workers > gpus):
+            logger.warning("Several units share a GPU: start the CUDA MPS daemon (nvidia-cuda-mps-control -d) so their "
+                           "kernels run side by side instead of time-sliced (docs/grid.md).")  # fmt: skip
+        command_of = lambda unit: unit_command(argv, unit, local_unit_overrides(training_args, max(1, -(-limit() // gpus))),  # noqa: E731
+                                               launch_prefix=[sys.executable])  # fmt: skip
+        runs = grid_launch.run_units_concurrently(pending, command_of, limit)
+    else:
+        gpus_per_job = model_args.slurm_gpus_per_node
+        prefix = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus_per_job),
+                  *(["--multi_gpu"] if gpus_per_job > 1 else [])]  # fmt: skip
+        parameters = {"slurm_partition": model_args.slurm_partition, "slurm_gpus_per_node": gpus_per_job,
+                      "slurm_cpus_per_task": model_args.slurm_cpus_per_task, "slurm_time": model_args.slurm_time,
+                      "slurm_array_parallelism": model_args.slurm_array_parallelism, "tasks_per_node": 1, "nodes": 1}  # fmt: skip
+        folder = model_args.slurm_folder or str(Path(training_args.output_dir) / "slurm")
+        runs = grid_launch.submit_units(pending, lambda unit: unit_command(argv, unit, {}, launch_prefix=prefix),
+                                        folder=folder, cluster="local" if model_args.launcher == "submitit_local" else "slurm",
+                                        parameters=parameters)  # fmt: skip
+    failed = []
+    for run in runs:
+        if run.failed:
+            failed.append((grid_launch.unit_selector(run.unit), f"exit status {run.returncode}, log {run.log}"))
+        elif not (run.unit.directory / PREDICTIONS_FILE).is_file():
+            failed.append((grid_launch.unit_selector(run.unit), f"ended without {PREDICTIONS_FILE}, log {run.log}"))
+    return failed
+
 
 def setup_logging(training_args):
     logging.basicConfig(
@@ -388,23 +612,20 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     )  # fmt: skip
 
     output_dir, settings = Path(training_args.output_dir), model_args.ablations and parse_ablations(model_args.ablations)
-    unit_args = lambda setting: dataclasses.replace(model_args, ablation=setting, ablations=None)  # noqa: E731
+    unit_args = lambda setting: dataclasses.replace(model_args, ablation=setting, ablations=None, **SINGLE_UNIT)  # noqa: E731
     if model_args.dry_run:  # the first fold's trainer at the run's settings, timed, multiplied out; nothing trained
         with tempfile.TemporaryDirectory() as scratch:  # the estimate is printed
-            return {"dry_run": run_fold(folds[0], dataset, unit_args((settings or [model_args.ablation])[0]), data_args, training_args,
-                                        preset, scratch, estimate_for=(settings or [model_args.ablation or "S0"], len(folds)))}  # fmt: skip
+            cost, timing, table = run_fold(folds[0], dataset, unit_args((settings or [model_args.ablation])[0]), data_args,
+                                           training_args, preset, scratch, estimate_for=(settings or [model_args.ablation or "S0"], len(folds)))  # fmt: skip
+        if os.environ.get(DRY_RUN_RECORD_VARIABLE):  # a unit process timed beside others (`grid_dry_run`)
+            Path(os.environ[DRY_RUN_RECORD_VARIABLE]).write_text(json.dumps({"seconds_per_step": timing.median}))
+        if settings and not model_args.grid_unit and training_args.process_index == 0:
+            plan = grid_dry_run(argv, cost, timing, model_args, folds[0])
+            print(plan)
+            table += "\n" + plan
+        return {"dry_run": table}
     if settings:  # the grid: each (setting, fold) a unit, reused when finished with the same fingerprint
-        data_fp, main = run_records.data_fingerprint(dataset), training_args.process_index == 0
-        grid = run_settings_grid(
-            output_dir, settings, folds, label_names=dataset.features["label"].names, seed=training_args.seed,
-            run_unit=lambda s, f, d, fp: run_fold(f, dataset, unit_args(s), data_args, training_args, preset, d, callbacks, fp),
-            fingerprint_of=lambda s, f: run_records.run_fingerprint(f, data_fp, unit_args(s), data_args, training_args, preset),
-            prepare=lambda d, fp: run_records.prepare_run_folder(d, fp, data_args, training_args, reuse_finished=False),
-            write_report=main, planning=training_args.main_process_first,  # rank 0 empties stale folders first
-        )  # fmt: skip
-        if main and training_args.push_to_hub:
-            print(f"Pushed the grid's folds: {push_run_folds(training_args, output_dir, tables=grid['tables'])}")
-        return grid.get("tables", {})
+        return run_grid_command(argv, dataset, folds, settings, model_args, data_args, training_args, preset, callbacks)
 
     # Before any training: each fold's folder is empty, replaced (--overwrite_output_dir), resumed, or holds a finished
     # fold with the same fingerprint (reused); anything else is refused, every stale fold named at once.
@@ -446,5 +667,11 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from modeling_mgcma.experiments.grid_launch import GridUnitsFailed
+
+    try:
+        main()
+    except GridUnitsFailed as failure:  # the tables are written; say which units to rerun, exit non-zero
+        logger.error("%s", failure)
+        sys.exit(1)
     PartialState().destroy_process_group()  # every rank is past its last collective: close the group cleanly

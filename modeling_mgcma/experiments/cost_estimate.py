@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -242,8 +242,57 @@ def dry_run_estimate(
     return cost, timing, table
 
 
+def format_concurrency_plan(
+    cost: GridCost,
+    *,
+    concurrent: int,
+    gpus: int = 1,
+    launcher: str = "local",
+    jobs: int | None = None,
+    array_parallelism: int | None = None,
+    seconds_per_step: Mapping[int, float] | None = None,
+) -> str:
+    """How long the grid takes with its units run side by side: `concurrent` units per GPU on `gpus` GPUs
+    (``--launcher local``), or `jobs` SLURM jobs of which `array_parallelism` run at once (``--launcher slurm``).
+
+    `seconds_per_step` maps a number of units running at once to the median step time each measured
+    (``{1: 0.21, 4: 0.35}``). With a measurement for `concurrent`, the wall time uses it; with only N=1 measured,
+    the figure assumes that N units run as fast as one alone and is said to be a lower bound on the wall time."""
+    if concurrent < 1 or gpus < 1:
+        raise ValueError(f"need concurrent >= 1 and gpus >= 1, got {concurrent} and {gpus}.")
+    measured = dict(seconds_per_step or {})
+    units = cost.units if jobs is None else jobs
+    lines = ["Concurrency", "-----------"]
+    if launcher in ("slurm", "submitit_local"):
+        running = min(units, array_parallelism or units)
+        waves = -(-units // running)
+        lines.append(f"{units} jobs (one unit each, {gpus} GPU(s) per job), {running} at once: {waves} wave(s) of "
+                     f"{cost.hours_per_fold:.2f} h = {waves * cost.hours_per_fold:.2f} h wall time, queueing not "
+                     "counted")  # fmt: skip
+        return "\n".join(lines)
+    slots = concurrent * gpus
+    base = measured.get(1)
+    slowdown = measured[concurrent] / base if base and concurrent in measured else None
+    per_unit_hours = cost.hours_per_fold * (slowdown or 1.0)
+    waves = -(-units // slots)
+    wall = waves * per_unit_hours
+    lines.append(f"{concurrent} unit(s) at once per GPU x {gpus} GPU(s) = {slots} at once: {units} units in {waves} "
+                 f"wave(s) of {per_unit_hours:.2f} h = {wall:.2f} h wall time")  # fmt: skip
+    if concurrent == 1:
+        lines.append("(one unit at a time: the measured step time, multiplied out)")
+    elif slowdown is not None:
+        lines.append(f"(measured with {concurrent} units at once: {measured[concurrent]:.3f} s per step each vs "
+                     f"{base:.3f} s alone, x{slowdown:.2f} per step; aggregate throughput x{concurrent / slowdown:.2f} "
+                     "of one unit)")  # fmt: skip
+    else:
+        lines.append(f"(measured for N=1 only: this assumes {concurrent} units at once each run as fast as one alone, so "
+                     f"the wall time is a lower bound; --dry_run --grid_workers {concurrent} measures them at once)")
+    return "\n".join(lines)
+
+
 __all__ = [
     "StepTiming",
+    "format_concurrency_plan",
     "GridCost",
     "time_steps",
     "trainer_step_function",

@@ -9,7 +9,8 @@ predictions (``test_predictions.json``: utterance ids, labels, predictions, clas
 missing and a resumed one fills them in.
 
 The training itself is not here: :func:`run_grid` calls a ``run_unit`` callable (the example script's per-fold run)
-for every unit that is not already finished with the same fingerprint.
+for every unit that is not already finished with the same fingerprint. `grid_launch` runs the units in separate
+processes instead (several at once on one machine, or a SLURM job array) and builds the tables once at the end.
 """
 
 from __future__ import annotations
@@ -96,6 +97,33 @@ def _recorded_fingerprint(path: Path) -> dict | None:
         return None  # unreadable: the unit's own check (`prepare`) names the problem
 
 
+def plan_grid(
+    units: Sequence[GridUnit],
+    *,
+    fingerprint_of: Callable[[GridUnit], dict],
+    prepare: Callable[[Path, dict], str],
+    fingerprint_file: str = "fingerprint.json",
+    planning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> dict[tuple[str, str], tuple[str, dict]]:
+    """``{(setting, fold): (plan, fingerprint)}`` with plan "reuse", "train" or "resume", every unit checked before
+    any trains (see :func:`run_grid`); one ValueError names every unit that cannot be run."""
+    plans, problems = {}, []
+    with planning():
+        for unit in units:
+            fingerprint = fingerprint_of(unit)
+            finished = (unit.directory / PREDICTIONS_FILE).is_file()
+            if finished and _recorded_fingerprint(unit.directory / fingerprint_file) == fingerprint:
+                plans[unit.key] = ("reuse", fingerprint)
+                continue
+            try:
+                plans[unit.key] = (prepare(unit.directory, fingerprint), fingerprint)
+            except ValueError as error:
+                problems.append(f"{unit.setting}, fold {unit.fold}: {error}")
+        if problems:
+            raise ValueError("\n".join(problems))
+    return plans
+
+
 def run_grid(
     units: Sequence[GridUnit],
     run_unit: Callable[[GridUnit, dict, str], object],
@@ -117,20 +145,8 @@ def run_grid(
     rest in order; it must leave the unit's predictions file behind, written last. The checks (which may empty
     folders) run inside ``planning()``: under several processes, `TrainingArguments.main_process_first`.
     """
-    plans, problems = {}, []
-    with planning():
-        for unit in units:
-            fingerprint = fingerprint_of(unit)
-            finished = (unit.directory / PREDICTIONS_FILE).is_file()
-            if finished and _recorded_fingerprint(unit.directory / fingerprint_file) == fingerprint:
-                plans[unit.key] = ("reuse", fingerprint)
-                continue
-            try:
-                plans[unit.key] = (prepare(unit.directory, fingerprint), fingerprint)
-            except ValueError as error:
-                problems.append(f"{unit.setting}, fold {unit.fold}: {error}")
-        if problems:
-            raise ValueError("\n".join(problems))
+    plans = plan_grid(units, fingerprint_of=fingerprint_of, prepare=prepare, fingerprint_file=fingerprint_file,
+                      planning=planning)  # fmt: skip
     outcome = {}
     for unit in units:
         plan, fingerprint = plans[unit.key]
@@ -165,15 +181,18 @@ def run_settings_grid(
     write_report: bool = True,
     echo: bool = True,
     planning: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    only: Sequence[tuple[str, str]] | None = None,
 ) -> dict:
     """The example script's ``--ablations``: :func:`run_grid` over ``settings x folds`` with the script's per-fold
     run (``run_unit(setting, fold, directory, fingerprint)``), then :func:`write_grid_report` (and, with `echo`,
     prints ``tables.md``). Returns the report
     (``"tables"``, ``"files"``; none with `write_report` False, e.g. on processes other than the main one) and
-    ``"outcome"`` ({(setting, fold): "trained" | "resumed" | "reused"})."""
+    ``"outcome"`` ({(setting, fold): "trained" | "resumed" | "reused"}). `only` (unit keys) runs just those units
+    and writes no report: one unit of a grid whose units run in separate processes (`grid_launch`)."""
     units = grid_units(output_dir, settings, folds)
+    selected = [unit for unit in units if only is None or unit.key in set(only)]
     outcome = run_grid(
-        units,
+        selected,
         lambda unit, fingerprint, plan: run_unit(unit.setting, unit.fold, unit.directory, fingerprint),
         fingerprint_of=lambda unit: fingerprint_of(unit.setting, unit.fold),
         prepare=prepare,
@@ -182,6 +201,7 @@ def run_settings_grid(
     )
     # the tables hold this run's folds only: a fold folder left by an earlier run with other folds is not read
     fold_folders = sorted({unit.directory.name for unit in units})
+    write_report = write_report and only is None
     report = write_grid_report(output_dir, settings, label_names, seed=seed, folds=fold_folders) if write_report else {}
     if report and echo:
         print(Path(report["files"]["tables_md"]).read_text(encoding="utf-8"))
@@ -314,6 +334,7 @@ __all__ = [
     "grid_units",
     "load_unit_features",
     "parse_ablations",
+    "plan_grid",
     "run_grid",
     "run_settings_grid",
     "save_unit_outputs",

@@ -216,6 +216,7 @@ def check_model_arguments(model_args) -> None:
         parse_ablations(model_args.ablations)  # an unknown or repeated setting fails now, before any data is read
         if model_args.ablation is not None:
             raise ValueError("pass --ablation (one setting) or --ablations (the grid of settings), not both.")
+    check_grid_arguments(model_args)
     if (model_args.speech_model is None) != (model_args.text_model is None):
         raise ValueError("pass both --speech_model and --text_model, or neither.")
     if model_args.max_duration is not None and model_args.max_duration < 0:
@@ -223,6 +224,27 @@ def check_model_arguments(model_args) -> None:
     if model_args.max_duration == 0:
         model_args.max_duration = None
     parse_config_overrides(model_args.config_overrides)  # fail now on a malformed string
+
+
+def check_grid_arguments(model_args) -> None:
+    """Checks of the grid's launch arguments (--grid_workers, --grid_unit, --launcher, --slurm_*)."""
+    from .grid_launch import LAUNCHERS, parse_grid_workers
+
+    value = lambda name, default=None: getattr(model_args, name, default)  # noqa: E731
+    parse_grid_workers(value("grid_workers", "1"))
+    if value("launcher", "local") not in LAUNCHERS:
+        raise ValueError(f"--launcher must be one of {list(LAUNCHERS)}, got {value('launcher')!r}.")
+    needs_grid = [name for name, used in (("grid_unit", value("grid_unit") is not None),
+                                          ("grid_tables_only", value("grid_tables_only", False)),
+                                          ("grid_workers", str(value("grid_workers", "1")).strip() != "1"),
+                                          ("launcher", value("launcher", "local") != "local")) if used]  # fmt: skip
+    if needs_grid and value("ablations") is None:
+        raise ValueError(f"--{needs_grid[0]} applies to the grid: pass --ablations all (or S0,S1,...) with it.")
+    if value("grid_unit") is not None and value("grid_tables_only", False):
+        raise ValueError("pass --grid_unit (train one unit) or --grid_tables_only (train nothing), not both.")
+    for name in ("slurm_gpus_per_node", "slurm_cpus_per_task", "slurm_array_parallelism"):
+        if value(name) is not None and value(name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {value(name)}.")
 
 
 def check_data_arguments(data_args) -> None:
@@ -299,5 +321,5 @@ def apply_runtime_settings(model_args, training_args, preset: str | None, given:
 
 __all__ = [
     "PRESETS", "PRESETS_DIR", "load_preset", "preset_defaults", "parse_config_overrides", "read_argument_file",
-    "read_arguments", "check_arguments", "check_model_arguments", "check_data_arguments", "apply_runtime_settings",
+    "read_arguments", "check_arguments", "check_model_arguments", "check_grid_arguments", "check_data_arguments", "apply_runtime_settings",
 ]  # fmt: skip

@@ -37,6 +37,8 @@ NON_RESULT_OTHER_ARGUMENTS = frozenset({
     "data_dir", "manifest", "demo_corpus_dir", "demo_utterances_per_session", "audio_column", "text_column",
     "label_column", "class_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_session",
     "overwrite_output_dir", "torch_num_threads", "dataset_name", "iemocap_config", "ablations", "dry_run",
+    "grid_workers", "grid_unit", "grid_tables_only", "launcher", "slurm_partition", "slurm_gpus_per_node",
+    "slurm_cpus_per_task", "slurm_time", "slurm_array_parallelism", "slurm_folder",
 })  # fmt: skip
 # Files a run writes into its folder, deleted (with checkpoint-* and fold_* folders) when --overwrite_output_dir
 # replaces it. Model files, card and plots are overwritten by the new run.
