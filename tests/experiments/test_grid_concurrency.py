@@ -91,10 +91,11 @@ def test_a_killed_unit_resumes_from_its_checkpoint(two_sessions, local_encoders,
     resumed = subprocess.run(command, env=unit_env(), capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     output = resumed.stdout + resumed.stderr
-    assert "Continuing training from checkpoint" in output and "resume in" in output
+    assert "S0 fold 1: resume in" in output  # the grid's plan for the unit: resume, not train
     state = json.loads((unit / "trainer_state.json").read_text())
     assert state["global_step"] == 4
-    # the resumed run's log starts at step 3: steps 1-2 come from the checkpoint, not from training again
+    # the resumed run trained steps 3-4 only: steps 1-2 come from the checkpoint, not from training again
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [1, 2, 3, 4]
     assert json.loads((unit / grid_launch.UNIT_RECORD).read_text())["outcome"] == "resumed"
 
 
