@@ -2,13 +2,15 @@
 """run_mgcma.py's arguments: presets read from configs/presets/*.yaml, one parse, and the precedence explicit
 argument > preset > protocol > dataclass default."""
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from fixtures_training import write_checkpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
 from modeling_mgcma.configuration_mgcma import MGCMAConfig  # noqa: E402
 from modeling_mgcma.experiments.run_arguments import PRESETS_DIR, load_preset, read_arguments  # noqa: E402
@@ -90,3 +92,26 @@ def test_preset_files_inherit_and_loops_are_named(tmp_path):
     (tmp_path / "new_data.yaml").write_text("- a list\n")
     with pytest.raises(ValueError, match=r"new_data.yaml must hold a mapping"):
         load_preset(None, tmp_path)
+
+
+def test_resuming_from_a_half_written_checkpoint_names_the_file(tmp_path):
+    checkpoint = write_checkpoint(tmp_path, 6, truncate="model.safetensors")
+    with pytest.raises(ValueError, match=r"--resume_from_checkpoint '.*checkpoint-6' cannot be resumed from: .*checkpoint-6/model.safetensors: truncated \(\d+ bytes, its tensors need \d+\)"):
+        run_mgcma.parse_arguments(["--output_dir", str(tmp_path / "out"), "--resume_from_checkpoint", str(checkpoint)])
+
+
+@pytest.mark.parametrize("several", [["--cross_validate"], ["--ablations", "S0,S4"]])
+def test_one_checkpoint_folder_is_refused_for_several_folds_or_units(tmp_path, several):
+    checkpoint = write_checkpoint(tmp_path, 6)
+    with pytest.raises(ValueError, match="with --cross_validate or --ablations, --resume_from_checkpoint must be 'last'"):
+        run_mgcma.parse_arguments(["--output_dir", str(tmp_path / "out"), *several, "--resume_from_checkpoint", str(checkpoint)])
+    run_mgcma.parse_arguments(["--output_dir", str(tmp_path / "out"), *several, "--resume_from_checkpoint", "last"])
+
+
+def test_a_config_file_with_a_byte_order_mark_or_bad_json(tmp_path):
+    config_file = tmp_path / "run.json"
+    config_file.write_bytes(json.dumps({"output_dir": str(tmp_path / "o"), "num_train_epochs": 2}).encode("utf-8-sig"))
+    assert run_mgcma.parse_arguments([str(config_file)])[2].num_train_epochs == 2
+    config_file.write_text('{"output_dir": "o",\n "num_train_epochs": }')
+    with pytest.raises(ValueError, match=r"run.json, line 2: not valid JSON"):
+        run_mgcma.parse_arguments([str(config_file)])

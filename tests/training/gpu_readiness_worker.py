@@ -1,5 +1,6 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""Run by tests/test_gpu_readiness.py under a 2-process launcher (gloo on CPU); not a test module itself.
+"""Run under a 2-process launcher (gloo on CPU) by the `two_process_run` fixture in tests/conftest.py, for
+tests/training/test_trainer_devices.py, test_sampling.py and test_feature_cache.py; not a test module itself.
 
     gpu_readiness_worker.py train <out> <variant>   # a few MGCMATrainer steps with gradient checkpointing; variant:
                                                      # layerdrop_checkpointing, speech_classifier_tam_last

@@ -1,18 +1,28 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""Length-grouped sampler: every index once per epoch, reshuffled across epochs, grouped lengths, DDP shards."""
+"""Length-grouped sampler: every index once per epoch, reshuffled across epochs, grouped lengths, DDP shards; the
+batches the Trainer's DataLoader yields in one and in two processes; clips too short for the speech encoder."""
 
+import sys
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
+from fixtures_data import csv_manifest
+from fixtures_training import cpu_trainer, read_ranks
 
 from modeling_mgcma.training.sampling import (
     LengthGroupedBatchSampler,
     ReshuffledLengthGroupedSampler,
     audio_lengths,
     length_grouped_batches,
+    length_grouped_steps,
     padding_fraction,
+    useful_frame_share,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run_mgcma.py is a script at the repository root
+import run_mgcma  # noqa: E402
 
 
 def _lengths(n=997, seed=0):
@@ -124,3 +134,81 @@ def test_trainer_uses_length_grouped_sampler(tmp_path):
     assert sorted(i for batch in sampler for i in batch) == list(range(9))
     eval_order = list(trainer._get_eval_sampler(rows))
     assert [lengths[i] for i in eval_order] == sorted(lengths, reverse=True)
+
+
+def test_a_clip_shorter_than_the_encoder_needs_is_named_before_training(wavs):
+    from fixtures_data import write_wav
+
+    from modeling_mgcma.data import load_manifest
+
+    write_wav(wavs / "tiny.wav", 100 / 16_000)  # 100 samples
+    lines = ["id,audio,text,label", "u1,a.wav,x,sad", "u2,tiny.wav,y,angry", "u3,b.wav,z,happy"]
+    dataset = load_manifest(csv_manifest(wavs, lines))
+    model_args, data_args, *_ = run_mgcma.parse_arguments(["--output_dir", str(wavs / "out")])
+    model, processor, _ = run_mgcma.build_model_and_processor(model_args, data_args, "demo", ["angry", "happy", "sad", "neutral"])
+    with pytest.raises(ValueError, match=r"1 utterance\(s\) are shorter than the speech encoder's receptive field \(\d+ samples at 16000 Hz.*u2 \(.*tiny.wav: 100 samples\)"):
+        run_mgcma.check_audio_lengths(dataset, model, processor.sampling_rate)
+    run_mgcma.check_audio_lengths(dataset.filter(lambda row: row["id"] != "u2"), model, processor.sampling_rate)
+
+
+@pytest.mark.slow
+def test_two_process_dataloader_batches_are_grouped_and_balanced(two_process_run):
+    results = read_ranks(two_process_run, "batches")
+    lengths = results[0]["lengths"]
+    batch_sets = []
+    for epoch in range(2):
+        rank_batches = [result["epochs"][epoch] for result in results]
+        assert len(rank_batches[0]) == len(rank_batches[1]) == results[0]["len_loader"]  # same number of steps
+        steps = list(zip(*rank_batches))
+        flat = [batch for step in steps for batch in step]
+        assert sorted(i for batch in flat for i in batch) == list(range(len(lengths)))  # every utterance once
+        # measured on what the DataLoader yields: a flat sampler re-chunked by the DataLoader and dealt to the ranks
+        # in turn gives ~17 % padding and ~0.75 useful share here
+        assert padding_fraction(flat, lengths) < 0.05
+        assert useful_frame_share(steps, lengths) > 0.9
+        batch_sets.append({tuple(sorted(batch)) for batch in flat})
+    assert len(batch_sets[0] & batch_sets[1]) < len(batch_sets[0]) // 2  # groups re-drawn each epoch
+
+
+def _clipped_lengths(n=403, seed=0):
+    rng = np.random.default_rng(seed)
+    seconds = np.clip(rng.lognormal(np.log(4.5) - 0.18, 0.6, n), 0.6, 15.0)
+    return np.round(seconds * 50).astype(int).tolist()
+
+
+def test_one_process_dataloader_yields_the_grouped_batches(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    lengths = _clipped_lengths()
+    rows = datasets.Dataset.from_dict({"length": lengths, "index": list(range(len(lengths)))})
+    trainer = cpu_trainer(
+        tmp_path, rows, lambda b: {"index": [r["index"] for r in b]}, per_device_train_batch_size=4,
+        train_sampling_strategy="group_by_length", seed=3,
+    )  # fmt: skip
+    loader = trainer.get_train_dataloader()
+    loader.set_epoch(0)
+    yielded = [batch["index"] for batch in loader]
+    expected = [step[0] for step in length_grouped_steps(lengths, 4, 1, seed=3, epoch=0)]
+    assert yielded == expected and len(loader) == len(expected)
+    assert padding_fraction(yielded, lengths) < 0.03
+
+
+def test_steps_group_sorted_lengths_over_ranks():
+    lengths = _clipped_lengths(n=997)
+    for world in (1, 2, 8):
+        steps = length_grouped_steps(lengths, 4, world, seed=1, epoch=0)
+        assert all(len(step) == world and all(len(b) >= 1 for b in step) for step in steps)
+        items = [i for step in steps for b in step for i in b]
+        assert set(items) == set(range(997)) and len(items) - 997 == (world - 997 % (4 * world)) % world * (997 % (4 * world) < world)
+        assert useful_frame_share(steps, lengths) > 0.9, world
+        # the same items dealt whole to ranks in turn (groups of one rank's batch size): ranks wait for each other
+        batches = length_grouped_steps(lengths, 4, 1, seed=1, epoch=0)
+        dealt = [[b[0] for b in batches[s : s + world]] for s in range(0, len(batches) - world + 1, world)]
+        if world > 1:
+            assert useful_frame_share(dealt, lengths) < useful_frame_share(steps, lengths) - 0.1
+    # fewer utterances than ranks in the last group (9 = 8 + 1): filled from the first step, or dropped
+    steps = length_grouped_steps(list(range(1, 10)), 4, 2)
+    assert sorted(len(b) for step in steps for b in step) == [1, 1, 4, 4]
+    assert set(i for step in steps for b in step for i in b) == set(range(9))
+    assert [[len(b) for b in step] for step in length_grouped_steps(list(range(1, 10)), 4, 2, drop_last=True)] == [[4, 4]]
+    sampler = LengthGroupedBatchSampler(list(range(1, 10)), 4, num_replicas=2, rank=1, drop_last=True)
+    assert len(sampler) == len(list(sampler)) == 1

@@ -1,8 +1,13 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""Cached-feature mode: same logits, losses and training trajectory as frozen-encoder end-to-end training."""
+"""Cached-feature mode: same logits, losses and training trajectory as frozen-encoder end-to-end training; the
+cache encoded on the given device in batches, and built by two ranks as by one process."""
 
+import sys
+
+import numpy as np
 import pytest
 import torch
+from fixtures_training import WORKER, read_ranks, write_wavs
 
 datasets = pytest.importorskip("datasets")
 
@@ -92,3 +97,69 @@ def test_cache_reused_and_invalidated(demo):
     lengths = cached_feature_lengths(cached)
     assert lengths == [len(row["speech_features"]) for row in cached]
     assert cached_feature_lengths(cached.select([3, 1])) == [lengths[3], lengths[1]]
+
+
+@pytest.mark.slow
+def test_two_process_feature_cache_equals_one_process(two_process_run, tmp_path):
+    sys.path.insert(0, str(WORKER.parent))
+    from gpu_readiness_worker import cache_dataset, cache_model
+
+    from modeling_mgcma.training.feature_cache import SPEECH_COLUMN, TEXT_COLUMN, cache_features
+
+    assert [r["rows"] for r in read_ranks(two_process_run, "cache")] == [12, 12]
+    dataset, words = cache_dataset(two_process_run / "wavs")
+    model, processor = cache_model(words)
+    sharded = cache_features(model, processor, dataset, two_process_run / "cache")  # built by the 2 ranks: reused
+    assert len(list((two_process_run / "cache").iterdir())) == 1  # one cache folder, no shard left behind
+    single = cache_features(model, processor, dataset, tmp_path / "cache", batch_size=1)
+    for row in range(12):  # equal up to the rounding of different thread counts (the ranks ran with one thread)
+        for column in (SPEECH_COLUMN, TEXT_COLUMN):
+            assert sharded[row][column].shape == single[row][column].shape
+            np.testing.assert_allclose(sharded[row][column], single[row][column], atol=1e-5, rtol=1e-5)
+
+
+def test_feature_cache_encodes_on_the_given_device_in_batches_with_progress(tmp_path, capfd):
+    sys.path.insert(0, str(WORKER.parent))
+    from gpu_readiness_worker import cache_dataset, cache_model
+
+    from modeling_mgcma.training.feature_cache import SPEECH_COLUMN, cache_features, merge_shards, write_shard
+
+    write_wavs(tmp_path / "wavs")
+    dataset, words = cache_dataset(tmp_path / "wavs")
+    model, processor = cache_model(words)
+    backbone = model.mgcma
+    moves, batch_sizes = [], []
+    original_to, original_encode = backbone.speech_encoder.to, backbone.encode_speech
+    backbone.speech_encoder.to = lambda *args, **kwargs: (moves.append(torch.device(args[0])), original_to(*args, **kwargs))[1]
+    backbone.encode_speech = lambda values, mask: (batch_sizes.append(values.shape[0]), original_encode(values, mask))[1]
+    capfd.readouterr()
+    cached = cache_features(model, processor, dataset, tmp_path / "cache", device="cpu", batch_size=4)
+    # the encoders were sent to the requested device (the training device in run_mgcma.py) and back afterwards
+    assert moves == [torch.device("cpu"), torch.device("cpu")]
+    assert batch_sizes == [4, 4, 4]  # batched: layer-normalised conv features ignore padding
+    progress = capfd.readouterr().err
+    assert "Encoding features for the cache: 100%" in progress and "12/12" in progress, progress[-500:]
+    # two shards written as two ranks would and joined: the same rows as the one-process cache
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for index in range(2):
+        write_shard(folder, model, processor, dataset, 2, index, batch_size=4, show_progress=False)
+    merge_shards(folder, tmp_path / "joined", model, len(dataset), 2)
+    joined = __import__("datasets").Dataset.from_file(str(tmp_path / "joined" / "features.arrow")).with_format("numpy")
+    for row in range(12):
+        np.testing.assert_allclose(joined[row][SPEECH_COLUMN], cached[row][SPEECH_COLUMN], atol=1e-5)
+
+
+def test_feature_cache_refuses_batches_when_padding_changes_features(tmp_path):
+    from modeling_mgcma.training.feature_cache import encode_dataset
+
+    sys.path.insert(0, str(WORKER.parent))
+    from gpu_readiness_worker import cache_dataset, cache_model
+
+    write_wavs(tmp_path / "wavs", n=2)
+    dataset, words = cache_dataset(tmp_path / "wavs")
+    model, processor = cache_model(words)
+    model.mgcma.config.speech_config.feat_extract_norm = "group"  # wav2vec2-base: group norm reads padding
+    with pytest.raises(ValueError, match="only batch_size=1"):
+        list(encode_dataset(model, processor, dataset, batch_size=4))
+    assert len(list(encode_dataset(model, processor, dataset))) == 2  # default: one utterance at a time

@@ -1,15 +1,11 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""Folds (loso_fold, held_out_groups, make_fold, check_classes) and load_manifest."""
-
-import json
+"""Folds (loso_fold, held_out_groups, make_fold, check_classes)."""
 
 import datasets
 import numpy as np
 import pytest
-from fixtures_data import write_wav
 
-from modeling_mgcma.configuration_mgcma import DEFAULT_EMOTION_LABELS
-from modeling_mgcma.data import load_manifest, loso_fold
+from modeling_mgcma.data import loso_fold
 
 
 @pytest.fixture(scope="module")
@@ -119,69 +115,3 @@ def test_check_classes_names_the_fold_and_the_missing_class(table):
         check_classes(without_d_in_5, [(5, make_fold(without_d_in_5, 5, "session"))])
     with pytest.raises(ValueError, match=r"the data have no utterance of class\(es\) \['d'\].*Pass --class_names"):
         check_classes(table.filter(lambda row: row["label"] != 3), [], hint=" Pass --class_names.")
-
-
-@pytest.fixture
-def clips(tmp_path):
-    for name in ("a.wav", "b.wav", "sub/c.wav"):
-        write_wav(tmp_path / "audio" / name, 0.2)
-    return tmp_path
-
-
-def write_manifest(folder, name, rows):
-    path = folder / name
-    if name.endswith(".jsonl"):
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    else:
-        keys = list(rows[0])
-        lines = [",".join(keys)] + [",".join(f'"{row[k]}"' for k in keys) for row in rows]
-        path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-ROWS = [
-    {"path": "audio/a.wav", "transcript": "hello: there [LAUGHTER]", "emotion": "happy", "speaker": "s1"},
-    {"path": "audio/b.wav", "transcript": "go away", "emotion": "angry", "speaker": "s2"},
-    {"path": "audio/sub/c.wav", "transcript": "ok", "emotion": "neutral", "speaker": "s1"},
-]
-
-
-@pytest.mark.parametrize("name", ["m.csv", "m.jsonl"])
-def test_manifest_round_trip(clips, name):
-    path = write_manifest(clips, name, ROWS)
-    dataset = load_manifest(path, audio_column="path", text_column="transcript", label_column="emotion")
-    assert dataset.features["label"].names == list(DEFAULT_EMOTION_LABELS)
-    assert isinstance(dataset.features["audio"], datasets.Audio) and dataset.features["audio"].sampling_rate == 16000
-    assert dataset["text"] == ["hello: there [LAUGHTER]", "go away", "ok"]
-    assert [DEFAULT_EMOTION_LABELS[i] for i in dataset["label"]] == ["happy", "angry", "neutral"]
-    assert dataset["speaker"] == ["s1", "s2", "s1"]
-    assert dataset["id"] == ["m-0", "m-1", "m-2"]
-    assert dataset[2]["audio"].get_all_samples().data.shape == (1, 3200)
-
-
-def test_manifest_custom_label_list_and_absolute_paths(clips):
-    rows = [dict(ROWS[0], path=str(clips / "audio/a.wav"), emotion="calm", id="x1")]
-    dataset = load_manifest(write_manifest(clips, "m.jsonl", rows), "path", "transcript", "emotion", labels=["calm", "tense"])
-    assert dataset.features["label"].names == ["calm", "tense"] and dataset["label"] == [0] and dataset["id"] == ["x1"]
-
-
-def test_manifest_errors(clips):
-    path = write_manifest(clips, "m.csv", ROWS)
-    with pytest.raises(ValueError, match=r"no column 'audio' \(audio_column\); its columns are \['path', 'transcript', 'emotion', 'speaker'\]"):
-        load_manifest(path)
-    with pytest.raises(ValueError, match=r"line 3: unknown label 'angry'; expected one of \['happy', 'neutral'\]"):
-        load_manifest(path, "path", "transcript", "emotion", labels=["happy", "neutral"])
-    missing = write_manifest(clips, "gone.jsonl", [ROWS[0], dict(ROWS[1], path="audio/nope.wav")])
-    with pytest.raises(FileNotFoundError, match=r"gone.jsonl, line 2: audio file not found: .*audio/nope.wav"):
-        load_manifest(missing, "path", "transcript", "emotion")
-    (clips / "m.tsv").write_text("a\tb\n")
-    with pytest.raises(ValueError, match=r"Unsupported manifest .*m.tsv"):
-        load_manifest(clips / "m.tsv")
-    with pytest.raises(FileNotFoundError, match="Manifest not found"):
-        load_manifest(clips / "absent.csv")
-    (clips / "bad.jsonl").write_text('{"a": 1}\nnot json\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):
-        load_manifest(clips / "bad.jsonl")
-    partly_named = write_manifest(clips, "ids.jsonl", [dict(ROWS[0], id="u1"), ROWS[1]])
-    with pytest.raises(ValueError, match=r"ids.jsonl, line 2: no value in column 'id'"):
-        load_manifest(partly_named, "path", "transcript", "emotion")

@@ -1,5 +1,5 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""Run by tests/test_training_distributed.py under a 2-process launcher (gloo on CPU); not a test module itself.
+"""Run by tests/training/test_trainer_devices.py under a 2-process launcher (gloo on CPU); not a test module itself.
 
 Every rank builds the same tiny model and the same global batch of 5 utterances (precomputed encoder features),
 keeps its own rows (rank 0: 3, rank 1: 2 — uneven on purpose, like a last batch), lets `MGCMATrainer` set the
