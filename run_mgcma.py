@@ -204,7 +204,9 @@ def load_data(data_args, training_args):
         return load_iemocap(data_args.data_dir, config=data_args.iemocap_config, strict_counts=data_args.strict_counts)
     labels = [name.strip() for name in data_args.class_names.split(",")] if data_args.class_names else None
     if data_args.source == "dataset":  # its splits joined; folds by --group_column, as for manifests
+        folds_asked = data_args.cross_validate or data_args.test_session is not None  # the column is checked there
         return load_joined_splits(data_args.dataset_name, data_args.dataset_config_name, data_args.dataset_splits, labels=labels,
+                                  group_column=data_args.group_column if folds_asked else None,
                                   **{k: getattr(data_args, k) for k in ("audio_column", "text_column", "label_column")})  # fmt: skip
     if data_args.source == "manifest":
         return load_manifest(data_args.manifest, data_args.audio_column, data_args.text_column, data_args.label_column, labels)
@@ -222,6 +224,46 @@ def fold_splits(dataset, fold, data_args, seed):
         max_samples={"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
                      "test": data_args.max_eval_samples},
     )  # fmt: skip
+
+
+def checked_validation(fold, splits, data_args):
+    """`splits`, once its validation split is known to hold utterances (model selection and --calibrate read it)."""
+    if len(splits["validation"]) == 0:
+        where = "the stratified split" if fold is None else f"the fold that tests group {fold!r}"
+        raise ValueError(
+            f"--validation_fraction {data_args.validation_fraction:g} leaves the validation split of {where} empty "
+            f"({len(splits['train'])} training utterances): raise it, or add data."
+        )
+    return splits
+
+
+def check_max_duration(model_args, data_args) -> None:
+    """--max_duration must hold the speech encoder's receptive field, or every clip becomes too short to encode; read
+    from the encoder's config alone (no weights), before any model is built."""
+    from modeling_mgcma.training.sampling import receptive_field_samples
+    from modeling_mgcma.processing_mgcma import TARGET_SAMPLING_RATE
+
+    if model_args.max_duration is None:
+        return
+    if model_args.speech_model is None and data_args.source == "demo":
+        from modeling_mgcma.training.from_scratch import demo_config
+
+        speech_config = demo_config(8, hidden_size=model_args.scratch_hidden_size, num_layers=model_args.scratch_num_layers,
+                                    num_heads=model_args.scratch_num_heads,
+                                    intermediate_size=model_args.scratch_intermediate_size).speech_config  # fmt: skip
+    else:
+        from transformers import AutoConfig
+
+        try:
+            speech_config = AutoConfig.from_pretrained(model_args.speech_model or PAPER_SPEECH_MODEL, local_files_only=True)
+        except (OSError, ValueError):  # not on this machine yet: the encoder's own loading reports it
+            return
+    field = receptive_field_samples(speech_config)
+    if field is not None and model_args.max_duration * TARGET_SAMPLING_RATE < field:
+        raise ValueError(
+            f"--max_duration {model_args.max_duration:g} is below the speech encoder's receptive field ({field} samples "
+            f"= {1000 * field / TARGET_SAMPLING_RATE:.1f} ms at {TARGET_SAMPLING_RATE} Hz): no clip could be encoded."
+        )
 
 
 def config_kwargs(model_args, preset, label_names) -> dict:
@@ -274,7 +316,14 @@ def card_settings(model_args, data_args, preset) -> dict:
 
 def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks=None, fingerprint=None, estimate_for=None):
     """Train on one fold, select on validation UA, test once; write the model and artefacts. `fingerprint` (see
-    `run_fingerprint`) is written first; `estimate_for` = (settings, folds): time a few steps, return the cost table."""
+    `run_fingerprint`) is written first; `estimate_for` = (settings, folds): time a few steps, return the cost table.
+    The main process holds the fold's folder (`run_records.run_folder_lock`) while it runs."""
+    with run_records.run_folder_lock(fold_dir, enabled=training_args.process_index == 0 and estimate_for is None):
+        return _run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks, fingerprint,
+                         estimate_for)  # fmt: skip
+
+
+def _run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks, fingerprint, estimate_for):
     from modeling_mgcma import add_pipeline_to_folder
     from modeling_mgcma.training.calibration import calibrate_with_trainer, calibration_report
     from modeling_mgcma.training.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
@@ -313,8 +362,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         if resume is None:
             logger.warning("No checkpoint in %s to resume from: training from the start.", fold_dir)
     train_result = trainer.train(resume_from_checkpoint=resume or None)
+    calibration = None
     if model_args.calibrate:  # T from the validation split of the training sessions, saved in config.json
-        calibrate_with_trainer(trainer, splits["validation"])
+        calibration = calibrate_with_trainer(trainer, splits["validation"])
     trainer.save_model()  # the selected (best-on-validation) model: safetensors, config with auto_map, code files
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
@@ -337,6 +387,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         fold, detail, label_names, splits, trainer.state, train_result.metrics, args.metric_for_best_model
     )
     result.update(calibration_report(logits, references, model.config.calibration_temperature))
+    if calibration is not None and calibration.kept_default:  # the card says why T = 1 was kept
+        result["calibration_note"] = (f"T = 1 kept instead of the fitted T = {calibration.fitted_temperature:.4g}: "
+                                      f"{calibration.kept_default}")  # fmt: skip
     if trainer.is_world_process_zero():
         out, title = Path(args.output_dir), fold_title(fold)
         plot_confusion_matrix(predictions, references, label_names, out / "confusion_matrix.png", f"Confusion matrix, {title}")
@@ -345,7 +398,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         fold_results = summarise([result])
         write_card(out, fold_results, model.config, args, base_models=base_models, **card_settings(model_args, data_args, preset))
         # last: results.json marks a finished fold (cross-validation reuses it), test_predictions.json a grid unit
-        (out / "results.json").write_text(json.dumps(fold_results, indent=2) + "\n")
+        run_records.atomic_write_text(out / "results.json", json.dumps(fold_results, indent=2) + "\n")
         test_ids = np.asarray(splits["test"]["id"])[trainer.prediction_order(splits["test"])].tolist()  # predictions' order
         save_unit_outputs(out, test_ids, logits, references, model.config.calibration_temperature, speech_embeds, text_embeds)
     trainer.accelerator.wait_for_everyone()
@@ -373,7 +426,17 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     setup_logging(training_args)
     run_records.check_output_dir_writable(training_args.output_dir)
     apply_runtime_settings(model_args, training_args, preset, given, data_args.source)  # before any data is read
+    writes = not model_args.dry_run
+    if writes:
+        run_records.check_folder_kind(training_args.output_dir, grid=bool(model_args.ablations))
+    # one run per folder at a time: the main process holds it (a second run is refused naming the holder)
+    with run_records.run_folder_lock(training_args.output_dir, enabled=writes and training_args.process_index == 0):
+        return run_job(model_args, data_args, training_args, preset, given, callbacks)
 
+
+def run_job(model_args, data_args, training_args, preset, given, callbacks=None) -> dict:
+    """`main` once the arguments are read and the output folder is held."""
+    check_max_duration(model_args, data_args)
     dataset = load_data(data_args, training_args)
     if "label" not in dataset.column_names or not hasattr(dataset.features["label"], "names"):
         raise ValueError(f"the dataset needs a ClassLabel column 'label'; its columns are {dataset.column_names}.")
@@ -381,9 +444,11 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     folds = held_out_groups(
         dataset, data_args.group_column if manifest else "session", all_groups=data_args.cross_validate,
         test_group=data_args.test_session, by_position=manifest,
+        required=manifest and (data_args.cross_validate or data_args.test_session is not None or "group_column" in given),
     )  # fmt: skip
     check_classes(
-        dataset, ((fold, fold_splits(dataset, fold, data_args, training_args.seed)) for fold in folds),
+        dataset, ((fold, checked_validation(fold, fold_splits(dataset, fold, data_args, training_args.seed), data_args))
+                  for fold in folds),
         hint=" Pass --class_names with the classes the manifest has." if manifest else "",
     )  # fmt: skip
 
@@ -409,9 +474,12 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     # Before any training: each fold's folder is empty, replaced (--overwrite_output_dir), resumed, or holds a finished
     # fold with the same fingerprint (reused); anything else is refused, every stale fold named at once.
     fingerprints = run_records.fold_fingerprints(dataset, folds, model_args, data_args, training_args, preset)
-    fold_dirs = {fold: output_dir / f"fold_{'split' if fold is None else fold}" for fold in folds}
+    fold_dirs = {fold: output_dir / run_records.fold_folder_name(fold) for fold in folds}  # never a path of the value
     if not data_args.cross_validate:
         fold_dirs = dict.fromkeys(folds, output_dir)
+    resume = training_args.resume_from_checkpoint
+    if resume and resume.lower() not in ("true", "last"):  # a checkpoint folder (single runs only: check_arguments)
+        run_records.check_resume_checkpoint(resume, fingerprints[folds[0]])
     with training_args.main_process_first(desc="checking the output folder"):
         plans = run_records.plan_run_folders(
             {**({run_records.ALL_FOLDS: output_dir} if data_args.cross_validate else {}), **fold_dirs}, fingerprints, data_args,
@@ -434,8 +502,8 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
             print(f"{fold_title(fold['test_session'])}: WA {100 * fold['wa']:.2f} %  UA {100 * fold['ua']:.2f} %")
         if data_args.cross_validate:
             run_records.write_fingerprint(output_dir, fingerprints[run_records.ALL_FOLDS])
-            (output_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-            (output_dir / "results.md").write_text(markdown_results(summary))
+            run_records.atomic_write_text(output_dir / "results.json", json.dumps(summary, indent=2) + "\n")
+            run_records.atomic_write_text(output_dir / "results.md", markdown_results(summary))
             config = MGCMAConfig.from_pretrained(fold_dirs[folds[0]])
             write_card(output_dir, summary, config, training_args, with_plots=False, **card_settings(model_args, data_args, preset))
         if training_args.push_to_hub and data_args.cross_validate:  # every fold on its own branch, the card on main

@@ -116,13 +116,21 @@ def held_out_groups(
     all_groups: bool = False,
     test_group: Hashable | None = None,
     by_position: bool = False,
+    required: bool = False,
 ) -> list:
     """The held-out groups of a run: every group (`all_groups`), `test_group`, or by default the last group in sorted
     order. With `by_position`, `test_group` is a 1-based position in that order (for groups named by text).
 
-    A dataset without `group_column` has no groups: the result is ``[None]``, one stratified split (see `make_fold`).
-    Raises ValueError for rows without a group value and for a `test_group` the data do not have."""
+    A dataset without `group_column` has no groups: the result is ``[None]``, one stratified split (see `make_fold`),
+    unless the folds were asked for (`required`: --cross_validate, --test_session or an explicit --group_column), when
+    it is an error listing the columns that exist. Raises ValueError for rows without a group value and for a
+    `test_group` the data do not have."""
     if group_column not in dataset.column_names:
+        if required:
+            raise ValueError(
+                f"--group_column {group_column!r} is not a column of the data, so there are no folds to hold out "
+                f"(--cross_validate / --test_session need one); its columns are {dataset.column_names}."
+            )
         return [None]
     values = dataset.select_columns([group_column])[group_column]  # never decodes audio
     empty = [index for index, value in enumerate(values) if value is None or str(value).strip() == ""]
@@ -167,7 +175,9 @@ def stratified_split(
         raise ValueError(
             f"{len(dataset)} rows are too few for the stratified train / validation / test split used without a "
             f"group column{column}: every split needs each of the {len(names)} classes (rows per class: "
-            f"{dict(zip(names, counts.tolist()))}). Add rows, or a group column to leave out. ({error})"
+            f"{dict(zip(names, counts.tolist()))}; the validation split is --validation_fraction "
+            f"{validation_fraction:g} of them). Add rows, raise --validation_fraction, or add a group column to leave "
+            f"out. ({error})"
         ) from None
     return datasets.DatasetDict({"train": second["train"], "validation": second["test"], "test": first["test"]})
 

@@ -25,6 +25,7 @@ from .inference_mgcma import (
     check_length,
     checked_temperature,
     plan_windows,
+    check_segments_in_audio,
     recording_result,
     segments_from_asr,
     split_input,
@@ -175,6 +176,7 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
         array = resample(array, sampling_rate, rate)  # windows are cut at the model's rate
         if text is None and segments is None:
             text, segments = self._transcribe(array, rate)
+        check_segments_in_audio(segments, len(array) / rate)
         window_seconds = window_seconds if window_seconds is not None else self.processor.max_duration
         bounds = (
             [(0, len(array))] if window_seconds is None

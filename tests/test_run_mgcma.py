@@ -348,8 +348,9 @@ def test_cached_feature_mode_trains_on_frozen_encoder_outputs(tmp_path, demo_run
 
 @pytest.mark.parametrize("with_groups", [True, False])
 def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local_encoders, with_groups):
-    """--manifest: leave-one-group-out when the group column exists (groups numbered in sorted order), else one
-    stratified 80/10/10 train/validation/test split."""
+    """--manifest: leave-one-group-out when the group column exists (groups numbered in sorted order), else, with no
+    fold option given, one stratified 80/10/10 train/validation/test split (a named group column that is missing is
+    an error: tests/test_data_group_columns.py)."""
     import csv
 
     from modeling_mgcma.data import load_iemocap
@@ -367,7 +368,8 @@ def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local
     out = tmp_path / "out"
     summary = run_mgcma.main([
         "--output_dir", str(out), "--manifest", str(manifest), "--audio_column", "path", "--text_column", "transcript",
-        "--label_column", "emotion", "--group_column", "speaker_group", "--speech_model", str(speech_dir),
+        "--label_column", "emotion", *(["--group_column", "speaker_group"] if with_groups else []),
+        "--speech_model", str(speech_dir),
         "--text_model", str(text_dir), "--config_overrides", "hidden_size=32,num_attention_heads=4,num_alignment_layers=1",
         "--max_steps", "1", "--per_device_train_batch_size", "8", "--eval_strategy", "steps", "--eval_steps", "1",
         "--save_strategy", "steps", "--save_steps", "1", "--disable_tqdm", "true",

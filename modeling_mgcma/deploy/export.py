@@ -135,7 +135,7 @@ INT8_KEEP_FLOAT: tuple[str, ...] = (
     "mgcma.token_alignment.layers.*.text_feed_forward",
     "mgcma.distribution_alignment.text_constructor",
 )
-RUNTIME_FILES = ("onnx_runtime.py", "inference_mgcma.py", "processing_mgcma.py")
+RUNTIME_FILES = ("onnx_runtime.py", "inference_mgcma.py", "processing_mgcma.py", "manifest_rows.py")
 
 
 class ExportError(ValueError):
@@ -376,10 +376,13 @@ if __name__ == "__main__":
 def _write_runtime(folder):
     deploy = os.path.dirname(os.path.abspath(__file__))
     package = os.path.dirname(deploy)  # the Hub files sit at the package root, the runtime in this wing
+    from ..data import manifest_rows  # standard library only: the reader `mgcma predict` uses
+
+    data_folder = os.path.dirname(os.path.abspath(manifest_rows.__file__))
     for name in RUNTIME_FILES:
-        source = os.path.join(deploy, name)
-        if not os.path.exists(source):
-            source = os.path.join(package, name)
+        # this wing, the package root (Hub files) or the data package (manifest_rows.py, the manifest reader)
+        candidates = [os.path.join(deploy, name), os.path.join(package, name), os.path.join(data_folder, name)]
+        source = next((path for path in candidates if os.path.exists(path)), candidates[0])
         shutil.copyfile(source, os.path.join(folder, name))  # exported folders stay flat
     with open(os.path.join(folder, "predict.py"), "w", encoding="utf-8") as handle:
         handle.write(_PREDICT_SCRIPT)

@@ -12,12 +12,12 @@ Same input forms and the same output as the `multimodal-emotion-recognition` pip
 including long recordings cut into windows (`segments`). The exported folder's `predict.py` is this module's
 command line, with the same options and JSON-lines output as `mgcma predict`.
 
-This file is copied into every exported folder next to `inference_mgcma.py` and `processing_mgcma.py`; it imports
-only onnxruntime, numpy, transformers, the standard library and those two files (torch is never imported).
+This file is copied into every exported folder next to `inference_mgcma.py`, `processing_mgcma.py` and
+`manifest_rows.py` (the manifest reader of `mgcma predict`); it imports only onnxruntime, numpy, transformers, the
+standard library and those files (torch is never imported).
 """
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -27,9 +27,11 @@ import numpy as np
 
 try:  # inside the package
     from .. import inference_mgcma, processing_mgcma
+    from ..data.manifest_rows import manifest_items
 except ImportError:  # inside an exported folder, run as a script next to copies of those files
     import inference_mgcma
     import processing_mgcma
+    from manifest_rows import manifest_items
 
 
 EXPORT_SECTION = "onnx"  # the config.json entry written by the exporter
@@ -164,6 +166,7 @@ class ONNXEmotionClassifier:
             transcript = text
             if transcript is None and segments is None:
                 transcript, segments = self._transcribe(array)
+            inference_mgcma.check_segments_in_audio(segments, len(array) / self.sampling_rate)
             bounds = self._windows(array)
             result = {"transcript": transcript, "segments": segments, "bounds": bounds, "windows": [None] * len(bounds)}
             results.append(result)
@@ -311,38 +314,10 @@ def _positive_float(value: str) -> float:
 
 
 def read_manifest(path, audio_column="audio", text_column="text", id_column="id") -> list[dict]:
-    """A CSV (with header) or JSONL manifest -> `[{"id", "audio", "text"}]`, paths resolved against its folder.
-    Raises `ValueError` naming the file and line of a bad row."""
-    if not os.path.isfile(path):
-        raise ValueError(f"manifest not found: {path}")
-    folder = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8", newline="") as handle:
-        if str(path).endswith((".jsonl", ".json")):
-            rows = []
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        rows.append((number, json.loads(line)))
-                    except ValueError as error:
-                        raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from None
-        else:
-            rows = [(number, row) for number, row in enumerate(csv.DictReader(handle), start=2)]
-    if not rows:
-        raise ValueError(f"manifest {path} lists no utterances")
-    items = []
-    for number, row in rows:
-        for column in (audio_column, text_column):
-            if not isinstance(row, dict) or not isinstance(row.get(column), str) or not row[column].strip():
-                present = sorted(k for k in row if k is not None) if isinstance(row, dict) else []
-                raise ValueError(
-                    f"{path}, line {number}: column {column!r} is missing or empty (columns: {present}); "
-                    "choose columns with --audio_column / --text_column"
-                )
-        audio = os.path.join(folder, os.path.expanduser(row[audio_column].strip()))
-        identifier = row.get(id_column)
-        items.append({"id": os.path.basename(audio) if identifier in (None, "") else identifier,
-                      "audio": audio, "text": row[text_column]})
-    return items
+    """A CSV (with header) or JSONL manifest -> `[{"id", "audio", "text"}]`, paths resolved against its folder: the
+    strict reader of `mgcma predict` (manifest_rows.py, copied into every exported folder). Raises `ValueError`
+    naming the file and line of a bad row."""
+    return manifest_items(path, audio_column, text_column, id_column)
 
 
 def prediction_record(identifier, result) -> dict:

@@ -179,6 +179,8 @@ def render_model_card(
         label_names=", ".join(label_names),
         num_labels=len(label_names),
         calibration_temperature=getattr(config, "calibration_temperature", None),
+        calibration_notes=[f"{fold_title(fold['test_session'])}: {fold['calibration_note']}" for fold in results["folds"]
+                           if fold.get("calibration_note")],
     )
 
 

@@ -2,6 +2,7 @@
 """Every fold to the Hub: which files go to which revision, checked at the HfApi boundary (no server accepts
 uploads here); the calls are bound to the real HfApi signatures."""
 
+import re
 import inspect
 import json
 from pathlib import Path
@@ -102,7 +103,10 @@ def test_refuses_a_fold_without_a_model_or_a_main_without_card(tmp_path):
 
 
 def test_revision_names_and_fold_map():
-    assert fold_revision(3) == "fold-3" and fold_revision("Ses 01/F", "S2") == "S2-fold-Ses-01-F"
+    assert fold_revision(3) == "fold-3" and fold_revision("Ses01", "S2") == "S2-fold-Ses01"
+    # a value a branch name cannot hold keeps its letters and digits, plus a digest of the whole value
+    assert re.fullmatch(r"S2-fold-Ses-01-F-[0-9a-f]{10}", fold_revision("Ses 01/F", "S2"))
+    assert fold_revision("Ses 01/F", "S2") != fold_revision("Ses-01-F", "S2") == "S2-fold-Ses-01-F"
     rows = [{"revision": "S0-fold-1", "setting": "S0", "fold": "1", "n_test": 80, "wa": 92.5, "ua": 91.25}]
     text = fold_map_markdown("org/mgcma-cv", rows)
     assert "| S0 | 1 | `S0-fold-1` | 80 | 92.50 | 91.25 |" in text
