@@ -32,25 +32,38 @@ from pathlib import Path
 import numpy as np
 import transformers
 from accelerate import PartialState
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 
-from modeling_mgcma.experiments import run_records
 from modeling_mgcma.configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
-from modeling_mgcma.data.iemocap import NUM_SESSIONS
 from modeling_mgcma.data.hub_dataset import load_joined_splits
+from modeling_mgcma.data.iemocap import NUM_SESSIONS
 from modeling_mgcma.data.splits import check_classes, held_out_groups, make_fold
-from modeling_mgcma.training.from_scratch import DEMO_MODEL_SIZE
+from modeling_mgcma.experiments import run_records
 from modeling_mgcma.experiments.cost_estimate import dry_run_estimate
 from modeling_mgcma.experiments.grid import parse_ablations, run_settings_grid, save_unit_outputs
 from modeling_mgcma.experiments.hub_folds import push_run_folds
 from modeling_mgcma.experiments.hub_upload import push_model_folder
-from modeling_mgcma.experiments.model_card import fold_title, markdown_results, summarise, validation_description, write_card
-from modeling_mgcma.experiments.run_arguments import PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments
-from modeling_mgcma.experiments.run_arguments import load_preset, parse_config_overrides, read_arguments
+from modeling_mgcma.experiments.model_card import (
+    fold_title,
+    markdown_results,
+    summarise,
+    validation_description,
+    write_card,
+)
+from modeling_mgcma.experiments.run_arguments import (
+    PRESETS,
+    apply_runtime_settings,
+    check_data_arguments,
+    check_model_arguments,
+    load_preset,
+    parse_config_overrides,
+    read_arguments,
+)
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
-from modeling_mgcma.training.trainer import MGCMATrainingArguments
 from modeling_mgcma.training.collators import build_training_inputs
+from modeling_mgcma.training.from_scratch import DEMO_MODEL_SIZE
 from modeling_mgcma.training.sampling import check_audio_lengths
+from modeling_mgcma.training.trainer import MGCMATrainingArguments
 
 
 logger = logging.getLogger(__name__)
@@ -240,8 +253,8 @@ def checked_validation(fold, splits, data_args):
 def check_max_duration(model_args, data_args) -> None:
     """--max_duration must hold the speech encoder's receptive field, or every clip becomes too short to encode; read
     from the encoder's config alone (no weights), before any model is built."""
-    from modeling_mgcma.training.sampling import receptive_field_samples
     from modeling_mgcma.processing_mgcma import TARGET_SAMPLING_RATE
+    from modeling_mgcma.training.sampling import receptive_field_samples
 
     if model_args.max_duration is None:
         return
@@ -281,8 +294,7 @@ def config_kwargs(model_args, preset, label_names) -> dict:
 
 def build_model_and_processor(model_args, data_args, preset, label_names):
     """(model, processor, the encoders' names or None): pretrained encoders, or the demo model from scratch."""
-    from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma import MGCMAProcessor
+    from modeling_mgcma import MGCMAForEmotionClassification, MGCMAProcessor
     from modeling_mgcma.training.from_scratch import demo_config, word_processor
 
     kwargs = config_kwargs(model_args, preset, label_names)
@@ -325,9 +337,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
 
 def _run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks, fingerprint, estimate_for):
     from modeling_mgcma import add_pipeline_to_folder
+    from modeling_mgcma.experiments.plots import plot_confusion_matrix, plot_loss_curves, plot_tsne
     from modeling_mgcma.training.calibration import calibrate_with_trainer, calibration_report
     from modeling_mgcma.training.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
-    from modeling_mgcma.experiments.plots import plot_confusion_matrix, plot_loss_curves, plot_tsne
     from modeling_mgcma.training.trainer import MGCMATrainer
 
     args = dataclasses.replace(training_args, output_dir=str(fold_dir))

@@ -44,17 +44,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import AutoModel, get_scheduler  # noqa: E402
 
-from modeling_mgcma.deploy.onnx_runtime import positive_int  # noqa: E402
-from modeling_mgcma.training.trainer import encoder_learning_rates, split_encoder_parameter_groups  # noqa: E402
-from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
-from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
+from modeling_mgcma.deploy.onnx_runtime import positive_int  # noqa: E402
+from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma.modeling_mgcma import instance_contrastive_loss, masked_pool  # noqa: E402
-from modeling_mgcma.training.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
+from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
+from modeling_mgcma.training.from_scratch import (  # noqa: E402
+    DEMO_SPEECH_ENCODER,
+    speech_encoder_config,
+    text_encoder_config,
+    word_processor,
+)
+from modeling_mgcma.training.trainer import encoder_learning_rates, split_encoder_parameter_groups  # noqa: E402
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning_results  # noqa: E402
@@ -127,7 +134,6 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
 def load_fold(corpus_root: Path, processor, split_seed: int = 0) -> dict:
     """{train, validation, test}: lists of processed utterances; test = session 5, validation from sessions 1-4."""
     from modeling_mgcma.data import load_iemocap, loso_fold
-
     from modeling_mgcma.processing_mgcma import decode_audio
 
     dataset = load_iemocap(corpus_root, strict_counts=False)

@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = "learning.csv"  # in OUT: every group's runs, one row each (learning_results.py)
 REQUIRED_KEYS = {"results", "settings", "corpus", "seeds"}

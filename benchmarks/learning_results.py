@@ -28,6 +28,7 @@ import statistics
 import sys
 from pathlib import Path
 
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DEFAULT_RESULTS = RESULTS_DIR / "learning.csv"
 DEFAULT_RUN_SET = "learning"

@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
 from collections import Counter
@@ -16,8 +13,17 @@ import datasets
 from .iemocap import EMOTION_LABELS, SAMPLING_RATE
 
 # The strict row reader lives in manifest_rows.py (standard library only), which exported ONNX folders carry too.
-from .manifest_rows import MANIFEST_FORMATS, _check_unicode, _lone_surrogate, _read_csv, _read_jsonl  # noqa: E402,F401
-from .manifest_rows import manifest_items, read_manifest_rows  # noqa: E402,F401
+from .manifest_rows import (  # noqa: E402,F401  # noqa: E402,F401
+    MANIFEST_FORMATS,
+    _check_unicode,
+    _lone_surrogate,
+    _read_csv,
+    _read_jsonl,
+    manifest_items,
+    read_manifest_rows,
+)
+
+
 # Fewer rows than this in a class draws a warning: most likely a typo, and too few for train, validation and test.
 FEW_ROWS_PER_CLASS = 5
 

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+
 MANIFEST_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
 

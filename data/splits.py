@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 
-import numpy as np
 import datasets
+import numpy as np
+
 
 VALIDATION_STRATEGIES = ("stratified", "speaker", "none")
 # Without a group column: the share of the data that is the test split.

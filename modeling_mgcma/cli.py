@@ -132,11 +132,11 @@ def _checked_model_location(model: str) -> str:
 def _load_pipeline(args):
     # The command line runs this package's own code: the classes are registered on import, so a model folder or repo
     # loads without executing code from it (no trust_remote_code).
+    from transformers.utils import logging as hf_logging
+
     from .modeling_mgcma import MGCMAForEmotionClassification
     from .pipeline_mgcma import MultimodalEmotionRecognitionPipeline
     from .processing_mgcma import MGCMAProcessor
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stdout carries the JSON lines; keep stderr for errors
     local = _checked_model_location(args.model)

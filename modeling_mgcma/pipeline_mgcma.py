@@ -15,17 +15,16 @@ import os
 
 import numpy as np
 import torch
-
-from transformers.pipelines.base import ChunkPipeline
 from transformers.dynamic_module_utils import custom_object_save
+from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .inference_mgcma import (
     DEFAULT_OVERLAP_SECONDS,
     check_length,
+    check_segments_in_audio,
     checked_temperature,
     plan_windows,
-    check_segments_in_audio,
     recording_result,
     segments_from_asr,
     split_input,

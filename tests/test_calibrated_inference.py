@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
+from modeling_mgcma import (
+    MGCMAConfig,
+    MGCMAForEmotionClassification,
+    MultimodalEmotionRecognitionPipeline,
+    save_for_hub,
+)
 from modeling_mgcma.training.calibration import calibrate_config
 from modeling_mgcma.training.from_scratch import small_config, word_processor
 

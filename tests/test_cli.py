@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from test_pipeline import save_tiny_asr
 
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
 from modeling_mgcma.training.from_scratch import small_config, word_processor
-
-from test_pipeline import save_tiny_asr
 
 
 WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "fine"]

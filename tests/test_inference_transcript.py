@@ -6,8 +6,11 @@ pipeline, the ONNX runtime and the shared helpers in inference_mgcma.py agree.""
 import numpy as np
 import pytest
 
-from modeling_mgcma.inference_mgcma import (SEGMENT_START_TOLERANCE_SECONDS, check_segments_in_audio,
-                                            recording_result)  # fmt: skip
+from modeling_mgcma.inference_mgcma import (
+    SEGMENT_START_TOLERANCE_SECONDS,
+    check_segments_in_audio,
+    recording_result,  # fmt: skip
+)
 
 
 RATE = 16000

@@ -13,8 +13,8 @@ import torch
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
-from modeling_mgcma.training.from_scratch import small_config, word_processor
 from modeling_mgcma.inference_mgcma import aggregate_windows, plan_windows
+from modeling_mgcma.training.from_scratch import small_config, word_processor
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

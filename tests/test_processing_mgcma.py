@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_mgcma import MGCMAProcessor
-from modeling_mgcma import processing_mgcma
+from modeling_mgcma import MGCMAProcessor, processing_mgcma
 from modeling_mgcma.processing_mgcma import load_audio, resample, to_mono
 
 

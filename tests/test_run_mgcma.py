@@ -15,15 +15,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from fixtures_data import csv_manifest, five_session_release
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import filter_repo_objects
-from fixtures_data import csv_manifest, five_session_release
 from safetensors.torch import load_file
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
-from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma import MGCMAForEmotionClassification
+from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma.training.collators import MGCMADataCollator
 from modeling_mgcma.training.trainer import MGCMATrainer
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import datasets
 import pytest
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
-import run_mgcma  # noqa: E402
 from fixtures_data import write_wav  # noqa: E402
+
+import run_mgcma  # noqa: E402
 
 
 @pytest.fixture

@@ -52,10 +52,10 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from .fast_inference import convolutions_as_matmuls
 from ..modeling_mgcma import MGCMAForEmotionClassification
-from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line, session_options
 from ..pipeline_mgcma import uncertainty_statistics
+from .fast_inference import convolutions_as_matmuls
+from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line, session_options
 
 
 EXPORT_INPUT_NAMES = ("input_values", "speech_attention_mask", "input_ids", "text_attention_mask")
@@ -232,7 +232,6 @@ def quantize_int8(source: str, target: str, keep_float: tuple[str, ...] = (), st
     int8 in pairs summed into int16, which saturates with full-range weights and costs top-1 agreement with
     float32 (`tests/test_export.py` checks the agreement of the 7-bit graph)."""
     import onnx
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     matmuls = [node.name for node in onnx.load(source, load_external_data=False).graph.node if node.op_type == "MatMul"]

@@ -18,15 +18,14 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..training.calibration import apply_temperature
 from ..configuration_mgcma import PAPER_ABLATIONS
-from .run_records import fold_folder_name, group_from_folder_name
+from ..training.calibration import apply_temperature
 from .evaluation import (
     PREDICTIONS_FILE,
     REFERENCE_SETTING,
@@ -36,6 +35,7 @@ from .evaluation import (
     save_fold_predictions,
     write_tables,
 )
+from .run_records import fold_folder_name, group_from_folder_name
 
 
 logger = logging.getLogger(__name__)

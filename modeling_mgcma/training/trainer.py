@@ -22,9 +22,9 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
+from ..processing_mgcma import TARGET_SAMPLING_RATE
 from .alignment_gradient import alignment_objective, shared_parameters
 from .loss_schedule import alignment_loss_scale
-from ..processing_mgcma import TARGET_SAMPLING_RATE
 
 
 logger = logging.getLogger(__name__)

@@ -299,8 +299,8 @@ def test_full_model_learns_at_least_as_well_as_without_alignment(tmp_path, one_t
     demo corpus (held-out session 5, model selected on validation). With the paper's plain weighted sum of the
     losses, S0 is still near chance at this point while S4 has learned the classes."""
     from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
-    from modeling_mgcma.training.from_scratch import word_processor
     from modeling_mgcma.experiments.run_arguments import load_preset
+    from modeling_mgcma.training.from_scratch import word_processor
 
     root = generate_demo_corpus(tmp_path / "demo", seed=7, utterances_per_session=60)
     processor = word_processor(demo_vocabulary())
@@ -318,6 +318,7 @@ def test_stage_probes_read_every_stage_and_score_separable_features(one_torch_th
     linear probe that scores features carrying the label perfectly and label-free noise near chance."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_learning
+
     from modeling_mgcma.data import demo_vocabulary
     from modeling_mgcma.training.from_scratch import word_processor
 

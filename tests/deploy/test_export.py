@@ -10,15 +10,14 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from hidden_package import PRELUDE as HIDE_PACKAGE
+from test_fast_inference import trained  # noqa: F401 - a briefly trained demo model (module fixture)
 
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
 from modeling_mgcma.deploy.export import ExportError, export_onnx
-from modeling_mgcma.training.from_scratch import small_config, speech_encoder_config, word_processor
 from modeling_mgcma.deploy.onnx_runtime import ONNXEmotionClassifier
-
-from hidden_package import PRELUDE as HIDE_PACKAGE
-from test_fast_inference import trained  # noqa: F401 - a briefly trained demo model (module fixture)
+from modeling_mgcma.training.from_scratch import small_config, speech_encoder_config, word_processor
 
 
 onnxruntime = pytest.importorskip("onnxruntime")

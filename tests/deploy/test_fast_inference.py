@@ -4,23 +4,24 @@
 import pytest
 import torch
 
+
 datasets = pytest.importorskip("datasets")
 
 from modeling_mgcma import MGCMAForEmotionClassification  # noqa: E402
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap  # noqa: E402
-from modeling_mgcma.training.collators import CachedFeatureCollator  # noqa: E402
 from modeling_mgcma.deploy.fast_inference import (  # noqa: E402
     FAST_INFERENCE_METHODS,
     ConvAsLinear,
     convolutions_as_matmuls,
     optimize_for_cpu_inference,
 )
+from modeling_mgcma.processing_mgcma import decode_audio  # noqa: E402
+from modeling_mgcma.training.collators import CachedFeatureCollator  # noqa: E402
 from modeling_mgcma.training.feature_cache import (  # noqa: E402
     cache_features,
     freeze_encoders_in_eval_mode,
 )
 from modeling_mgcma.training.from_scratch import small_config, word_processor  # noqa: E402
-from modeling_mgcma.processing_mgcma import decode_audio  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -6,7 +6,6 @@ package made unimportable, as an exported folder runs them."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

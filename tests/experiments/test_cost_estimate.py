@@ -3,7 +3,12 @@
 
 import pytest
 
-from modeling_mgcma.experiments.cost_estimate import estimate_grid_cost, format_cost_table, time_steps, trainer_step_function
+from modeling_mgcma.experiments.cost_estimate import (
+    estimate_grid_cost,
+    format_cost_table,
+    time_steps,
+    trainer_step_function,
+)
 
 
 class FakeClock:

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from modeling_mgcma.training.calibration import expected_calibration_error
 from modeling_mgcma.experiments.evaluation import PAPER_RESULTS, PREDICTIONS_FILE
 from modeling_mgcma.experiments.grid import (
     ALL_SETTINGS,
@@ -18,6 +17,7 @@ from modeling_mgcma.experiments.grid import (
     save_unit_outputs,
     write_grid_report,
 )
+from modeling_mgcma.training.calibration import expected_calibration_error
 
 
 LABELS = ["angry", "happy", "sad", "neutral"]

@@ -2,9 +2,9 @@
 """Every fold to the Hub: which files go to which revision, checked at the HfApi boundary (no server accepts
 uploads here); the calls are bound to the real HfApi signatures."""
 
-import re
 import inspect
 import json
+import re
 from pathlib import Path
 
 import pytest

@@ -6,8 +6,8 @@ import re
 import numpy as np
 import pytest
 
-from modeling_mgcma.training.calibration import apply_temperature
 from modeling_mgcma.experiments.plots import FIGURE3_PANELS, plot_reliability_diagram, plot_tsne_panels
+from modeling_mgcma.training.calibration import apply_temperature
 
 
 LABELS = ["angry", "happy", "sad", "neutral"]

@@ -10,10 +10,12 @@ import pytest
 import yaml
 from fixtures_training import write_checkpoint
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
 from modeling_mgcma.configuration_mgcma import MGCMAConfig  # noqa: E402
 from modeling_mgcma.experiments.run_arguments import PRESETS_DIR, load_preset, read_arguments  # noqa: E402
+
 
 ARGUMENT_TYPES = (run_mgcma.ModelArguments, run_mgcma.DataArguments, run_mgcma.MGCMATrainingArguments)
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run_mgcma.py is a script at the repository root
-import run_mgcma  # noqa: E402
 from fixtures_data import write_wav  # noqa: E402
+
+import run_mgcma  # noqa: E402
 from modeling_mgcma.experiments import run_records  # noqa: E402
 from modeling_mgcma.experiments.evaluation import collect_grid_predictions  # noqa: E402
 from modeling_mgcma.experiments.grid import run_settings_grid, save_unit_outputs  # noqa: E402

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fixtures_training import write_checkpoint
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
 from modeling_mgcma.experiments import run_records  # noqa: E402

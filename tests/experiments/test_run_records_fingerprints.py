@@ -3,7 +3,6 @@
 content (not just its size), a local encoder's weights (not just its file names and sizes); a checkpoint of another
 run is refused before it is loaded."""
 
-import dataclasses
 import json
 import os
 import sys
@@ -12,10 +11,12 @@ from pathlib import Path
 import datasets
 import pytest
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run_mgcma.py is a script at the repository root
-import run_mgcma  # noqa: E402
 from fixtures_data import write_wav  # noqa: E402
+
+import run_mgcma  # noqa: E402
 from modeling_mgcma.experiments import run_records  # noqa: E402
 
 

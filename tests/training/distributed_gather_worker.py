@@ -18,9 +18,9 @@ import torch.distributed.nn.functional as dist_nn
 from transformers import TrainingArguments
 
 from modeling_mgcma import MGCMAForEmotionClassification
-from modeling_mgcma.training.from_scratch import small_config
 from modeling_mgcma import modeling_mgcma as modeling
 from modeling_mgcma.modeling_mgcma import gather_with_grad
+from modeling_mgcma.training.from_scratch import small_config
 from modeling_mgcma.training.trainer import MGCMATrainer
 
 

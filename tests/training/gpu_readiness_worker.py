@@ -34,8 +34,8 @@ def train(out_dir: str, variant: str):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification
-    from modeling_mgcma.training.from_scratch import speech_encoder_config, text_encoder_config, word_processor
     from modeling_mgcma.training.collators import MGCMADataCollator
+    from modeling_mgcma.training.from_scratch import speech_encoder_config, text_encoder_config, word_processor
     from modeling_mgcma.training.trainer import MGCMATrainer
 
     torch.manual_seed(0)

@@ -9,10 +9,12 @@ import pytest
 import torch
 from fixtures_training import WORKER, read_ranks, write_wavs
 
+
 datasets = pytest.importorskip("datasets")
 
 from modeling_mgcma import MGCMAForEmotionClassification  # noqa: E402
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap  # noqa: E402
+from modeling_mgcma.processing_mgcma import decode_audio  # noqa: E402
 from modeling_mgcma.training.collators import CachedFeatureCollator  # noqa: E402
 from modeling_mgcma.training.feature_cache import (  # noqa: E402
     cache_features,
@@ -21,7 +23,6 @@ from modeling_mgcma.training.feature_cache import (  # noqa: E402
     freeze_encoders_in_eval_mode,
 )
 from modeling_mgcma.training.from_scratch import small_config, word_processor  # noqa: E402
-from modeling_mgcma.processing_mgcma import decode_audio  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -21,6 +21,7 @@ from modeling_mgcma.training.sampling import (
     useful_frame_share,
 )
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
 
@@ -113,8 +114,8 @@ def test_trainer_uses_length_grouped_sampler(tmp_path):
     from transformers import TrainingArguments
 
     from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma.training.from_scratch import small_config, word_processor
     from modeling_mgcma.training.collators import MGCMADataCollator
+    from modeling_mgcma.training.from_scratch import small_config, word_processor
     from modeling_mgcma.training.trainer import MGCMATrainer
 
     processor = word_processor(["a", "b"], max_duration=2.0)
