@@ -472,10 +472,12 @@ def run_job(model_args, data_args, training_args, preset, given, callbacks=None)
                                         preset, scratch, estimate_for=(settings or [model_args.ablation or "S0"], len(folds)))}  # fmt: skip
     if settings:  # the grid: each (setting, fold) a unit, reused when finished with the same fingerprint
         data_fp, main = run_records.data_fingerprint(dataset), training_args.process_index == 0
+        encoders = run_records.encoder_identities(model_args)  # the same encoders for every unit: hashed once
         grid = run_settings_grid(
             output_dir, settings, folds, label_names=dataset.features["label"].names, seed=training_args.seed,
             run_unit=lambda s, f, d, fp: run_fold(f, dataset, unit_args(s), data_args, training_args, preset, d, callbacks, fp),
-            fingerprint_of=lambda s, f: run_records.run_fingerprint(f, data_fp, unit_args(s), data_args, training_args, preset),
+            fingerprint_of=lambda s, f: run_records.run_fingerprint(f, data_fp, unit_args(s), data_args, training_args, preset,
+                                                                 encoders),
             prepare=lambda d, fp: run_records.prepare_run_folder(d, fp, data_args, training_args, reuse_finished=False),
             write_report=main, planning=training_args.main_process_first,  # rank 0 empties stale folders first
         )  # fmt: skip

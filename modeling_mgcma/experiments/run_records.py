@@ -289,15 +289,22 @@ def check_resume_checkpoint(checkpoint, fingerprint: dict) -> None:
         )
 
 
-def run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) -> dict:
+def encoder_identities(model_args) -> dict:
+    """{"speech_model" / "text_model": digest of its files} for each encoder given as a local folder (see
+    `_local_folder_identity`). Reads every weight file: computed once per run and handed to `run_fingerprint` for each
+    fold or grid unit, as the data's fingerprint is."""
+    identities = {key: _local_folder_identity(model_args.__dict__.get(key)) for key in ("speech_model", "text_model")}
+    return {key: identity for key, identity in identities.items() if identity is not None}
+
+
+def run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset, encoders: dict | None = None) -> dict:
     """Everything that determines a fold's result: the data, the model settings, the data arguments that shape the
-    folds and the training arguments (not output paths, logging or Hub settings)."""
+    folds and the training arguments (not output paths, logging or Hub settings). `encoders`: the run's
+    `encoder_identities` (computed here when not given)."""
     model = {k: v for k, v in dataclasses.asdict(model_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
     model["preset"] = preset
-    for key in ("speech_model", "text_model"):
-        identity = _local_folder_identity(model_args.__dict__.get(key))
-        if identity is not None:
-            model[key] = f"local folder, files {identity}"  # no local path: the fingerprint may be read elsewhere
+    for key, identity in (encoder_identities(model_args) if encoders is None else encoders).items():
+        model[key] = f"local folder, files {identity}"  # no local path: the fingerprint may be read elsewhere
     data = {k: v for k, v in dataclasses.asdict(data_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
     training = {k: v for k, v in training_args.to_dict().items() if k not in NON_RESULT_TRAINING_ARGUMENTS}
     training["processes"] = training_args.world_size
@@ -435,9 +442,11 @@ def check_output_dir_writable(output_dir) -> None:
 
 def fold_fingerprints(dataset, folds, model_args, data_args, training_args, preset) -> dict:
     """`run_fingerprint` of each fold (by test group) and, under `ALL_FOLDS`, of the whole cross-validation."""
-    data_fp = data_fingerprint(dataset)
-    fingerprints = {fold: run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) for fold in folds}
-    return {**fingerprints, ALL_FOLDS: run_fingerprint(list(folds), data_fp, model_args, data_args, training_args, preset)}
+    data_fp, encoders = data_fingerprint(dataset), encoder_identities(model_args)  # each read once for every fold
+    fingerprints = {fold: run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset, encoders)
+                    for fold in folds}  # fmt: skip
+    return {**fingerprints,
+            ALL_FOLDS: run_fingerprint(list(folds), data_fp, model_args, data_args, training_args, preset, encoders)}
 
 
 def write_fingerprint(folder, fingerprint: dict) -> None:
