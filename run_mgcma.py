@@ -9,8 +9,8 @@
     python run_mgcma.py config.yaml                       # every argument from one JSON/YAML file
 
 Data: the demo corpus (generated on first use), IEMOCAP (`--data_dir`) or a CSV/JSONL manifest (`--manifest`). Folds
-(`data/splits.py`): one test session (`--test_session k`) or all (`--cross_validate`, each in `fold_k/`). Inside a
-fold, a validation set drawn from the training sessions picks the best checkpoint (validation UA); the test session
+(`data/splits.py`): one held-out group (`--test_group k`) or all (`--cross_validate`, each in `fold_k/`). Inside a
+fold, a validation set drawn from the training groups picks the best checkpoint (validation UA); the test group
 is evaluated once, at the end, with that model. Presets: configs/presets/*.yaml. A folder that already holds a run is
 trained again, resumed or reused only as `modeling_mgcma.experiments.run_records` allows.
 
@@ -149,12 +149,13 @@ class DataArguments:
         metadata={"help": "Manifest column that defines the cross-validation folds (leave one group out). Without it a "
                           "stratified 80/10/10 train/validation/test split is used."},
     )  # fmt: skip
-    test_session: int | None = field(
+    test_group: int | None = field(
         default=None,
-        metadata={"help": f"Run the one fold that holds out this session (1-{NUM_SESSIONS}; with --manifest the k-th group "
-                          "in sorted order; default: the last)."},
+        metadata={"help": f"Run the one fold that holds out this group: an IEMOCAP session 1-{NUM_SESSIONS}, or with "
+                          "--manifest / --dataset_name the k-th value of --group_column in sorted order (default: the "
+                          "last). --test_session is read as a synonym."},
     )  # fmt: skip
-    cross_validate: bool = field(default=False, metadata={"help": "Run every fold (leave-one-session-out)."})
+    cross_validate: bool = field(default=False, metadata={"help": "Run every fold (leave one group out)."})
     strict_counts: bool = field(
         default=True,
         metadata={"help": "IEMOCAP: a missing session or 4-class counts that differ from the full "
@@ -217,7 +218,7 @@ def load_data(data_args, training_args):
         return load_iemocap(data_args.data_dir, config=data_args.iemocap_config, strict_counts=data_args.strict_counts)
     labels = [name.strip() for name in data_args.class_names.split(",")] if data_args.class_names else None
     if data_args.source == "dataset":  # its splits joined; folds by --group_column, as for manifests
-        folds_asked = data_args.cross_validate or data_args.test_session is not None  # the column is checked there
+        folds_asked = data_args.cross_validate or data_args.test_group is not None  # the column is checked there
         return load_joined_splits(data_args.dataset_name, data_args.dataset_config_name, data_args.dataset_splits, labels=labels,
                                   group_column=data_args.group_column if folds_asked else None,
                                   **{k: getattr(data_args, k) for k in ("audio_column", "text_column", "label_column")})  # fmt: skip
@@ -455,8 +456,8 @@ def run_job(model_args, data_args, training_args, preset, given, callbacks=None)
     manifest = data_args.source in ("manifest", "dataset")
     folds = held_out_groups(
         dataset, data_args.group_column if manifest else "session", all_groups=data_args.cross_validate,
-        test_group=data_args.test_session, by_position=manifest,
-        required=manifest and (data_args.cross_validate or data_args.test_session is not None or "group_column" in given),
+        test_group=data_args.test_group, by_position=manifest,
+        required=manifest and (data_args.cross_validate or data_args.test_group is not None or "group_column" in given),
     )  # fmt: skip
     check_classes(
         dataset, ((fold, checked_validation(fold, fold_splits(dataset, fold, data_args, training_args.seed), data_args))
@@ -513,7 +514,7 @@ def run_job(model_args, data_args, training_args, preset, given, callbacks=None)
     if training_args.process_index == 0:
         print(markdown_results(summary))
         for fold in results:
-            print(f"{fold_title(fold['test_session'])}: WA {100 * fold['wa']:.2f} %  UA {100 * fold['ua']:.2f} %")
+            print(f"{fold_title(run_records.test_group_of(fold))}: WA {100 * fold['wa']:.2f} %  UA {100 * fold['ua']:.2f} %")
         if data_args.cross_validate:
             run_records.write_fingerprint(output_dir, fingerprints[run_records.ALL_FOLDS])
             run_records.atomic_write_text(output_dir / "results.json", json.dumps(summary, indent=2) + "\n")

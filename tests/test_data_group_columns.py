@@ -1,5 +1,5 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""A fold option (--cross_validate, --test_session, an explicit --group_column) whose group column is not in the data
+"""A fold option (--cross_validate, --test_group, an explicit --group_column) whose group column is not in the data
 is an error listing the columns that exist, from a manifest and from --dataset_name alike; it never turns into one
 stratified split reported as cross-validation. Nothing is trained: every case fails before a model is built."""
 
@@ -45,7 +45,7 @@ def test_held_out_groups_refuses_a_required_column_that_is_missing():
     assert held_out_groups(data, "speakr") == [None]  # not asked for: the stratified split, as documented
 
 
-@pytest.mark.parametrize("options", [["--cross_validate"], ["--test_session", "2"], []])
+@pytest.mark.parametrize("options", [["--cross_validate"], ["--test_group", "2"], []])
 @pytest.mark.parametrize("source", ["manifest", "dataset_name"])
 def test_a_fold_option_on_a_missing_group_column_is_an_error_listing_the_columns(speaker_data, tmp_path, options,
                                                                                  source, monkeypatch):

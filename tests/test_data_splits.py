@@ -24,13 +24,13 @@ def table():
     )
 
 
-@pytest.mark.parametrize("test_session", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("test_group", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("validation", ["stratified", "speaker"])
-def test_test_session_never_in_train_or_validation(table, test_session, validation):
-    fold = loso_fold(table, test_session, validation=validation, seed=1)
+def test_test_group_never_in_train_or_validation(table, test_group, validation):
+    fold = loso_fold(table, test_group, validation=validation, seed=1)
     assert set(fold) == {"train", "validation", "test"}
-    assert set(fold["test"]["session"]) == {test_session}
-    assert test_session not in set(fold["train"]["session"]) | set(fold["validation"]["session"])
+    assert set(fold["test"]["session"]) == {test_group}
+    assert test_group not in set(fold["train"]["session"]) | set(fold["validation"]["session"])
     ids = [set(fold[split]["id"]) for split in ("train", "validation", "test")]
     assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
     assert sum(map(len, ids)) == len(table)
@@ -53,7 +53,7 @@ def test_stratified_validation_is_about_ten_percent_per_class_and_seeded(table):
 
 def test_no_validation_and_bad_arguments(table):
     assert set(loso_fold(table, 2, validation="none")) == {"train", "test"}
-    with pytest.raises(ValueError, match=r"test_session must be one of the sessions in the dataset \[1, 2, 3, 4, 5\], got 6"):
+    with pytest.raises(ValueError, match=r"test_group must be one of the groups of column .session. in the dataset \[1, 2, 3, 4, 5\], got 6"):
         loso_fold(table, 6)
     with pytest.raises(ValueError, match="got '1'"):
         loso_fold(table, "1")
@@ -66,13 +66,27 @@ def test_no_validation_and_bad_arguments(table):
 def test_any_hashable_group_is_left_out_as_it_is(table):
     """Text groups (a manifest's speakers or sites) are held out by value, with no renumbering."""
     named = table.map(lambda row: {"site": f"site-{row['session']}"})
-    by_name = loso_fold(named, "site-3", seed=0, session_column="site")
+    by_name = loso_fold(named, "site-3", seed=0, group_column="site")
     by_number = loso_fold(table, 3, seed=0)
     for split in ("train", "validation", "test"):
         assert by_name[split]["id"] == by_number[split]["id"]
     assert set(by_name["test"]["site"]) == {"site-3"}
-    with pytest.raises(ValueError, match=r"one of the sessions in the dataset \['site-1', .*\], got 3"):
-        loso_fold(named, 3, session_column="site")
+    with pytest.raises(ValueError, match=r"one of the groups of column 'site' in the dataset \['site-1', .*\], got 3"):
+        loso_fold(named, 3, group_column="site")
+
+
+def test_the_former_keyword_names_are_still_read_with_a_warning(table):
+    named = table.map(lambda row: {"site": f"site-{row['session']}"})
+    with pytest.warns(FutureWarning, match=r"test_session=\) is now called test_group="):
+        old = loso_fold(table, test_session=3, seed=0)
+    assert old["test"]["id"] == loso_fold(table, test_group=3, seed=0)["test"]["id"]
+    with pytest.warns(FutureWarning, match=r"session_column=\) is now called group_column="):
+        old = loso_fold(named, "site-2", session_column="site")
+    assert old["test"]["id"] == loso_fold(named, "site-2", group_column="site")["test"]["id"]
+    with pytest.raises(TypeError, match="not both"):
+        loso_fold(table, 3, test_session=3)
+    with pytest.raises(TypeError, match="needs the held-out group"):
+        loso_fold(table)
 
 
 def test_held_out_groups_by_value_position_default_and_without_groups(table):
@@ -84,7 +98,7 @@ def test_held_out_groups_by_value_position_default_and_without_groups(table):
     assert held_out_groups(table, "session", test_group=2) == [2]
     assert held_out_groups(named, "site", test_group=2, by_position=True) == ["s2"]
     assert held_out_groups(table, "no_such_column") == [None]  # no groups: one stratified split
-    with pytest.raises(ValueError, match=r"--test_session 6 is not among the dataset's sessions \[1, 2, 3, 4, 5\]"):
+    with pytest.raises(ValueError, match=r"--test_group 6 is not among the dataset.s groups \(.session.\) \[1, 2, 3, 4, 5\]"):
         held_out_groups(table, "session", test_group=6)
     with pytest.raises(ValueError, match=r"must pick one of the 5 groups of column 'site' \(1-5"):
         held_out_groups(named, "site", test_group=6, by_position=True)

@@ -49,7 +49,7 @@ def tiny_run_args(tmp, corpus, *extra):
         "--demo_utterances_per_session", "8", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
         "--learning_rate", "3e-3", "--warmup_steps", "0", "--lr_scheduler_type", "constant", "--logging_steps", "1",
         "--max_steps", "12", "--eval_strategy", "steps", "--eval_steps", "6", "--save_strategy", "steps",
-        "--save_steps", "6", "--test_session", str(TEST_SESSION), "--seed", "0", "--disable_tqdm", "true",
+        "--save_steps", "6", "--test_group", str(TEST_SESSION), "--seed", "0", "--disable_tqdm", "true",
         *extra,
     ]  # fmt: skip
 
@@ -119,14 +119,14 @@ def test_all_three_losses_go_down(demo_run):
 def test_results_json_matches_the_test_predictions(demo_run):
     results = json.loads((demo_run["out"] / "results.json").read_text())
     (fold,) = results["folds"]
-    assert fold["test_session"] == TEST_SESSION
+    assert fold["test_group"] == TEST_SESSION
     assert fold["num_test"] == 8 and fold["num_train"] + fold["num_validation"] == 32
     test_metrics = json.loads((demo_run["out"] / "test_results.json").read_text())
     assert fold["wa"] == pytest.approx(test_metrics["test_wa"]) and fold["ua"] == pytest.approx(test_metrics["test_ua"])
     assert results["mean"]["ua"] == pytest.approx(fold["ua"]) and results["std"]["ua"] == 0.0
 
 
-def test_test_session_is_never_used_for_training_or_selection(demo_run):
+def test_test_group_is_never_used_for_training_or_selection(demo_run):
     events = demo_run["events"]
     predict_index = [i for i, event in enumerate(events) if event[0] == "predict"]
     assert len(predict_index) == 1, "the test split must be evaluated exactly once"
@@ -195,8 +195,8 @@ def nothing_may_be_built(monkeypatch):
         (["--ablation", "S10"], r"--ablation must be one of \['S0', 'S1'"),
         (["--data_dir", "/nonexistent/IEMOCAP_full_release"], r"--data_dir '/nonexistent/IEMOCAP_full_release' is not a folder"),
         (["--data_dir", "{tmp}", "--manifest", "{tmp}/m.csv"], r"pass one of --data_dir \(IEMOCAP\), --manifest or --dataset_name"),
-        (["--test_session", "6"], r"--test_session must be a session 1-5, got 6"),
-        (["--test_session", "2", "--cross_validate"], r"not both"),
+        (["--test_group", "6"], r"--test_group must be an IEMOCAP session 1-5, got 6"),
+        (["--test_group", "2", "--cross_validate"], r"not both"),
         (["--push_to_hub", "true"], r"--push_to_hub needs --hub_model_id"),
         (["--speech_model", "facebook/wav2vec2-base"], r"both --speech_model and --text_model"),
         (["--cache_features"], r"--cache_features needs --freeze_encoders"),
@@ -283,13 +283,13 @@ def test_cross_validation_runs_every_fold_and_skips_finished_ones(tmp_path, demo
         "--eval_steps", "1", "--save_strategy", "steps", "--save_steps", "1", "--disable_tqdm", "true",
     ]  # fmt: skip
     summary = run_mgcma.main(argv)
-    assert [fold["test_session"] for fold in summary["folds"]] == [1, 2, 3, 4, 5]
+    assert [fold["test_group"] for fold in summary["folds"]] == [1, 2, 3, 4, 5]
     for k in range(1, 6):
         assert (out / f"fold_{k}" / "results.json").is_file() and (out / f"fold_{k}" / "model.safetensors").is_file()
     uas = [fold["ua"] for fold in summary["folds"]]
     assert summary["mean"]["ua"] == pytest.approx(np.mean(uas)) and summary["std"]["ua"] == pytest.approx(np.std(uas, ddof=1))
     table = (out / "results.md").read_text()
-    assert "| method | WA % | UA % |" in table and table.count("test session") == 5 and "mean of 5 folds" in table
+    assert "| method | WA % | UA % |" in table and table.count("test group") == 5 and "mean of 5 folds" in table
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(summary))
     card = ModelCard.load(out / "README.md")
     assert len(card.data.eval_results) == 12  # WA and UA for 5 folds and their mean
@@ -340,7 +340,7 @@ def test_cached_feature_mode_trains_on_frozen_encoder_outputs(tmp_path, demo_run
 
     assert datasets.Dataset.from_file(str(cache_file)).num_rows == 5 * 8
     written = cache_file.stat().st_mtime_ns
-    other_fold = [*argv, "--test_session", "4", "--feature_cache_dir", str(out / "feature_cache")]
+    other_fold = [*argv, "--test_group", "4", "--feature_cache_dir", str(out / "feature_cache")]
     other_fold[other_fold.index("--output_dir") + 1] = str(tmp_path / "cached_fold4")
     run_mgcma.main(other_fold)
     assert list((out / "feature_cache").glob("*/features.arrow")) == [cache_file]
@@ -374,15 +374,15 @@ def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local
         "--text_model", str(text_dir), "--config_overrides", "hidden_size=32,num_attention_heads=4,num_alignment_layers=1",
         "--max_steps", "1", "--per_device_train_batch_size", "8", "--eval_strategy", "steps", "--eval_steps", "1",
         "--save_strategy", "steps", "--save_steps", "1", "--disable_tqdm", "true",
-        *(["--test_session", "2"] if with_groups else []),
+        *(["--test_group", "2"] if with_groups else []),
     ])  # fmt: skip
     (fold,) = summary["folds"]
     if with_groups:
-        assert fold["test_session"] == "G2" and fold["num_test"] == 8
+        assert fold["test_group"] == "G2" and fold["num_test"] == 8
     else:
-        assert fold["test_session"] is None and fold["num_test"] == 4  # no group: no test session to name
+        assert fold["test_group"] is None and fold["num_test"] == 4  # no group: no test group to name
         card = (out / "README.md").read_text()
-        assert "stratified test split" in card and "test session" not in card
+        assert "stratified test split" in card and "test group" not in card
         assert "train (80%) / validation (10%) / test (10%) split" in card
     assert fold["num_train"] + fold["num_validation"] + fold["num_test"] == 40
     assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()
@@ -493,24 +493,24 @@ def test_cross_validation_reuses_a_fold_only_with_the_same_settings(tmp_path, co
 
 def test_a_new_run_into_a_finished_run_is_refused_unless_overwriting_or_resuming(tmp_path, corpus):
     out = tmp_path / "run"
-    run_mgcma.main(tiny_args(out, corpus, "--test_session", "2"))
+    run_mgcma.main(tiny_args(out, corpus, "--test_group", "2"))
     assert (out / "checkpoint-1").is_dir()
     before = (out / "results.json").read_text()
     with pytest.raises(ValueError, match=r"holds a finished run \(results.json\); a new run would overwrite it"):
-        run_mgcma.main(tiny_args(out, corpus, "--test_session", "2"))
+        run_mgcma.main(tiny_args(out, corpus, "--test_group", "2"))
     with pytest.raises(ValueError, match=r"holds a finished run \(results.json\) trained with other settings: --seed 0 -> 3"):
-        run_mgcma.main(tiny_args(out, corpus, "--test_session", "2", "--seed", "3"))
+        run_mgcma.main(tiny_args(out, corpus, "--test_group", "2", "--seed", "3"))
     assert (out / "results.json").read_text() == before and (out / "checkpoint-1").is_dir()
 
     # resuming what is there, with the same settings, is allowed
-    run_mgcma.main(tiny_args(out, corpus, "--test_session", "2", "--resume_from_checkpoint", "last"))
+    run_mgcma.main(tiny_args(out, corpus, "--test_group", "2", "--resume_from_checkpoint", "last"))
     # ... with other settings it is not
     with pytest.raises(ValueError, match=r"trained with other settings: --seed 0 -> 3"):
-        run_mgcma.main(tiny_args(out, corpus, "--test_session", "2", "--seed", "3", "--resume_from_checkpoint", "last"))
+        run_mgcma.main(tiny_args(out, corpus, "--test_group", "2", "--seed", "3", "--resume_from_checkpoint", "last"))
 
     # replacing it, when asked
     (out / "checkpoint-1" / "marker").write_text("old")
-    run_mgcma.main(tiny_args(out, corpus, "--test_session", "2", "--seed", "3", "--overwrite_output_dir", "true"))
+    run_mgcma.main(tiny_args(out, corpus, "--test_group", "2", "--seed", "3", "--overwrite_output_dir", "true"))
     assert json.loads((out / "fingerprint.json").read_text())["training"]["seed"] == 3
     assert not (out / "checkpoint-1" / "marker").exists()  # the old checkpoint is gone, not mixed with the new one
 
@@ -580,7 +580,7 @@ def test_a_test_group_without_a_class_is_refused(tmp_path, wavs, no_model_may_be
     rows = [f"a.wav,w,{labels[i % 4]},{1 + i % 3}" for i in range(24)]
     rows += [f"b.wav,w,{label},4" for label in ("angry", "happy", "sad")]  # group 4 has no neutral
     with pytest.raises(ValueError, match=r"fold that tests group '4'.*the test set \(3 rows\) has no utterance of class\(es\) \['neutral'\]"):
-        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--test_session", "4"))
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--test_group", "4"))
 
 
 def test_too_few_rows_for_a_split_without_groups_is_a_clear_error(tmp_path, wavs, no_model_may_be_built):

@@ -412,7 +412,8 @@ classifier({{"audio": "clip.wav", "text": "I can't believe you did that!"}})
 
 Output per utterance: `labels` (softmax probabilities, highest first), `uncertainty` (DAM's speech/text sigma and
 the speech-text modality gap; null without DAM), `transcript`. Recordings longer than the processor's
-`max_duration` are cut into windows at quiet points and also get `segments` (`start`, `end`, `labels` per window).
+inference window (`window_seconds` in `processor_config.json`, else its training cut `max_duration`) are cut into
+windows at quiet points and also get `segments` (`start`, `end`, `labels` per window).
 
 Files:
 - `{GRAPH_FILES['fp32']}`: ONNX opset {opset}, inputs {", ".join(f"`{n}`" for n in input_names)}; outputs

@@ -88,7 +88,7 @@ class ONNXEmotionClassifier:
         asr (callable, *optional*): transcribes inputs without text, called as
             `asr({"raw": mono_float32_array, "sampling_rate": rate})`, returning `{"text": str}` or a str.
         window_seconds (`float`, *optional*): window length for long recordings (default: the processor's
-            `max_duration`; None there too: every clip is classified whole).
+            `inference_window`; when that is None every clip is classified whole).
         overlap_seconds (`float`): overlap between consecutive windows.
     """
 
@@ -134,9 +134,8 @@ class ONNXEmotionClassifier:
         self.min_samples = int(section["min_speech_samples"])
         self.padding_invariant = bool(section["padding_invariant"])
         self.asr = asr
-        self.window_seconds = window_seconds if window_seconds is not None else self.processor.max_duration
+        self.window_seconds = window_seconds if window_seconds is not None else self.processor.inference_window
         self.overlap_seconds = overlap_seconds
-        self.processor.max_duration = None  # windows replace the cut: no clip is shortened
         self.sampling_rate = self.processor.sampling_rate
 
     # -- the pipeline's interface ----------------------------------------------------------------------------------------
@@ -192,7 +191,9 @@ class ONNXEmotionClassifier:
         if len(clips) > 1 and not self.padding_invariant:
             # group-normalised conv features normalise over padding: one clip at a time, as the pipeline does
             return [row for clip, text in zip(clips, texts) for row in self._run([clip], [text])]
-        features = self.processor(audio=clips, text=texts, sampling_rate=self.sampling_rate, return_tensors="np")
+        features = self.processor(
+            audio=clips, text=texts, sampling_rate=self.sampling_rate, return_tensors="np", cut_to_max_duration=False
+        )  # the windows replace the training cut
         feed = {name: np.asarray(features[name]).astype(dtype, copy=False) for name, dtype in self.input_types.items()}
         outputs = dict(zip(self.output_names, self.session.run(self.output_names, feed)))
         return [{name: value[index] for name, value in outputs.items()} for index in range(len(clips))]
@@ -284,7 +285,8 @@ def add_runtime_arguments(parser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads")
     parser.add_argument(
         "--window_seconds", type=_positive_float, default=None,
-        help="cut longer recordings into windows of this length (default: the model's max_duration)",
+        help="cut longer recordings into windows of this length (default: the processor's window_seconds, else its "
+             "max_duration)",
     )
     parser.add_argument(
         "--overlap_seconds", type=float, default=inference_mgcma.DEFAULT_OVERLAP_SECONDS,

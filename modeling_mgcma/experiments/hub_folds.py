@@ -19,6 +19,8 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .run_records import test_group_of
+
 
 MAIN_REVISION = "main"
 # Branch names: letters, digits, '-', '_' and '.'; a fold named "Ses01" or 3 gives "fold-Ses01" / "fold-3".
@@ -169,10 +171,10 @@ def fold_rows_from_tables(tables: dict) -> list[dict]:
 
 
 def fold_rows_from_results(results: dict) -> list[dict]:
-    """:func:`fold_map_markdown` rows for a cross-validation summary (``{"folds": [{"test_session", "wa", "ua",
+    """:func:`fold_map_markdown` rows for a cross-validation summary (``{"folds": [{"test_group", "wa", "ua",
     "num_test"}]}``, WA/UA as fractions)."""
     return [
-        {"revision": fold_revision(fold["test_session"]), "setting": None, "fold": fold["test_session"],
+        {"revision": fold_revision(test_group_of(fold)), "setting": None, "fold": test_group_of(fold),
          "n_test": fold.get("num_test", "?"), "wa": 100 * fold["wa"], "ua": 100 * fold["ua"]}
         for fold in results["folds"]
     ]  # fmt: skip

@@ -300,16 +300,47 @@ def read_argument_file(name: str) -> dict:
     return raw
 
 
+# Arguments that were renamed: former name -> current name. The former name is still read, with a warning.
+RENAMED_ARGUMENTS = {"test_session": "test_group"}
+
+
+def rename_former_arguments(given: dict, source: str) -> dict:
+    """`given` with every argument of `RENAMED_ARGUMENTS` under its current name (one warning each); both names at
+    once is an error naming them."""
+    renamed = dict(given)
+    for former, current in RENAMED_ARGUMENTS.items():
+        if former not in renamed:
+            continue
+        if current in renamed:
+            raise ValueError(f"{source}: pass --{current} (the current name) or --{former} (its former name), not both.")
+        logger.warning(f"{source}: --{former} is now called --{current}; read as --{current}.")
+        renamed[current] = renamed.pop(former)
+    return renamed
+
+
+def _rename_former_flags(argv: list[str]) -> list[str]:
+    """The command line with `--<former name>` (and `--<former name>=value`) spelled with its current name, checked and
+    warned about as `rename_former_arguments` does."""
+    names = [token[2:].partition("=")[0] for token in argv if token.startswith("--")]
+    rename_former_arguments(dict.fromkeys(names), "the command line")  # the error for both names, and the warning
+    spelled = []
+    for token in argv:
+        name, equals, value = token[2:].partition("=") if token.startswith("--") else ("", "", "")
+        spelled.append(f"--{RENAMED_ARGUMENTS[name]}{equals}{value}" if name in RENAMED_ARGUMENTS else token)
+    return spelled
+
+
 def read_arguments(argv: list[str], dataclass_types):
     """(model_args, data_args, training_args, preset, given) of `dataclass_types` (ModelArguments, DataArguments,
     TrainingArguments) from the command line or from one .json/.yaml file, parsed once; `given` holds the names set
     explicitly, and the preset's values fill every other argument."""
     parser = HfArgumentParser(dataclass_types)
     if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        given = read_argument_file(argv[0])
+        given = rename_former_arguments(read_argument_file(argv[0]), argv[0])
         # "false" in a file means what --flag false means; "1e-4" is a number
         given = coerce_argument_values(given, argument_kinds(dataclass_types), argv[0])
     else:
+        argv = _rename_former_flags(argv)
         unset = object()  # an argument still `unset` after parsing was not on the command line
         namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions if action.dest != "help"})
         namespace, unused = parser.parse_known_args(argv, namespace)
@@ -444,11 +475,11 @@ def check_data_arguments(data_args) -> None:
         names = [name.strip() for name in data_args.class_names.split(",")]
         if len(names) < 2 or not all(names):
             raise ValueError(f"--class_names must list at least 2 non-empty class names, 'a,b,c'; got {data_args.class_names!r}.")
-    if data_args.cross_validate and data_args.test_session is not None:
-        raise ValueError("pass --test_session k (one fold) or --cross_validate (all folds), not both.")
-    if data_args.test_session is not None and data_args.manifest is None and data_args.dataset_name is None:
-        if isinstance(data_args.test_session, bool) or not 1 <= data_args.test_session <= NUM_SESSIONS:
-            raise ValueError(f"--test_session must be a session 1-{NUM_SESSIONS}, got {data_args.test_session!r}.")
+    if data_args.cross_validate and data_args.test_group is not None:
+        raise ValueError("pass --test_group k (one fold) or --cross_validate (all folds), not both.")
+    if data_args.test_group is not None and data_args.manifest is None and data_args.dataset_name is None:
+        if isinstance(data_args.test_group, bool) or not 1 <= data_args.test_group <= NUM_SESSIONS:
+            raise ValueError(f"--test_group must be an IEMOCAP session 1-{NUM_SESSIONS}, got {data_args.test_group!r}.")
     if data_args.validation_strategy not in ("stratified", "speaker"):
         raise ValueError(f"--validation_strategy must be 'stratified' or 'speaker', got {data_args.validation_strategy!r}.")
     if not 0.0 < data_args.validation_fraction < 1.0:

@@ -40,7 +40,7 @@ NON_RESULT_TRAINING_ARGUMENTS = frozenset({
 # Arguments whose effect is already in the data fingerprint, or that only say where things are or what to do with them.
 NON_RESULT_OTHER_ARGUMENTS = frozenset({
     "data_dir", "manifest", "demo_corpus_dir", "demo_utterances_per_session", "audio_column", "text_column",
-    "label_column", "class_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_session",
+    "label_column", "class_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_group",
     "overwrite_output_dir", "torch_num_threads", "dataset_name", "iemocap_config", "ablations", "dry_run",
 })  # fmt: skip
 # Files a run writes into its folder, deleted (with checkpoint-* and fold_* folders) when --overwrite_output_dir
@@ -468,11 +468,24 @@ def plan_run_folders(folders: dict, fingerprints: dict, data_args, training_args
     return plans
 
 
+def test_group_of(fold: dict):
+    """The held-out group of a fold entry of `results.json` (``"test_group"``; results written before that name was
+    used have ``"test_session"``)."""
+    if "test_group" in fold:
+        return fold["test_group"]
+    if "test_session" in fold:
+        return fold["test_session"]
+    raise KeyError(f"a fold result names its held-out group under 'test_group'; this one has keys {sorted(fold)}.")
+
+
 def finished_fold_result(folder) -> dict:
-    """The fold result recorded in a finished run's `results.json`."""
+    """The fold result recorded in a finished run's `results.json`, its held-out group under ``"test_group"``."""
     done = Path(folder) / "results.json"
     try:
-        return json.loads(done.read_text(encoding="utf-8"))["folds"][0]
+        fold = dict(json.loads(done.read_text(encoding="utf-8"))["folds"][0])
+        fold["test_group"] = test_group_of(fold)
+        fold.pop("test_session", None)
+        return fold
     except (ValueError, KeyError, IndexError, TypeError) as error:
         raise ValueError(f"{done} is not a readable fold result ({error!r}); pass --overwrite_output_dir to train the "
                          "fold again.") from None  # fmt: skip
@@ -484,7 +497,7 @@ def fold_result(fold, detail: dict, label_names, splits, state, train_metrics: d
     group (recall None, support 0)."""
     padded = {key: detail[key] + [fill] * len(label_names) for key, fill in (("recall_per_class", None), ("support_per_class", 0))}
     return {
-        "test_session": fold,
+        "test_group": fold,
         "wa": detail["wa"],
         "ua": detail["ua"],
         **{key: dict(zip(label_names, values)) for key, values in padded.items()},

@@ -118,8 +118,8 @@ def test_fold_map_section_is_added_once_to_the_card(tmp_path):
 
     card = tmp_path / "README.md"
     card.write_text("---\nlibrary_name: transformers\n---\n# CV card\n\n| fold | WA |\n")
-    results = {"folds": [{"test_session": 1, "wa": 0.5, "ua": 0.25, "num_test": 40},
-                         {"test_session": 2, "wa": 1.0, "ua": 1.0, "num_test": 38}]}  # fmt: skip
+    results = {"folds": [{"test_group": 1, "wa": 0.5, "ua": 0.25, "num_test": 40},
+                         {"test_group": 2, "wa": 1.0, "ua": 1.0, "num_test": 38}]}  # fmt: skip
     add_fold_map_to_card(card, "org/cv", fold_rows_from_results(results))
     add_fold_map_to_card(card, "org/cv", fold_rows_from_results(results))  # a second push: replaced, not repeated
     text = card.read_text()

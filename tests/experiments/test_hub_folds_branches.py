@@ -44,7 +44,7 @@ def test_a_branch_collision_is_an_error_before_any_upload(tmp_path, monkeypatch)
         folders[speaker].mkdir()
     (tmp_path / "README.md").write_text("# card\n")
     args = SimpleNamespace(hub_token=None, hub_model_id="me/model", hub_private_repo=None)
-    results = {"folds": [{"test_session": s, "wa": 0.5, "ua": 0.5, "num_test": 2} for s in SPEAKERS[:2]]}
+    results = {"folds": [{"test_group": s, "wa": 0.5, "ua": 0.5, "num_test": 2} for s in SPEAKERS[:2]]}
     with pytest.raises(ValueError, match="same branch|both be pushed"):
         hub_folds.push_run_folds(args, tmp_path, results=results, fold_dirs=folders)
     assert RecordingApi.calls == []

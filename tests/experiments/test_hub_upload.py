@@ -51,7 +51,7 @@ def finished_folder(tmp_path):
         "speech_config": {"_name_or_path": str(encoder), "hidden_size": 24},
         "text_config": {"_name_or_path": "bert-base-uncased", "hidden_size": 40},
     }))  # fmt: skip
-    (out / "results.json").write_text(json.dumps({"folds": [{"test_session": 5, "ua": 0.5, "best_checkpoint": str(out / "checkpoint-6")}]}))
+    (out / "results.json").write_text(json.dumps({"folds": [{"test_group": 5, "ua": 0.5, "best_checkpoint": str(out / "checkpoint-6")}]}))
     (out / "trainer_state.json").write_text(json.dumps({"best_model_checkpoint": str(out / "checkpoint-6")}))
     (out / "fingerprint.json").write_text("{}")
     (out / "README.md").write_text("# card\n")

@@ -18,7 +18,7 @@ from modeling_mgcma.experiments import run_records  # noqa: E402
 def test_a_fold_without_a_fingerprint_is_not_reused(tmp_path):
     folder = tmp_path / "fold_1"
     folder.mkdir()
-    (folder / "results.json").write_text(json.dumps({"folds": [{"test_session": 1, "wa": 1.0, "ua": 1.0}]}))
+    (folder / "results.json").write_text(json.dumps({"folds": [{"test_group": 1, "wa": 1.0, "ua": 1.0}]}))
     data_args = run_mgcma.DataArguments()
     training_args = run_mgcma.MGCMATrainingArguments(output_dir=str(tmp_path))
     with pytest.raises(ValueError, match=r"fold_1 holds a finished run \(results.json\) without a fingerprint.json"):

@@ -60,7 +60,7 @@ def test_the_model_card_states_why_t_1_was_kept():
     from modeling_mgcma.experiments.model_card import render_model_card
 
     config = MGCMAConfig(calibration_temperature=1.0)
-    results = {"folds": [{"test_session": 5, "wa": 0.5, "ua": 0.5, "calibration_note":
+    results = {"folds": [{"test_group": 5, "wa": 0.5, "ua": 0.5, "calibration_note":
                           "T = 1 kept instead of the fitted T = 0.05: every utterance is classified correctly"}],
                "mean": {"wa": 0.5, "ua": 0.5}, "std": {"wa": 0.0, "ua": 0.0}}  # fmt: skip
     text = str(render_model_card(results, config, model_name="m", data_source="demo", hyperparameters={}))

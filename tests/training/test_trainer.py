@@ -338,7 +338,7 @@ def run_args(out, corpus):
         "--output_dir", str(out), "--demo_corpus_dir", str(corpus), "--demo_utterances_per_session", "8",
         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--learning_rate", "3e-3",
         "--max_steps", "6", "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps",
-        "--save_steps", "3", "--save_total_limit", "3", "--logging_steps", "1", "--test_session", "2",
+        "--save_steps", "3", "--save_total_limit", "3", "--logging_steps", "1", "--test_group", "2",
         "--seed", "7", "--full_determinism", "true", "--disable_tqdm", "true",
     ]  # fmt: skip
 

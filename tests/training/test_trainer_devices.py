@@ -57,12 +57,12 @@ def test_two_process_demo_run_finishes(tmp_path):
         str(REPO_ROOT / "run_mgcma.py"), "--output_dir", str(out), "--demo_corpus_dir", str(tmp_path / "corpus"),
         "--demo_utterances_per_session", "8", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
         "--max_steps", "4", "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps",
-        "--save_steps", "2", "--logging_steps", "1", "--test_session", "3", "--disable_tqdm", "true",
+        "--save_steps", "2", "--logging_steps", "1", "--test_group", "3", "--disable_tqdm", "true",
     ], tmp_path, timeout=420)  # fmt: skip
     log = completed.stdout + completed.stderr
     assert "Process rank 1, world size 2" in log
     results = json.loads((out / "results.json").read_text())
-    assert results["folds"][0]["test_session"] == 3 and results["folds"][0]["num_test"] == 8
+    assert results["folds"][0]["test_group"] == 3 and results["folds"][0]["num_test"] == 8
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
     card = (out / "README.md").read_text()
     assert "| processes | 2 |" in card and "| contrastive negatives | global batch (gathered) |" in card

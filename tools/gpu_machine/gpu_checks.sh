@@ -32,7 +32,7 @@ $python -c "from modeling_mgcma.data import generate_demo_corpus as g; g('$work/
 start=$(date +%s)
 $python run_mgcma.py --data_dir "$work/corpus" --strict_counts false --preset paper \
     --speech_model "$work/encoders/wav2vec2-base-random" --text_model "$work/encoders/bert-base-random" \
-    --test_session 5 --max_steps "${MAX_STEPS:-40}" --logging_steps 5 ${RUN_ARGS:---bf16 true} \
+    --test_group 5 --max_steps "${MAX_STEPS:-40}" --logging_steps 5 ${RUN_ARGS:---bf16 true} \
     --output_dir "$work/paper-run" 2>&1 | tee "$out/paper_run.log"
 echo "paper preset run: exit ${PIPESTATUS[0]}, $(( $(date +%s) - start )) s" | tee -a "$out/paper_run.log"
 (cd benchmarks && $python bench_gpu.py --json "$out/bench_gpu.json" ${BENCH_ARGS:-}) 2>&1 | tee "$out/bench_gpu.log"
