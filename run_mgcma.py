@@ -9,8 +9,8 @@
     python run_mgcma.py config.yaml                       # every argument from one JSON/YAML file
 
 Data: the demo corpus (generated on first use), IEMOCAP (`--data_dir`) or a CSV/JSONL manifest (`--manifest`). Folds
-(`data/splits.py`): one test session (`--test_session k`) or all (`--cross_validate`, each in `fold_k/`). Inside a
-fold, a validation set drawn from the training sessions picks the best checkpoint (validation UA); the test session
+(`data/splits.py`): one held-out group (`--test_group k`) or all (`--cross_validate`, each in `fold_k/`). Inside a
+fold, a validation set drawn from the training groups picks the best checkpoint (validation UA); the test group
 is evaluated once, at the end, with that model. Presets: configs/presets/*.yaml. A folder that already holds a run is
 trained again, resumed or reused only as `modeling_mgcma.experiments.run_records` allows.
 
@@ -33,25 +33,38 @@ from pathlib import Path
 import numpy as np
 import transformers
 from accelerate import PartialState
-from transformers import HfArgumentParser, set_seed
+from transformers import set_seed
 
-from modeling_mgcma.experiments import run_records
 from modeling_mgcma.configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
-from modeling_mgcma.data.iemocap import NUM_SESSIONS
 from modeling_mgcma.data.hub_dataset import load_joined_splits
+from modeling_mgcma.data.iemocap import NUM_SESSIONS
 from modeling_mgcma.data.splits import check_classes, held_out_groups, make_fold
-from modeling_mgcma.training.from_scratch import DEMO_MODEL_SIZE
+from modeling_mgcma.experiments import run_records
 from modeling_mgcma.experiments.cost_estimate import dry_run_estimate
 from modeling_mgcma.experiments.grid import parse_ablations, run_settings_grid, save_unit_outputs
 from modeling_mgcma.experiments.hub_folds import push_run_folds
 from modeling_mgcma.experiments.hub_upload import push_model_folder
-from modeling_mgcma.experiments.model_card import fold_title, markdown_results, summarise, validation_description, write_card
-from modeling_mgcma.experiments.run_arguments import PRESETS, apply_runtime_settings, check_data_arguments, check_model_arguments
-from modeling_mgcma.experiments.run_arguments import load_preset, parse_config_overrides, read_arguments
+from modeling_mgcma.experiments.model_card import (
+    fold_title,
+    markdown_results,
+    summarise,
+    validation_description,
+    write_card,
+)
+from modeling_mgcma.experiments.run_arguments import (
+    PRESETS,
+    apply_runtime_settings,
+    check_data_arguments,
+    check_model_arguments,
+    load_preset,
+    parse_config_overrides,
+    read_arguments,
+)
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
-from modeling_mgcma.training.trainer import MGCMATrainingArguments
 from modeling_mgcma.training.collators import build_training_inputs
+from modeling_mgcma.training.from_scratch import DEMO_MODEL_SIZE
 from modeling_mgcma.training.sampling import check_audio_lengths
+from modeling_mgcma.training.trainer import MGCMATrainingArguments
 
 
 logger = logging.getLogger(__name__)
@@ -160,12 +173,13 @@ class DataArguments:
         metadata={"help": "Manifest column that defines the cross-validation folds (leave one group out). Without it a "
                           "stratified 80/10/10 train/validation/test split is used."},
     )  # fmt: skip
-    test_session: int | None = field(
+    test_group: int | None = field(
         default=None,
-        metadata={"help": f"Run the one fold that holds out this session (1-{NUM_SESSIONS}; with --manifest the k-th group "
-                          "in sorted order; default: the last)."},
+        metadata={"help": f"Run the one fold that holds out this group: an IEMOCAP session 1-{NUM_SESSIONS}, or with "
+                          "--manifest / --dataset_name the k-th value of --group_column in sorted order (default: the "
+                          "last). --test_session is read as a synonym."},
     )  # fmt: skip
-    cross_validate: bool = field(default=False, metadata={"help": "Run every fold (leave-one-session-out)."})
+    cross_validate: bool = field(default=False, metadata={"help": "Run every fold (leave one group out)."})
     strict_counts: bool = field(
         default=True,
         metadata={"help": "IEMOCAP: a missing session or 4-class counts that differ from the full "
@@ -228,7 +242,9 @@ def load_data(data_args, training_args):
         return load_iemocap(data_args.data_dir, config=data_args.iemocap_config, strict_counts=data_args.strict_counts)
     labels = [name.strip() for name in data_args.class_names.split(",")] if data_args.class_names else None
     if data_args.source == "dataset":  # its splits joined; folds by --group_column, as for manifests
+        folds_asked = data_args.cross_validate or data_args.test_group is not None  # the column is checked there
         return load_joined_splits(data_args.dataset_name, data_args.dataset_config_name, data_args.dataset_splits, labels=labels,
+                                  group_column=data_args.group_column if folds_asked else None,
                                   **{k: getattr(data_args, k) for k in ("audio_column", "text_column", "label_column")})  # fmt: skip
     if data_args.source == "manifest":
         return load_manifest(data_args.manifest, data_args.audio_column, data_args.text_column, data_args.label_column, labels)
@@ -248,6 +264,46 @@ def fold_splits(dataset, fold, data_args, seed):
     )  # fmt: skip
 
 
+def checked_validation(fold, splits, data_args):
+    """`splits`, once its validation split is known to hold utterances (model selection and --calibrate read it)."""
+    if len(splits["validation"]) == 0:
+        where = "the stratified split" if fold is None else f"the fold that tests group {fold!r}"
+        raise ValueError(
+            f"--validation_fraction {data_args.validation_fraction:g} leaves the validation split of {where} empty "
+            f"({len(splits['train'])} training utterances): raise it, or add data."
+        )
+    return splits
+
+
+def check_max_duration(model_args, data_args) -> None:
+    """--max_duration must hold the speech encoder's receptive field, or every clip becomes too short to encode; read
+    from the encoder's config alone (no weights), before any model is built."""
+    from modeling_mgcma.processing_mgcma import TARGET_SAMPLING_RATE
+    from modeling_mgcma.training.sampling import receptive_field_samples
+
+    if model_args.max_duration is None:
+        return
+    if model_args.speech_model is None and data_args.source == "demo":
+        from modeling_mgcma.training.from_scratch import demo_config
+
+        speech_config = demo_config(8, hidden_size=model_args.scratch_hidden_size, num_layers=model_args.scratch_num_layers,
+                                    num_heads=model_args.scratch_num_heads,
+                                    intermediate_size=model_args.scratch_intermediate_size).speech_config  # fmt: skip
+    else:
+        from transformers import AutoConfig
+
+        try:
+            speech_config = AutoConfig.from_pretrained(model_args.speech_model or PAPER_SPEECH_MODEL, local_files_only=True)
+        except (OSError, ValueError):  # not on this machine yet: the encoder's own loading reports it
+            return
+    field = receptive_field_samples(speech_config)
+    if field is not None and model_args.max_duration * TARGET_SAMPLING_RATE < field:
+        raise ValueError(
+            f"--max_duration {model_args.max_duration:g} is below the speech encoder's receptive field ({field} samples "
+            f"= {1000 * field / TARGET_SAMPLING_RATE:.1f} ms at {TARGET_SAMPLING_RATE} Hz): no clip could be encoded."
+        )
+
+
 def config_kwargs(model_args, preset, label_names) -> dict:
     """MGCMAConfig values: labels, the preset file's `model_config`, the ablation, then --config_overrides."""
     kwargs = {
@@ -263,8 +319,7 @@ def config_kwargs(model_args, preset, label_names) -> dict:
 
 def build_model_and_processor(model_args, data_args, preset, label_names):
     """(model, processor, the encoders' names or None): pretrained encoders, or the demo model from scratch."""
-    from modeling_mgcma import MGCMAForEmotionClassification
-    from modeling_mgcma import MGCMAProcessor
+    from modeling_mgcma import MGCMAForEmotionClassification, MGCMAProcessor
     from modeling_mgcma.training.from_scratch import demo_config, word_processor
 
     kwargs = config_kwargs(model_args, preset, label_names)
@@ -299,11 +354,17 @@ def card_settings(model_args, data_args, preset) -> dict:
 def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks=None, fingerprint=None, estimate_for=None):
     """Train on one fold, select on validation UA, test once; write the model and artefacts. `fingerprint` (see
     `run_fingerprint`) is written first; `estimate_for` = (settings, folds): time a few steps, return `dry_run_estimate`'s
-    (cost, timing, table)."""
+    (cost, timing, table). The main process holds the fold's folder (`run_records.run_folder_lock`) while it runs."""
+    with run_records.run_folder_lock(fold_dir, enabled=training_args.process_index == 0 and estimate_for is None):
+        return _run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks, fingerprint,
+                         estimate_for)  # fmt: skip
+
+
+def _run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_dir, callbacks, fingerprint, estimate_for):
     from modeling_mgcma import add_pipeline_to_folder
+    from modeling_mgcma.experiments.plots import plot_confusion_matrix, plot_loss_curves, plot_tsne
     from modeling_mgcma.training.calibration import calibrate_with_trainer, calibration_report
     from modeling_mgcma.training.metrics.compute_metrics import load_wa_ua_metric, make_compute_metrics
-    from modeling_mgcma.experiments.plots import plot_confusion_matrix, plot_loss_curves, plot_tsne
     from modeling_mgcma.training.trainer import MGCMATrainer
 
     args = dataclasses.replace(training_args, output_dir=str(fold_dir))
@@ -338,8 +399,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         if resume is None:
             logger.warning("No checkpoint in %s to resume from: training from the start.", fold_dir)
     train_result = trainer.train(resume_from_checkpoint=resume or None)
+    calibration = None
     if model_args.calibrate:  # T from the validation split of the training sessions, saved in config.json
-        calibrate_with_trainer(trainer, splits["validation"])
+        calibration = calibrate_with_trainer(trainer, splits["validation"])
     trainer.save_model()  # the selected (best-on-validation) model: safetensors, config with auto_map, code files
     trainer.log_metrics("train", train_result.metrics)
     trainer.save_metrics("train", train_result.metrics)
@@ -362,6 +424,9 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         fold, detail, label_names, splits, trainer.state, train_result.metrics, args.metric_for_best_model
     )
     result.update(calibration_report(logits, references, model.config.calibration_temperature))
+    if calibration is not None and calibration.kept_default:  # the card says why T = 1 was kept
+        result["calibration_note"] = (f"T = 1 kept instead of the fitted T = {calibration.fitted_temperature:.4g}: "
+                                      f"{calibration.kept_default}")  # fmt: skip
     if trainer.is_world_process_zero():
         out, title = Path(args.output_dir), fold_title(fold)
         plot_confusion_matrix(predictions, references, label_names, out / "confusion_matrix.png", f"Confusion matrix, {title}")
@@ -370,7 +435,7 @@ def run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_d
         fold_results = summarise([result])
         write_card(out, fold_results, model.config, args, base_models=base_models, **card_settings(model_args, data_args, preset))
         # last: results.json marks a finished fold (cross-validation reuses it), test_predictions.json a grid unit
-        (out / "results.json").write_text(json.dumps(fold_results, indent=2) + "\n")
+        run_records.atomic_write_text(out / "results.json", json.dumps(fold_results, indent=2) + "\n")
         test_ids = np.asarray(splits["test"]["id"])[trainer.prediction_order(splits["test"])].tolist()  # predictions' order
         save_unit_outputs(out, test_ids, logits, references, model.config.calibration_temperature, speech_embeds, text_embeds)
     trainer.accelerator.wait_for_everyone()
@@ -461,7 +526,6 @@ def run_grid_command(argv, dataset, folds, settings, model_args, data_args, trai
     import time
 
     from modeling_mgcma.experiments import grid_launch
-    from modeling_mgcma.experiments.evaluation import PREDICTIONS_FILE
     from modeling_mgcma.experiments.grid import grid_units, plan_grid, write_grid_report
 
     output_dir, main = Path(training_args.output_dir), training_args.process_index == 0
@@ -474,7 +538,9 @@ def run_grid_command(argv, dataset, folds, settings, model_args, data_args, trai
         args = resuming if run_records.last_complete_checkpoint(directory) else training_args
         return run_fold(fold, dataset, unit_args(setting), data_args, args, preset, directory, callbacks, fingerprint)
 
-    fingerprint_of = lambda s, f: run_records.run_fingerprint(f, data_fp, unit_args(s), data_args, training_args, preset)  # noqa: E731
+    encoders = run_records.encoder_identities(model_args)  # the same encoders for every unit: hashed once
+    fingerprint_of = lambda s, f: run_records.run_fingerprint(f, data_fp, unit_args(s), data_args, training_args, preset,  # noqa: E731
+                                                              encoders)  # fmt: skip
     prepare = lambda d, fp: run_records.prepare_run_folder(d, fp, data_args, resuming, reuse_finished=False)  # noqa: E731
     grid = dict(label_names=label_names, seed=training_args.seed, run_unit=run_unit, fingerprint_of=fingerprint_of,
                 prepare=prepare, planning=training_args.main_process_first)  # fmt: skip
@@ -597,17 +663,31 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     setup_logging(training_args)
     run_records.check_output_dir_writable(training_args.output_dir)
     apply_runtime_settings(model_args, training_args, preset, given, data_args.source)  # before any data is read
+    writes = not model_args.dry_run
+    if writes:
+        run_records.check_folder_kind(training_args.output_dir, grid=bool(model_args.ablations))
+    # one run per folder at a time: the main process holds it (a second run is refused naming the holder); a grid
+    # unit started by the grid's launcher (--grid_unit) runs under the launcher's hold and locks its own unit folder
+    holds = writes and training_args.process_index == 0 and model_args.grid_unit is None
+    with run_records.run_folder_lock(training_args.output_dir, enabled=holds):
+        return run_job(model_args, data_args, training_args, preset, given, callbacks, argv)
 
+
+def run_job(model_args, data_args, training_args, preset, given, callbacks=None, argv=()) -> dict:
+    """`main` once the arguments are read and the output folder is held."""
+    check_max_duration(model_args, data_args)
     dataset = load_data(data_args, training_args)
     if "label" not in dataset.column_names or not hasattr(dataset.features["label"], "names"):
         raise ValueError(f"the dataset needs a ClassLabel column 'label'; its columns are {dataset.column_names}.")
     manifest = data_args.source in ("manifest", "dataset")
     folds = held_out_groups(
         dataset, data_args.group_column if manifest else "session", all_groups=data_args.cross_validate,
-        test_group=data_args.test_session, by_position=manifest,
+        test_group=data_args.test_group, by_position=manifest,
+        required=manifest and (data_args.cross_validate or data_args.test_group is not None or "group_column" in given),
     )  # fmt: skip
     check_classes(
-        dataset, ((fold, fold_splits(dataset, fold, data_args, training_args.seed)) for fold in folds),
+        dataset, ((fold, checked_validation(fold, fold_splits(dataset, fold, data_args, training_args.seed), data_args))
+                  for fold in folds),
         hint=" Pass --class_names with the classes the manifest has." if manifest else "",
     )  # fmt: skip
 
@@ -630,9 +710,12 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     # Before any training: each fold's folder is empty, replaced (--overwrite_output_dir), resumed, or holds a finished
     # fold with the same fingerprint (reused); anything else is refused, every stale fold named at once.
     fingerprints = run_records.fold_fingerprints(dataset, folds, model_args, data_args, training_args, preset)
-    fold_dirs = {fold: output_dir / f"fold_{'split' if fold is None else fold}" for fold in folds}
+    fold_dirs = {fold: output_dir / run_records.fold_folder_name(fold) for fold in folds}  # never a path of the value
     if not data_args.cross_validate:
         fold_dirs = dict.fromkeys(folds, output_dir)
+    resume = training_args.resume_from_checkpoint
+    if resume and resume.lower() not in ("true", "last"):  # a checkpoint folder (single runs only: check_arguments)
+        run_records.check_resume_checkpoint(resume, fingerprints[folds[0]])
     with training_args.main_process_first(desc="checking the output folder"):
         plans = run_records.plan_run_folders(
             {**({run_records.ALL_FOLDS: output_dir} if data_args.cross_validate else {}), **fold_dirs}, fingerprints, data_args,
@@ -652,11 +735,11 @@ def main(argv: list[str] | None = None, callbacks=None) -> dict:
     if training_args.process_index == 0:
         print(markdown_results(summary))
         for fold in results:
-            print(f"{fold_title(fold['test_session'])}: WA {100 * fold['wa']:.2f} %  UA {100 * fold['ua']:.2f} %")
+            print(f"{fold_title(run_records.test_group_of(fold))}: WA {100 * fold['wa']:.2f} %  UA {100 * fold['ua']:.2f} %")
         if data_args.cross_validate:
             run_records.write_fingerprint(output_dir, fingerprints[run_records.ALL_FOLDS])
-            (output_dir / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-            (output_dir / "results.md").write_text(markdown_results(summary))
+            run_records.atomic_write_text(output_dir / "results.json", json.dumps(summary, indent=2) + "\n")
+            run_records.atomic_write_text(output_dir / "results.md", markdown_results(summary))
             config = MGCMAConfig.from_pretrained(fold_dirs[folds[0]])
             write_card(output_dir, summary, config, training_args, with_plots=False, **card_settings(model_args, data_args, preset))
         if training_args.push_to_hub and data_args.cross_validate:  # every fold on its own branch, the card on main

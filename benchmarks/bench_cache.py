@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import build_model, table
+
 from modeling_mgcma.data import demo_vocabulary
 from modeling_mgcma.training.collators import CachedFeatureCollator
 from modeling_mgcma.training.feature_cache import cache_features, freeze_encoders_in_eval_mode

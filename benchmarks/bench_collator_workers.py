@@ -21,12 +21,12 @@ import tempfile
 import time
 
 import torch
+from _common import build_model, make_inputs, median, table, time_calls
 from torch.utils.data import DataLoader
 
-from _common import build_model, make_inputs, median, table, time_calls
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus, load_iemocap
-from modeling_mgcma.training.from_scratch import word_processor
 from modeling_mgcma.training.collators import MGCMADataCollator
+from modeling_mgcma.training.from_scratch import word_processor
 
 
 def run(dataset, collator, workers, batches, batch_size, step_s):

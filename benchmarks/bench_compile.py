@@ -17,7 +17,6 @@ import copy
 import time
 
 import torch
-
 from _common import build_model, interleaved_times, make_inputs, median, table
 
 

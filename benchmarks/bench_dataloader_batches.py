@@ -26,8 +26,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import table, wav2vec2_frames
+
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
 from modeling_mgcma.training.sampling import padding_fraction, useful_frame_share
 

@@ -38,7 +38,6 @@ import wave
 from pathlib import Path
 
 import torch
-
 from _common import (
     EncodersOnlyBaseline,
     build_model,
@@ -200,8 +199,8 @@ def section_batches(args, device, results):
 def section_collator(args, device, results):
     from torch.utils.data import DataLoader
 
-    from modeling_mgcma.training.collators import MGCMADataCollator
     from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
+    from modeling_mgcma.training.collators import MGCMADataCollator
     from modeling_mgcma.training.from_scratch import word_processor
 
     cores = len(os.sched_getaffinity(0))

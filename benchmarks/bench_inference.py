@@ -28,8 +28,8 @@ import tempfile
 
 import numpy as np
 import torch
-
 from _common import build_model, interleaved_times, median, table
+
 from modeling_mgcma.deploy.fast_inference import optimize_for_cpu_inference
 from modeling_mgcma.training.from_scratch import word_processor
 

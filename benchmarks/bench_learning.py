@@ -5,11 +5,15 @@
     python benchmarks/bench_learning.py diagnose           # per-loss gradient norms and logit spans, D = 64 and 768
     python benchmarks/bench_learning.py curves --setting S0 --recipe plain   # per-epoch losses and validation UA
     python benchmarks/bench_learning.py stages --recipe demo --seeds 1 --epochs 4  # where features stop varying
-    python benchmarks/bench_learning.py table ... --test_per_class 80 --results DIR  # same models, 4x the test session
+    python benchmarks/bench_learning.py table ... --test_per_class 80 --run_set NAME  # same models, 4x the test session
     python benchmarks/bench_learning.py probes --settings S0 S4 --corpora spoken --seeds 0  # linear probes per stage
-    python benchmarks/bench_learning.py table ... --text_model FOLDER --train '{"learning_rate": 1e-4}' --results DIR
+    python benchmarks/bench_learning.py table ... --text_model FOLDER --train '{"learning_rate": 1e-4}' --run_set NAME
                                                            # a pretrained text encoder (its own tokenizer) instead
     python benchmarks/bench_learning.py curves ... --utterances_per_session 160    # twice the data in every session
+    python benchmarks/bench_learning.py summary --run_set learning-test80         # a recorded run set's table
+
+`table` records one row per run in benchmarks/results/learning.csv (`--results`), under a run set (`--run_set`), and
+the run's per-epoch curves in learning_curves.csv beside it (learning_results.py reads, lists and merges them).
 
 Every model is small (64 wide encoders from scratch, 64 wide MGCMA with 2 alignment blocks, 4 heads), trained on a
 synthetic corpus in IEMOCAP's layout with session 5 held out and validation drawn from sessions 1-4. The training
@@ -29,7 +33,6 @@ import copy
 import json
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -41,20 +44,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from transformers import AutoModel, get_scheduler  # noqa: E402
 
-from modeling_mgcma.deploy.onnx_runtime import positive_int  # noqa: E402
-from modeling_mgcma.training.trainer import encoder_learning_rates, split_encoder_parameter_groups  # noqa: E402
-from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
-from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification  # noqa: E402
+from modeling_mgcma.deploy.onnx_runtime import positive_int  # noqa: E402
+from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma.modeling_mgcma import instance_contrastive_loss, masked_pool  # noqa: E402
-from modeling_mgcma.training.from_scratch import DEMO_SPEECH_ENCODER, speech_encoder_config, text_encoder_config, word_processor  # noqa: E402
+from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION  # noqa: E402
+from modeling_mgcma.training.from_scratch import (  # noqa: E402
+    DEMO_SPEECH_ENCODER,
+    speech_encoder_config,
+    text_encoder_config,
+    word_processor,
+)
+from modeling_mgcma.training.trainer import encoder_learning_rates, split_encoder_parameter_groups  # noqa: E402
 
 
-SETTINGS = ("S0", "S1", "S2", "S3", "S4", "concat")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import learning_results  # noqa: E402
+from learning_results import SETTINGS, criterion, load_results  # noqa: E402, F401  (the table's records and criterion)
+
+
 CORPUS_VOICES = {"demo": "tones", "spoken": "espeak"}  # corpus kind -> generate_demo_corpus's voice
 UTTERANCES_PER_SESSION = 80  # the corpora of the table; other sizes are cached apart (curves --utterances_per_session)
 WIDTH, LAYERS, HEADS, INTERMEDIATE = 64, 2, 4, 128
@@ -85,7 +98,11 @@ def recipe(name: str) -> dict:
 TRAIN_KEYS = (
     "learning_rate", "weight_decay", "lr_scheduler_type", "warmup_steps", "num_train_epochs",
     "per_device_train_batch_size", "max_grad_norm",
+    "alignment_gradient_balance", "alignment_gradient_projection", "alignment_loss_warmup",
 )  # fmt: skip
+# the training objective's options (MGCMATrainingArguments), applied as MGCMATrainer.compute_loss applies them
+OBJECTIVE_DEFAULTS = {"alignment_gradient_balance": 0.0, "alignment_gradient_projection": False,
+                      "alignment_loss_warmup": 0.0}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -117,7 +134,6 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
 def load_fold(corpus_root: Path, processor, split_seed: int = 0) -> dict:
     """{train, validation, test}: lists of processed utterances; test = session 5, validation from sessions 1-4."""
     from modeling_mgcma.data import load_iemocap, loso_fold
-
     from modeling_mgcma.processing_mgcma import decode_audio
 
     dataset = load_iemocap(corpus_root, strict_counts=False)
@@ -255,10 +271,12 @@ def make_optimizer(model, train: dict, steps: int):
     return optimizer, scheduler
 
 
-def _term_gradient_norms(model, out, shared) -> dict:
+def _term_gradient_norms(model, out, shared, balance: float = 0.0, projection: bool = False,
+                         alignment_scale: float = 1.0) -> dict:
     """Norm of each weighted loss term's gradient on the shared parameters (everything but the classifier); with
     alignment losses, also the cosine between their gradient and L_CE's (all shared parameters, and each encoder's
-    alone) and the balancing factor c the model applied to the step."""
+    alone) and the balancing factor c that the training objective (`balance`, `projection`, `alignment_scale`: the
+    step's alignment_gradient_balance, alignment_gradient_projection and warm-up factor) applies to the step."""
     config = getattr(model, "config", None)
     weights = {"loss_ce": getattr(config, "classification_loss_weight", 1.0),
                "loss_da": getattr(config, "distribution_loss_weight", 1.0),
@@ -276,7 +294,7 @@ def _term_gradient_norms(model, out, shared) -> dict:
     if terms and ce_grads is not None:
         # cos: how far the alignment losses' gradient points with (+1) or against (-1) the classifier loss's;
         # c: the balancing factor the model applied to this step (after the projection, when that is on)
-        alignment = sum(terms) * getattr(getattr(model, "mgcma", None), "alignment_loss_scale", 1.0)
+        alignment = sum(terms) * alignment_scale
         grads = torch.autograd.grad(alignment, shared, retain_graph=True, allow_unused=True)
         names = {id(p): n for n, p in model.named_parameters()}
         pairs = [(names.get(id(p), ""), a, b) for p, a, b in zip(shared, ce_grads, grads) if a is not None and b is not None]
@@ -289,11 +307,10 @@ def _term_gradient_norms(model, out, shared) -> dict:
                 own_dot = float(sum((a * b).sum() for a, b in own))
                 own_norms = [float(sum(t.pow(2).sum() for t in side)) ** 0.5 for side in zip(*own)]
                 norms[f"cos_{group.split('_')[0]}"] = own_dot / max(own_norms[0] * own_norms[1], 1e-12)
-        if getattr(config, "alignment_gradient_projection", False) and dot < 0:
+        if projection and dot < 0:
             g_align_sq = max(g_align_sq - dot * dot / max(norms["g_ce"] ** 2, 1e-24), 0.0)
-        ratio = getattr(config, "alignment_gradient_balance", 0.0)
-        if ratio > 0:
-            norms["c"] = min(1.0, ratio * norms["g_ce"] / max(g_align_sq**0.5, 1e-12))
+        if balance > 0:
+            norms["c"] = min(1.0, balance * norms["g_ce"] / max(g_align_sq**0.5, 1e-12))
     return norms
 
 
@@ -318,20 +335,31 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
     batch_size, epochs = train["per_device_train_batch_size"], int(train["num_train_epochs"])
     steps = epochs * math.ceil(len(fold["train"]) / batch_size)
     optimizer, scheduler = make_optimizer(model, train, steps)
-    from modeling_mgcma.training.loss_schedule import set_alignment_loss_scale
+    from modeling_mgcma.training.alignment_gradient import alignment_objective, shared_parameters
+    from modeling_mgcma.training.loss_schedule import alignment_loss_scale
 
-    uses_schedule = hasattr(model, "mgcma")
+    objective = {key: train.get(key, default) for key, default in OBJECTIVE_DEFAULTS.items()}
+    is_mgcma = hasattr(model, "mgcma")  # the concat baseline's loss is its cross-entropy alone
     model.train()
     shared = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("classifier.", "head."))]
+    objective_shared = shared_parameters(model) if is_mgcma else None
     best_ua, best_state, curves, step = -1.0, None, [], 0
     for epoch in range(epochs):
         sums, count, probes = {}, 0, []
         for batch in batches(fold["train"], processor, batch_size, generator):
-            if uses_schedule:
-                set_alignment_loss_scale(model, step, steps)
+            scale = alignment_loss_scale(step, steps, objective["alignment_loss_warmup"])
             out = model(**batch)
-            probe = _term_gradient_norms(model, out, shared) if probe_every and step % probe_every == 0 else None
-            out["loss"].backward()
+            probe = None
+            if probe_every and step % probe_every == 0:
+                probe = _term_gradient_norms(model, out, shared, objective["alignment_gradient_balance"],
+                                             objective["alignment_gradient_projection"], scale)  # fmt: skip
+            if is_mgcma:  # as MGCMATrainer.compute_loss: warm-up, projection and balance of the alignment losses
+                loss = alignment_objective(out, model.config, objective_shared,
+                                           objective["alignment_gradient_balance"],
+                                           objective["alignment_gradient_projection"], scale)  # fmt: skip
+            else:
+                loss = out["loss"]
+            loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), train["max_grad_norm"] or float("inf"))
             if probe is not None:
                 probe["clip_kept"] = min(1.0, (train["max_grad_norm"] or float("inf")) / max(float(norm), 1e-12))
@@ -360,8 +388,6 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
             best_ua, best_state = ua, copy.deepcopy(model.state_dict())
         if stop_after_epochs is not None and epoch + 1 >= stop_after_epochs:
             break
-    if uses_schedule:
-        model.mgcma.alignment_loss_scale = 1.0
     model.load_state_dict(best_state)
     return {"test_ua": evaluate(model, fold["test"], processor), "val_ua": best_ua, "curves": curves}
 
@@ -422,98 +448,42 @@ def corpus_seed_offset(args, corpus: str) -> int:
     return offsets.get(corpus, offsets.get("*", 0))
 
 
-def result_path(results: Path, recipe_name, corpus, corpus_seed, setting, seed, test_per_class=None) -> Path:
-    test = f"-test{test_per_class}" if test_per_class is not None else ""
-    return Path(results) / f"{recipe_name}-{corpus}{corpus_seed}{test}-{setting}-seed{seed}.json"
-
-
 def cmd_table(args):
-    """Runs every cell not yet in `--results` (one JSON file per run, so an interrupted table resumes), then prints
-    the table from every result there. `--config`, `--train` and `--text_model` apply to every cell (and are
-    recorded)."""
+    """Runs every cell not yet recorded in `--results` under `--run_set` (one row per run, written when the run ends,
+    so an interrupted table resumes), then prints the run set's table. `--config`, `--train` and `--text_model` apply
+    to every cell (and are recorded)."""
     for recipe_name in args.recipes:
         for corpus in args.corpora:
             for seed in args.seeds:
                 corpus_seed = seed + corpus_seed_offset(args, corpus)
                 for setting in args.settings:
-                    path = result_path(args.results, recipe_name, corpus, corpus_seed, setting, seed, args.test_per_class)
-                    if path.exists():
-                        recorded = json.loads(path.read_text()).get("recipe_values")
+                    record = {"run_set": args.run_set, "recipe": recipe_name, "corpus": corpus,
+                              "corpus_seed": corpus_seed, "test_per_class": args.test_per_class, "setting": setting,
+                              "seed": seed}  # fmt: skip
+                    recorded = learning_results.find_run(args.results, learning_results.run_key(record))
+                    if recorded is not None:
                         expected = recipe_values(recipe_name, args.config, args.train, args.text_model)
-                        if recorded != expected:
+                        if recorded["recipe_values"] != expected:
                             raise SystemExit(
-                                f"{path} was trained with {recorded}, not with today's {recipe_name!r} recipe "
-                                f"{expected}: move it away to rerun that cell."
+                                f"{args.results}: the run {record} was trained with {recorded['recipe_values']}, not "
+                                f"with today's {recipe_name!r} recipe {expected}: record into another --run_set, or "
+                                f"delete its rows (here and in {learning_results.curves_path(args.results).name}) to "
+                                f"rerun that cell."
                             )
                         continue
                     r = run_one(setting, recipe_name, corpus, seed, args.workdir, overrides=args.config,
                                 train_overrides=args.train, corpus_seed=corpus_seed, test_per_class=args.test_per_class,
                                 text_model=args.text_model)
-                    record = {"recipe": recipe_name, "corpus": corpus, "corpus_seed": corpus_seed, "setting": setting,
-                              "seed": seed, "test_per_class": args.test_per_class, "test_ua": r["test_ua"], "val_ua": r["val_ua"],
-                              "seconds": round(r["seconds"], 1), "recipe_values": r["recipe_values"],
-                              "curves": r["curves"]}  # fmt: skip
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.with_suffix(".tmp").write_text(json.dumps(record, indent=1))
-                    path.with_suffix(".tmp").rename(path)
-                    print(json.dumps({k: record[k] for k in record if k != "curves"}), flush=True)
+                    record.update({"test_ua": r["test_ua"], "val_ua": r["val_ua"], "seconds": round(r["seconds"], 1),
+                                   "recipe_values": r["recipe_values"]})  # fmt: skip
+                    learning_results.record_run(args.results, record, r["curves"])
+                    print(json.dumps(record), flush=True)
     cmd_summary(args)
 
 
-def _mean_std(scores):
-    return statistics.mean(scores), (statistics.stdev(scores) if len(scores) > 1 else 0.0)
-
-
-def criterion(row: dict) -> dict:
-    """{"S4": verdict, "concat": verdict} for one (recipe, corpus) row {setting: {seed: test UA}}: the full model's
-    mean >= S4's mean minus S4's std, and >= 0.9 x concat's mean. A verdict is None when a cell is missing, and is
-    marked provisional when either cell has fewer than 3 seeds."""
-    verdicts = {}
-    s0 = list(row.get("S0", {}).values())
-    for other, passes in (("S4", lambda full, mean, sd: full >= mean - sd), ("concat", lambda full, mean, sd: full >= 0.9 * mean)):
-        values = list(row.get(other, {}).values())
-        if not s0 or not values:
-            verdicts[other] = None
-            continue
-        mean, sd = _mean_std(values)
-        verdicts[other] = {"pass": passes(statistics.mean(s0), mean, sd), "n": min(len(s0), len(values))}
-    return verdicts
-
-
-def load_results(results) -> dict:
-    """{(recipe, corpus, corpus seed offset, test utterances per class or 0 for the corpus's own): {setting: {seed:
-    test UA}}} from every run in `results`."""
-    cells = {}
-    for path in sorted(Path(results).glob("*.json")):
-        r = json.loads(path.read_text())
-        key = (r["recipe"], r["corpus"], r["corpus_seed"] - r["seed"], r.get("test_per_class") or 0)
-        cells.setdefault(key, {}).setdefault(r["setting"], {})[r["seed"]] = r["test_ua"]
-    return cells
-
-
 def cmd_summary(args):
-    """The table of every result in `--results`: mean ± std (n: per-seed values) per cell, and the criterion."""
-    cells = load_results(args.results)
-    settings = [s for s in SETTINGS if any(s in row for row in cells.values())]
-    print("\n| recipe | corpus (corpus seed offset) | " + " | ".join(settings) + " | S0 >= S4 - std | S0 >= 0.9 x concat |")
-    print("|---|---|" + "---|" * (len(settings) + 2))
-    for (recipe_name, corpus, offset, test_per_class), row in sorted(cells.items()):
-        texts = []
-        for setting in settings:
-            by_seed = row.get(setting, {})
-            if not by_seed:
-                texts.append("—")
-                continue
-            mean, sd = _mean_std(list(by_seed.values()))
-            seeds = ", ".join(f"{by_seed[s]:.3f}" for s in sorted(by_seed))
-            texts.append(f"{mean:.3f} ± {sd:.3f} (n={len(by_seed)}: {seeds})")
-        for verdict in criterion(row).values():
-            if verdict is None:
-                texts.append("—")
-            else:
-                texts.append(("yes" if verdict["pass"] else "**no**") + ("" if verdict["n"] >= 3 else f" (n={verdict['n']})"))
-        test = f", test session {test_per_class} per class" if test_per_class else ""
-        print(f"| {recipe_name} | {corpus} (+{offset}{test}) | " + " | ".join(texts) + " |")
+    """The table of every run of `--run_set` in `--results` (learning_results.summary)."""
+    learning_results.summary(args.results, args.run_set)
 
 
 def cmd_curves(args):
@@ -711,8 +681,12 @@ def main(argv=None):
                         help="a pretrained text encoder's folder (with its tokenizer) instead of the from-scratch one "
                              "in every trained model; the speech encoder stays from scratch")
     parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mgcma-bench-learning"))
-    parser.add_argument("--results", default="benchmarks/results/learning",
-                        help="table/summary: one JSON file per run; runs already there are skipped")
+    parser.add_argument("--results", default=str(learning_results.DEFAULT_RESULTS),
+                        help="table/summary: the results file, one row per run (per-epoch curves beside it, "
+                             "*_curves.csv); runs already there are skipped")
+    parser.add_argument("--run_set", default=learning_results.DEFAULT_RUN_SET,
+                        help="table/summary: the run set the runs are recorded in and read from (e.g. "
+                             "learning-test80); see learning_results.py")
     args = parser.parse_args(argv)
     if args.utterances_per_session != UTTERANCES_PER_SESSION and args.command != "curves":
         parser.error(f"--utterances_per_session is taken by `curves` only; `{args.command}` uses the "
@@ -726,6 +700,10 @@ def main(argv=None):
         if parsed is not None and not isinstance(parsed, dict):
             parser.error(f"--{name} must be a JSON dict, got {value!r}")
         setattr(args, name, parsed)
+    misplaced = sorted(set(args.config or {}) & set(OBJECTIVE_DEFAULTS))
+    if misplaced:  # MGCMAConfig ignores them (with a warning): the run would silently train without them
+        parser.error(f"{misplaced} are training arguments (MGCMATrainingArguments), not config values: pass them in "
+                     f"--train, e.g. --train '{{\"{misplaced[0]}\": ...}}'.")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     commands = {"table": cmd_table, "summary": cmd_summary, "curves": cmd_curves, "diagnose": cmd_diagnose,
                 "stages": cmd_stages, "probes": cmd_probes}  # fmt: skip

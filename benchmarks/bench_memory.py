@@ -25,7 +25,6 @@ from _common import table
 def child(config: str, size: str, batch: int, seconds: float, tokens: int) -> None:
     import psutil
     import torch
-
     from _common import EncodersOnlyBaseline, build_model, make_inputs
 
     torch.manual_seed(0)

@@ -13,8 +13,8 @@ grouped batches are re-drawn every epoch rather than fixed.
 import argparse
 
 import numpy as np
-
 from _common import table, wav2vec2_frames
+
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
 from modeling_mgcma.training.sampling import length_grouped_batches, padding_fraction
 

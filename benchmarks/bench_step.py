@@ -22,7 +22,6 @@ import json
 
 import numpy as np
 import torch
-
 from _common import (
     EncodersOnlyBaseline,
     bf16_matmul_is_native,

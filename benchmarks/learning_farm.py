@@ -10,13 +10,16 @@ takes many seeds. On a 16-core machine this runs 16 of them at a time. The spec 
                 {"results": "constant-lr", "settings": ["S0", "S4"], "corpus": "spoken", "seeds": [20, 21],
                  "corpus_offset": 0, "train": {"lr_scheduler_type": "constant"}, "config": {}}]}
 
-Each group's runs are written, as `table` writes them, to OUT/<results>/; each run's output to OUT/logs/; the start,
-end, exit status and seconds of everything to OUT/times.txt; `summary` of every group to OUT/summary.txt. The corpora
+Each group's runs are recorded, as `table` records them, in OUT/learning.csv (and their curves in
+OUT/learning_curves.csv) under the run set named by the group's `results`; the runs append their rows under a lock,
+so many at once leave whole rows. Each run's output goes to OUT/logs/; the start, end, exit status and seconds of
+everything to OUT/times.txt; `summary` of every run set to OUT/summary.txt. `python benchmarks/learning_results.py
+merge OUT/learning.csv` then adds the runs to benchmarks/results/learning.csv. The corpora
 are made first, each once (two runs must not make the same corpus at the same time), then the runs, ordered seed by
 seed so that a run stopped by the deadline leaves whole seeds behind. With `--deadline S`, no run starts after S
 seconds and the ones still running are stopped then (a stopped run records nothing).
 
-    python benchmarks/learning_farm.py SPEC.json --out DIR [--workers 16] [--deadline 480] [--dry_run]
+    python benchmarks/learning_farm.py SPEC.json --out build/learning-farm [--workers 16] [--deadline 480] [--dry_run]
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import tempfile
 import time
 from pathlib import Path
 
+
 HERE = Path(__file__).resolve().parent
+RESULTS_FILE = "learning.csv"  # in OUT: every group's runs, one row each (learning_results.py)
 REQUIRED_KEYS = {"results", "settings", "corpus", "seeds"}
 GROUP_KEYS = REQUIRED_KEYS | {"corpus_offset", "config", "train", "text_model"}
 
@@ -72,14 +77,15 @@ def expand(spec: dict, out: Path, workdir: str) -> tuple[list[tuple[str, int]], 
                 command = [sys.executable, str(HERE / "bench_learning.py"), "table", "--settings", setting,
                            "--recipes", recipe, "--corpora", group["corpus"], "--seeds", str(seed),
                            "--corpus_offset", f"{group['corpus']}={offset}", "--workdir", workdir,
-                           "--results", str(out / group["results"]),
+                           "--results", str(out / RESULTS_FILE), "--run_set", group["results"],
                            "--config", json.dumps(group.get("config", {})),
                            "--train", json.dumps(group.get("train", {}))]  # fmt: skip
                 if test_per_class is not None:
                     command += ["--test_per_class", str(test_per_class)]
                 if group.get("text_model"):
                     command += ["--text_model", group["text_model"]]
-                runs.append((f"{group['results']}-{group['corpus']}{seed + offset}-{setting}-seed{seed}", command))
+                label = group["results"].replace("/", "+")  # a run set may hold "/"; the name is a log file's
+                runs.append((f"{label}-{group['corpus']}{seed + offset}-{setting}-seed{seed}", command))
     return corpora, runs
 
 
@@ -166,12 +172,12 @@ def main(argv=None):
             raise SystemExit(f"could not make {failed}: see {out / 'logs'}")
         run_all(runs, args.workers, out / "logs", times, args.deadline, start, env)
     with open(out / "summary.txt", "w") as summary:
-        for folder in dict.fromkeys(group["results"] for group in spec["groups"]):  # groups may share a folder
-            if (out / folder).is_dir():
-                summary.write(f"# {folder}\n")
-                summary.flush()
-                command = [sys.executable, str(HERE / "bench_learning.py"), "summary", "--results", str(out / folder)]
-                subprocess.run(command, stdout=summary, stderr=subprocess.STDOUT, env=env)
+        for run_set in dict.fromkeys(group["results"] for group in spec["groups"]):  # groups may share a run set
+            summary.write(f"# {run_set}\n")
+            summary.flush()
+            command = [sys.executable, str(HERE / "learning_results.py"), "summary", "--results",
+                       str(out / RESULTS_FILE), "--run_set", run_set]  # fmt: skip
+            subprocess.run(command, stdout=summary, stderr=subprocess.STDOUT, env=env)
     print((out / "summary.txt").read_text())
 
 

@@ -6,26 +6,26 @@ This package knows no model: it imports nothing from `modeling_mgcma`. Its label
 """
 
 from ._main_process import launched_distributed, main_process_first
-
 from .demo_corpus import EMOTION_KEYWORDS, FILLER_WORDS, PROSODY, demo_vocabulary, generate_demo_corpus
-from .manifest import load_manifest, normalize_label, read_manifest_rows
-from .splits import VALIDATION_STRATEGIES, loso_fold
 from .iemocap import (
     CONFIG_NAMES,
+    EMOTION_LABELS,
     EXCLUSION_REASONS,
     EXPECTED_4CLASS_COUNTS,
-    EMOTION_LABELS,
     EXPECTED_4CLASS_TOTAL,
     FOUR_CLASS_LABEL_MAP,
     IEMOCAP_LABEL_CODES,
+    NUM_SESSIONS,
+    SAMPLING_RATE,
     IemocapBuilder,
     IemocapConfig,
     IemocapSummary,
-    NUM_SESSIONS,
-    SAMPLING_RATE,
     load_iemocap,
     scan_iemocap,
 )
+from .manifest import load_manifest, normalize_label, read_manifest_rows
+from .splits import VALIDATION_STRATEGIES, loso_fold
+
 
 __all__ = [
     "EMOTION_LABELS",

@@ -45,6 +45,7 @@ import numpy as np
 from ._main_process import main_process_first
 from .iemocap import EMOTION_LABELS, NUM_SESSIONS, SAMPLING_RATE
 
+
 logger = logging.getLogger(__name__)
 
 DEMO_CORPUS_VERSION = 1

@@ -129,6 +129,34 @@ def _to_mgcma_columns(
     return dataset.select_columns([*CORE_COLUMNS, *extras])
 
 
+def _resolve_relative_audio(loaded, audio_column: str, folder: Path):
+    """A save_to_disk dataset's relative audio paths (file paths as text, or an Audio feature holding paths without
+    bytes) made absolute against the dataset's own folder, not the working directory."""
+    def resolve(part: datasets.Dataset) -> datasets.Dataset:
+        if audio_column not in part.column_names:
+            return part  # the column check names it
+        feature = part.features[audio_column]
+        if feature == datasets.Value("string") or feature == datasets.Value("large_string"):
+            values = part.select_columns([audio_column])[audio_column]
+            if not any(v and not os.path.isabs(os.path.expanduser(v)) for v in values):
+                return part
+            fixed = [v if not v or os.path.isabs(os.path.expanduser(v)) else str(folder / v) for v in values]
+            return part.remove_columns([audio_column]).add_column(audio_column, fixed, feature=feature)
+        if isinstance(feature, datasets.Audio):
+            raw = part.select_columns([audio_column]).cast_column(audio_column, datasets.Audio(decode=False))[audio_column]
+            if not any(v and not v.get("bytes") and v.get("path") and not os.path.isabs(v["path"]) for v in raw):
+                return part
+            fixed = [v if not v or v.get("bytes") or not v.get("path") or os.path.isabs(v["path"])
+                     else {"path": str(folder / v["path"]), "bytes": None} for v in raw]  # fmt: skip
+            return part.remove_columns([audio_column]).add_column(
+                audio_column, fixed, feature=datasets.Audio(decode=False)).cast_column(audio_column, feature)
+        return part
+
+    if isinstance(loaded, datasets.DatasetDict):
+        return datasets.DatasetDict({name: resolve(part) for name, part in loaded.items()})
+    return resolve(loaded)
+
+
 def load_dataset_for_mgcma(
     dataset_name: str | os.PathLike,
     config_name: str | None = None,
@@ -175,6 +203,7 @@ def load_dataset_for_mgcma(
         if config_name is not None:
             raise ValueError(f"{name} is a save_to_disk folder, which has no configurations; drop config_name.")
         loaded = datasets.load_from_disk(str(Path(dataset_name).expanduser()))
+        loaded = _resolve_relative_audio(loaded, audio_column, Path(dataset_name).expanduser().resolve())
     elif source == "audiofolder":
         loaded = datasets.load_dataset("audiofolder", data_dir=str(Path(dataset_name).expanduser()),
                                        cache_dir=cache_dir, **load_kwargs)  # fmt: skip

@@ -26,6 +26,7 @@ import datasets
 
 from ._main_process import main_process_first
 
+
 logger = logging.getLogger(__name__)
 
 SAMPLING_RATE = 16_000

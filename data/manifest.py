@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import os
 from collections import Counter
@@ -15,7 +12,18 @@ import datasets
 
 from .iemocap import EMOTION_LABELS, SAMPLING_RATE
 
-MANIFEST_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
+# The strict row reader lives in manifest_rows.py (standard library only), which exported ONNX folders carry too.
+from .manifest_rows import (  # noqa: E402,F401  # noqa: E402,F401
+    MANIFEST_FORMATS,
+    _check_unicode,
+    _lone_surrogate,
+    _read_csv,
+    _read_jsonl,
+    manifest_items,
+    read_manifest_rows,
+)
+
+
 # Fewer rows than this in a class draws a warning: most likely a typo, and too few for train, validation and test.
 FEW_ROWS_PER_CLASS = 5
 
@@ -25,133 +33,6 @@ logger = logging.getLogger(__name__)
 def normalize_label(value) -> str:
     """A label as compared and stored: case and surrounding or repeated whitespace ignored (`" Sad "` -> `"sad"`)."""
     return " ".join(str(value).split()).lower()
-
-
-def read_manifest_rows(path: str | os.PathLike) -> list[tuple[int, dict]]:
-    """`(line number, row)` for every row of a CSV (header on line 1) or JSON Lines manifest; blank lines are skipped.
-
-    Shared by `load_manifest` and `mgcma predict --manifest`. Text is read as UTF-8 with or without a byte-order mark
-    (Excel's "CSV UTF-8"). Every row of the file is returned or it is an error: raises `ValueError` naming the file
-    and line for an unknown format, a missing or duplicated header name, a CSV row with more or fewer fields than the
-    header, an unbalanced quote (a quoted field that runs to the end of the file or swallows later rows), invalid
-    JSON, a line that is not a JSON object, a column whose JSON values mix types (text in one row, a number in
-    another) and text holding a lone UTF-16 surrogate.
-    """
-    path = Path(path)
-    kind = MANIFEST_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise ValueError(f"Unsupported manifest {path}: use one of {sorted(MANIFEST_FORMATS)}")
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise ValueError(f"Manifest {path}, line {line}: not UTF-8 text ({error.reason} at byte {error.start})") from None
-    rows = _read_csv(path, text) if kind == "csv" else _read_jsonl(path, text)
-    for line_number, row in rows:
-        for key, value in row.items():
-            _check_unicode(path, line_number, key, value)
-    return rows
-
-
-def _lone_surrogate(value) -> str | None:
-    if isinstance(value, str):
-        return next((c for c in value if "\ud800" <= c <= "\udfff"), None)
-    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value if isinstance(value, list) else ()
-    return next((found for found in map(_lone_surrogate, items) if found is not None), None)
-
-
-def _check_unicode(path: Path, line_number: int, key, value) -> None:
-    bad = _lone_surrogate(key) or _lone_surrogate(value)
-    if bad is not None:
-        raise ValueError(
-            f"Manifest {path}, line {line_number}, field {key!r}: lone surrogate U+{ord(bad):04X} (half of a UTF-16 "
-            "pair, not text); fix the \\u escape in the file"
-        )
-
-
-def _read_csv(path: Path, text: str) -> list[tuple[int, dict]]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader, None)
-    except csv.Error as error:
-        raise ValueError(f"Manifest {path}, line 1: cannot read the header ({error})") from None
-    if header is None:
-        raise ValueError(f"Manifest {path} is empty (no header row)")
-    header = [name.strip() for name in header]
-    unnamed = [index + 1 for index, name in enumerate(header) if not name]
-    if unnamed:
-        raise ValueError(f"Manifest {path}, line 1: header column(s) {unnamed} have no name; the header is {header}")
-    duplicated = sorted({name for name in header if header.count(name) > 1})
-    if duplicated:
-        raise ValueError(f"Manifest {path}, line 1: header names {duplicated} more than once; each column needs its own")
-    rows = []
-    while True:
-        start = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as error:
-            if "unexpected end of data" in str(error):
-                raise ValueError(
-                    f"Manifest {path}, line {start}: a quoted field opened on this line is never closed (it runs to "
-                    "the end of the file and would swallow every later row); check for an unbalanced '\"'"
-                ) from None
-            raise ValueError(f"Manifest {path}, line {reader.line_num}: not valid CSV ({error})") from None
-        end = reader.line_num
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue  # a blank line
-        span = f" (this row runs over lines {start}-{end}: an unbalanced '\"'?)" if end > start else ""
-        if len(fields) != len(header):
-            problem = (
-                f"missing {header[len(fields):]}" if len(fields) < len(header)
-                else f"extra value(s) {fields[len(header):]}; quote fields that contain a comma"
-            )
-            raise ValueError(
-                f"Manifest {path}, line {start}: {len(fields)} field(s) where the header has {len(header)} "
-                f"({', '.join(header)}): {problem}{span}"
-            )
-        if end > start:
-            # A quoted field may hold line breaks, but not whole rows: that is a stray quote eating the rows after it.
-            for name, value in zip(header, fields):
-                swallowed = [line for line in value.splitlines()[1:] if line.count(",") >= len(header) - 1]
-                if swallowed:
-                    raise ValueError(
-                        f"Manifest {path}, line {start}: field {name!r} runs over lines {start}-{end} and holds what "
-                        f"look like rows ({swallowed[0]!r}); check for an unbalanced '\"' on line {start}"
-                    )
-        rows.append((start, dict(zip(header, fields))))
-    return rows
-
-
-_JSON_TYPES = {str: "text", int: "a number", float: "a number", bool: "true/false", list: "a list", dict: "an object"}
-
-
-def _read_jsonl(path: Path, text: str) -> list[tuple[int, dict]]:
-    rows = []
-    first_of_type: dict[str, tuple[str, int, object]] = {}
-    for line_number, line in enumerate(io.StringIO(text, newline=None), start=1):  # \n, \r\n or \r; not U+2028
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{line_number}: not valid JSON ({error})") from error
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{line_number}: expected a JSON object per line, got {type(row).__name__}")
-        for key, value in row.items():
-            if value is None:
-                continue
-            kind = _JSON_TYPES[type(value)]
-            seen = first_of_type.setdefault(key, (kind, line_number, value))
-            if seen[0] != kind:
-                raise ValueError(
-                    f"Manifest {path}, line {line_number}: column {key!r} is {kind} ({value!r}) but {seen[0]} "
-                    f"({seen[2]!r}) on line {seen[1]}; give every row the same type (e.g. quote numbers as text)"
-                )
-        rows.append((line_number, row))
-    return rows
 
 
 def load_manifest(

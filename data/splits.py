@@ -4,10 +4,12 @@ validation set drawn from the training groups only; without groups, one stratifi
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Iterable
 
-import numpy as np
 import datasets
+import numpy as np
+
 
 VALIDATION_STRATEGIES = ("stratified", "speaker", "none")
 # Without a group column: the share of the data that is the test split.
@@ -16,24 +18,26 @@ NO_GROUP_TEST_FRACTION = 0.1
 
 def loso_fold(
     dataset: datasets.Dataset,
-    test_session: Hashable,
+    test_group: Hashable = None,
     validation: str = "stratified",
     validation_fraction: float = 0.1,
     seed: int = 0,
     *,
     validation_speaker: str | None = None,
-    session_column: str = "session",
+    group_column: str = "session",
     label_column: str = "label",
     speaker_column: str = "speaker",
+    test_session: Hashable = None,
+    session_column: str | None = None,
 ) -> datasets.DatasetDict:
     """One fold of leave-one-group-out cross-validation (on IEMOCAP: the paper's 5-fold leave-one-session-out).
 
-    ``test`` is every utterance of `test_session`; ``train`` and ``validation`` split the other
+    ``test`` is every utterance of `test_group`; ``train`` and ``validation`` split the other
     groups, so no test-group utterance is ever used for training or model selection.
 
     Args:
         dataset: rows with a group column (e.g. the sessions of :func:`load_iemocap`).
-        test_session: the held-out group: a value of `session_column` (a session number, or any hashable value
+        test_group: the held-out group: a value of `group_column` (a session number, or any hashable value
             such as a manifest's speaker or recording-site name).
         validation: how the validation set is drawn from the training sessions:
             ``"stratified"`` (default): `validation_fraction` of each class's training-session
@@ -44,24 +48,35 @@ def loso_fold(
             ``"none"``: no validation split; the result has ``train`` and ``test`` only.
         validation_fraction: the fraction held out per class for ``"stratified"``.
         seed: makes the validation draw reproducible.
+        group_column: the column whose values are the groups (IEMOCAP: ``"session"``).
+        test_session, session_column: the former names of `test_group` and `group_column`, still read (with a
+            `FutureWarning`).
 
     Returns:
         `datasets.DatasetDict` with ``train``, ``validation`` (unless ``"none"``) and ``test``.
     """
+    test_group = _renamed("test_session", test_session, "test_group", test_group, None)
+    group_column = _renamed("session_column", session_column, "group_column", group_column, "session")
+    if test_group is None:
+        raise TypeError("loso_fold() needs the held-out group: loso_fold(dataset, test_group=...).")
     if validation not in VALIDATION_STRATEGIES:
         raise ValueError(f"validation must be one of {VALIDATION_STRATEGIES}, got {validation!r}")
-    missing = [c for c in (session_column,) if c not in dataset.column_names]
+    missing = [c for c in (group_column,) if c not in dataset.column_names]
     if missing:
         raise ValueError(f"Dataset has no column {missing[0]!r}; columns: {dataset.column_names}")
     # read only the small columns (never decodes audio)
-    sessions = dataset.select_columns([session_column])[session_column]
-    available = sorted_groups(sessions)
-    if isinstance(test_session, bool) or not isinstance(test_session, Hashable) or test_session not in available:
-        raise ValueError(f"test_session must be one of the sessions in the dataset {available}, got {test_session!r}")
+    groups = dataset.select_columns([group_column])[group_column]
+    available = sorted_groups(groups)
+    if isinstance(test_group, bool) or not isinstance(test_group, Hashable) or test_group not in available:
+        raise ValueError(
+            f"test_group must be one of the groups of column {group_column!r} in the dataset {available}, got "
+            f"{test_group!r}"
+        )
     if len(available) < 2:
-        raise ValueError(f"Leave-one-session-out needs at least 2 sessions, the dataset has {available}")
+        raise ValueError(f"Leave-one-group-out needs at least 2 groups in column {group_column!r}, the dataset has "
+                         f"{available}")  # fmt: skip
 
-    in_test = np.fromiter((value == test_session for value in sessions), dtype=bool, count=len(sessions))
+    in_test = np.fromiter((value == test_group for value in groups), dtype=bool, count=len(groups))
     test_indices = np.flatnonzero(in_test)
     train_pool = np.flatnonzero(~in_test)
     rng = np.random.default_rng(seed)
@@ -104,6 +119,16 @@ def loso_fold(
     )
 
 
+def _renamed(old_name: str, old_value, new_name: str, new_value, default):
+    """`new_value`, or the value passed under the former name `old_name` (with a FutureWarning); both is an error."""
+    if old_value is None:
+        return new_value
+    if new_value is not None and new_value != default:
+        raise TypeError(f"pass {new_name} (the current name) or {old_name} (its former name), not both.")
+    warnings.warn(f"loso_fold(..., {old_name}=) is now called {new_name}=.", FutureWarning, stacklevel=3)
+    return old_value
+
+
 def sorted_groups(values: Iterable) -> list:
     """The distinct group values, numbers before text, each in its own order."""
     return sorted(set(values), key=lambda value: (not isinstance(value, (int, float)), value))
@@ -116,13 +141,21 @@ def held_out_groups(
     all_groups: bool = False,
     test_group: Hashable | None = None,
     by_position: bool = False,
+    required: bool = False,
 ) -> list:
     """The held-out groups of a run: every group (`all_groups`), `test_group`, or by default the last group in sorted
     order. With `by_position`, `test_group` is a 1-based position in that order (for groups named by text).
 
-    A dataset without `group_column` has no groups: the result is ``[None]``, one stratified split (see `make_fold`).
-    Raises ValueError for rows without a group value and for a `test_group` the data do not have."""
+    A dataset without `group_column` has no groups: the result is ``[None]``, one stratified split (see `make_fold`),
+    unless the folds were asked for (`required`: --cross_validate, --test_group or an explicit --group_column), when
+    it is an error listing the columns that exist. Raises ValueError for rows without a group value and for a
+    `test_group` the data do not have."""
     if group_column not in dataset.column_names:
+        if required:
+            raise ValueError(
+                f"--group_column {group_column!r} is not a column of the data, so there are no folds to hold out "
+                f"(--cross_validate / --test_group need one); its columns are {dataset.column_names}."
+            )
         return [None]
     values = dataset.select_columns([group_column])[group_column]  # never decodes audio
     empty = [index for index, value in enumerate(values) if value is None or str(value).strip() == ""]
@@ -139,12 +172,12 @@ def held_out_groups(
     if by_position:
         if not 1 <= test_group <= len(groups):
             raise ValueError(
-                f"--test_session must pick one of the {len(groups)} groups of column {group_column!r} (1-{len(groups)}, "
+                f"--test_group must pick one of the {len(groups)} groups of column {group_column!r} (1-{len(groups)}, "
                 f"in sorted order {groups}), got {test_group}."
             )
         return [groups[test_group - 1]]
     if test_group not in groups:
-        raise ValueError(f"--test_session {test_group} is not among the dataset's sessions {groups}.")
+        raise ValueError(f"--test_group {test_group} is not among the dataset's groups ({group_column!r}) {groups}.")
     return [test_group]
 
 
@@ -167,7 +200,9 @@ def stratified_split(
         raise ValueError(
             f"{len(dataset)} rows are too few for the stratified train / validation / test split used without a "
             f"group column{column}: every split needs each of the {len(names)} classes (rows per class: "
-            f"{dict(zip(names, counts.tolist()))}). Add rows, or a group column to leave out. ({error})"
+            f"{dict(zip(names, counts.tolist()))}; the validation split is --validation_fraction "
+            f"{validation_fraction:g} of them). Add rows, raise --validation_fraction, or add a group column to leave "
+            f"out. ({error})"
         ) from None
     return datasets.DatasetDict({"train": second["train"], "validation": second["test"], "test": first["test"]})
 
@@ -189,7 +224,7 @@ def make_fold(
     else:
         splits = loso_fold(
             dataset, test_group, validation=validation, validation_fraction=validation_fraction, seed=seed,
-            session_column=group_column,
+            group_column=group_column,
         )  # fmt: skip
     for name, limit in (max_samples or {}).items():
         if limit is not None and len(splits[name]) > limit:
@@ -222,5 +257,5 @@ def check_classes(dataset: datasets.Dataset, folds: Iterable[tuple], *, hint: st
                     "their recall, and so UA, would be undefined")  # fmt: skip
                 raise ValueError(
                     f"In {where}, the {split} set ({len(splits[split])} rows) has no utterance of class(es) "
-                    f"{absent}: {consequence}. Choose other groups or --test_session, or add data."
+                    f"{absent}: {consequence}. Choose other groups or --test_group, or add data."
                 )

@@ -64,38 +64,15 @@ class CommandError(Exception):
 
 
 def _read_manifest(path: str, audio_column: str, text_column: str, id_column: str, transcribe: bool = False) -> list[dict]:
-    """-> [{"id", "audio", "text"}], audio paths resolved against the manifest's folder. With `transcribe` (an ASR
-    model was given), a missing or empty text becomes None: the pipeline transcribes that clip."""
-    from .data import read_manifest_rows
+    """-> [{"id", "audio", "text"}], audio paths resolved against the manifest's folder (see
+    `modeling_mgcma.data.manifest_rows.manifest_items`, which an exported folder's predict.py uses too). With
+    `transcribe` (an ASR model was given), a missing or empty text becomes None: the pipeline transcribes that clip."""
+    from .data.manifest_rows import manifest_items
 
-    if not os.path.isfile(path):
-        raise CommandError(f"manifest not found: {path}")
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        rows = read_manifest_rows(path)
+        return manifest_items(path, audio_column, text_column, id_column, transcribe=transcribe)
     except ValueError as error:
         raise CommandError(str(error)) from None
-    if not rows:
-        raise CommandError(f"manifest {path} lists no utterances")
-    items = []
-    for number, row in rows:
-        if transcribe and not (isinstance(row.get(text_column), str) and row[text_column].strip()):
-            row = {**row, text_column: None}
-        for column in (audio_column,) if row.get(text_column) is None and transcribe else (audio_column, text_column):
-            value = row.get(column)
-            if not isinstance(value, str) or (column == audio_column and not value.strip()):
-                present = sorted(k for k in row if k is not None)
-                raise CommandError(
-                    f"{path}, line {number}: column {column!r} is missing or not text (columns: {present}); "
-                    "choose columns with --audio_column / --text_column"
-                )
-        audio = os.path.expanduser(row[audio_column].strip())
-        if not os.path.isabs(audio):
-            audio = os.path.join(folder, audio)
-        identifier = row.get(id_column)
-        identifier = os.path.basename(audio) if identifier in (None, "") else identifier
-        items.append({"id": identifier, "audio": audio, "text": row[text_column]})
-    return items
 
 
 def _check_device(device: str) -> None:
@@ -155,11 +132,11 @@ def _checked_model_location(model: str) -> str:
 def _load_pipeline(args):
     # The command line runs this package's own code: the classes are registered on import, so a model folder or repo
     # loads without executing code from it (no trust_remote_code).
+    from transformers.utils import logging as hf_logging
+
     from .modeling_mgcma import MGCMAForEmotionClassification
     from .pipeline_mgcma import MultimodalEmotionRecognitionPipeline
     from .processing_mgcma import MGCMAProcessor
-
-    from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # stdout carries the JSON lines; keep stderr for errors
     local = _checked_model_location(args.model)

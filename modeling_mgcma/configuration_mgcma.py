@@ -45,7 +45,15 @@ SIGMA_ACTIVATIONS = ("exp", "softplus")
 DAM_OUTPUTS = ("mu", "sample", "input")
 CLASSIFIER_FEATURES = ("concat", "speech", "text", "concat_projected")
 # Keys of older config.json files that are training arguments now (`MGCMATrainingArguments`): read and ignored.
-TRAINING_SETTINGS = ("freeze_feature_encoder", "freeze_speech_encoder", "freeze_text_encoder", "gather_distributed_negatives")
+TRAINING_SETTINGS = (
+    "freeze_feature_encoder",
+    "freeze_speech_encoder",
+    "freeze_text_encoder",
+    "gather_distributed_negatives",
+    "alignment_loss_warmup",
+    "alignment_gradient_balance",
+    "alignment_gradient_projection",
+)
 
 
 def _check_choice(name, value, allowed):
@@ -66,6 +74,12 @@ class MGCMAConfig(PreTrainedConfig):
     instance-based (IAM) — and an emotion classifier. The defaults reproduce the paper: wav2vec 2.0 Base + BERT base
     (uncased) sized encoders, D = 768, 12 heads, 6 token-alignment blocks, tau = 0.07, loss weights 1:1:1, modules
     in the order DAM -> TAM -> IAM, 4 classes (angry, happy, sad, neutral).
+
+    The config describes the model and its loss as the paper defines it (the weighted sum of L_CE, L_DA and L_IA). How
+    training treats those losses and the encoders is set by the training arguments
+    (`modeling_mgcma.training.trainer.MGCMATrainingArguments`): encoder freezing, `gather_distributed_negatives`,
+    `alignment_gradient_balance`, `alignment_gradient_projection` and `alignment_loss_warmup`. A config.json that
+    still carries one of these loads with a warning, without it.
 
     Args:
         speech_config (`dict` or `PreTrainedConfig`, *optional*):
@@ -117,24 +131,6 @@ class MGCMAConfig(PreTrainedConfig):
             dimensions, so with a fixed p the logits of L_DA and their gradients grow with D), or `"mean"`, W / D,
             whose range does not depend on the width (p then multiplies a per-dimension distance: p = 768 / 200
             reproduces `"sum"` with p = 1/200 at D = 768).
-        alignment_loss_warmup (`float`, *optional*, defaults to 0.0):
-            Fraction of the training steps over which the weights of L_DA and L_IA ramp linearly from 0 up to
-            `distribution_loss_weight` / `instance_loss_weight` (0: full weight from the first step). Applied by the
-            `AlignmentLossWarmup` trainer callback (`modeling_mgcma.training.loss_schedule`), which `MGCMATrainer` adds when
-            this is > 0; a plain forward pass always uses the full weights.
-        alignment_gradient_balance (`float`, *optional*, defaults to 0.0):
-            Gradient balancing across losses (0: off, the paper's plain weighted sum). When r > 0, each training
-            forward pass scales the alignment losses (w_da L_DA + w_ia L_IA) by a detached factor
-            c = min(1, r * |grad L_CE| / |grad alignment|), the gradient norms taken on the backbone's parameters,
-            so the alignment losses never pull on the shared encoders harder than r times the classifier's loss.
-            Costs two extra backward passes per step. Training from scratch, their gradients start 10-100x larger
-            than L_CE's and the classes are learned far more slowly (see benchmarks/README.md, "Learning").
-        alignment_gradient_projection (`bool`, *optional*, defaults to `False`):
-            In training, remove from the alignment losses' gradient on the backbone the component that points against
-            the classification loss's gradient, when it does (gradient projection as in PCGrad, applied to the
-            alignment losses only); the rest of their gradient is kept, and then capped by
-            `alignment_gradient_balance` when that is > 0. Costs the same two extra backward passes as the balance
-            (shared with it).
         distribution_loss_weight (`float`, *optional*, defaults to 1.0):
             Weight of L_DA in the total loss.
         instance_loss_weight (`float`, *optional*, defaults to 1.0):
@@ -209,9 +205,6 @@ class MGCMAConfig(PreTrainedConfig):
     similarity_shift: float = 4.0
     learnable_similarity: bool = False
     distribution_distance: str = "sum"
-    alignment_loss_warmup: float = 0.0
-    alignment_gradient_balance: float = 0.0
-    alignment_gradient_projection: bool = False
     distribution_loss_weight: float = 1.0
     instance_loss_weight: float = 1.0
     classification_loss_weight: float = 1.0
@@ -235,8 +228,9 @@ class MGCMAConfig(PreTrainedConfig):
         if ignored:
             logger.warning(
                 f"MGCMAConfig: ignoring {ignored}: {', '.join(f'`{name}`' for name in ignored)} "
-                f"{'is a training setting' if len(ignored) == 1 else 'are training settings'} "
-                "(`modeling_mgcma.training.trainer.MGCMATrainingArguments`), not part of the model."
+                f"{'is a training argument' if len(ignored) == 1 else 'are training arguments'} now "
+                "(`modeling_mgcma.training.trainer.MGCMATrainingArguments`, run_mgcma.py "
+                f"{' '.join(f'--{name}' for name in ignored)}), not part of the model."
             )
         if self.id2label is None and "num_labels" not in kwargs:
             self.id2label = dict(enumerate(DEFAULT_EMOTION_LABELS))
@@ -247,6 +241,10 @@ class MGCMAConfig(PreTrainedConfig):
         self._validate_mgcma()
 
     def _validate_mgcma(self):
+        for name in BOOLEAN_FIELDS:  # a "false" string or a 0 from a hand-edited file would be taken as a choice
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"`{name}` must be true or false, got {value!r}.")
         for name in ("hidden_size", "num_attention_heads", "num_alignment_layers", "intermediate_size"):
             value = getattr(self, name)
             minimum = 0 if name == "num_alignment_layers" else 1
@@ -274,15 +272,6 @@ class MGCMAConfig(PreTrainedConfig):
                 f"got {order!r}."
             )
         _check_choice("distribution_distance", self.distribution_distance, DISTRIBUTION_DISTANCES)
-        _check_positive("alignment_gradient_balance", self.alignment_gradient_balance, allow_zero=True)
-        if not isinstance(self.alignment_gradient_projection, bool):
-            raise ValueError(
-                f"`alignment_gradient_projection` must be true or false, got {self.alignment_gradient_projection!r}."
-            )
-        if not isinstance(self.alignment_loss_warmup, (int, float)) or not 0.0 <= self.alignment_loss_warmup <= 1.0:
-            raise ValueError(
-                f"`alignment_loss_warmup` must be a fraction of the training steps in [0, 1], got {self.alignment_loss_warmup!r}."
-            )
         _check_choice("distribution_pooling", self.distribution_pooling, DISTRIBUTION_POOLING_MODES)
         _check_choice("sigma_activation", self.sigma_activation, SIGMA_ACTIVATIONS)
         _check_choice("dam_output", self.dam_output, DAM_OUTPUTS)
@@ -322,6 +311,10 @@ class MGCMAConfig(PreTrainedConfig):
         return self.classifier_features == "concat_projected" and (
             self.use_distribution_alignment or self.use_token_alignment
         )
+
+
+# MGCMA's own true/false settings, each checked to be a bool (the annotations of the fields declared above).
+BOOLEAN_FIELDS = tuple(name for name, kind in MGCMAConfig.__annotations__.items() if kind is bool)
 
 
 __all__ = ["MGCMAConfig", "DEFAULT_EMOTION_LABELS", "ALIGNMENT_MODULES", "PAPER_MODULE_ORDER", "PAPER_ABLATIONS"]

@@ -175,6 +175,25 @@ def _quietest_point(audio: np.ndarray, low: int, high: int, frame: int) -> int:
     return low + quietest * frame + frame // 2
 
 
+# A timed transcript's segment may start this many seconds after the audio ends (rounding of the times) at most.
+SEGMENT_START_TOLERANCE_SECONDS = 0.5
+
+
+def check_segments_in_audio(segments: list[dict] | None, duration: float) -> None:
+    """Refuse a timed transcript whose segments start after the audio's end (`duration` seconds) by more than
+    `SEGMENT_START_TOLERANCE_SECONDS`: their text would be reported but never classified (times given in
+    milliseconds instead of seconds, or the transcript of another recording)."""
+    if not segments:
+        return
+    late = [(index, s) for index, s in enumerate(segments) if s["start"] > duration + SEGMENT_START_TOLERANCE_SECONDS]
+    if late:
+        index, segment = late[0]
+        raise ValueError(
+            f"text segment #{index} starts at {segment['start']:g} s, after the audio's end ({duration:.3f} s); "
+            f"{len(late)} of {len(segments)} segment(s) do. Segment times are seconds (milliseconds given?)."
+        )
+
+
 def window_text(segments: list[dict] | None, transcript: str | None, start: float, end: float) -> str:
     """The text of the window `[start, end)` seconds: the segments that overlap it, joined with spaces, or the whole
     `transcript` when no segments were given."""
@@ -198,8 +217,9 @@ def recording_result(
     Several: `labels` and `uncertainty` are duration-weighted means over the windows, and `segments` lists each
     window's `start`, `end` (seconds), `labels` and `transcript`; `segment_transcripts` says whether each window had
     its own text (`"per-window"`, from timed segments) or the whole recording's (`"whole-recording"`)."""
-    if segments is not None:
-        transcript = window_text(segments, None, 0.0, float("inf"))
+    if segments is not None:  # the segments the windows used, not every segment given
+        first, last = min(b[0] for b in bounds) / sampling_rate, max(b[1] for b in bounds) / sampling_rate
+        transcript = window_text(segments, None, first, last)
     if len(bounds) == 1:
         return {"labels": ranked_labels(probabilities[0], id2label, top_k), "uncertainty": uncertainties[0],
                 "transcript": transcript}
@@ -243,6 +263,8 @@ def segments_from_asr(result, duration: float) -> list[dict] | None:
 __all__ = [
     "recording_result",
     "segments_from_asr",
+    "check_segments_in_audio",
+    "SEGMENT_START_TOLERANCE_SECONDS",
     "DEFAULT_OVERLAP_SECONDS",
     "DEFAULT_SEARCH_SECONDS",
     "INPUT_HELP",

@@ -24,12 +24,11 @@ Choices where the paper is silent (each is a config option where a user could wa
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
@@ -191,87 +190,6 @@ def gather_with_grad(*tensors: torch.Tensor, sizes: list[int] | None = None, gro
     gathered = _gather_rows(torch.cat([t.reshape(rows, -1).to(dtype) for t in tensors], dim=1), sizes, group)
     parts = torch.split(gathered, [math.prod(t.shape[1:]) for t in tensors], dim=1)
     return tuple(part.reshape(-1, *t.shape[1:]).to(t.dtype) for part, t in zip(parts, tensors))
-
-
-def alignment_gradient_factor(
-    classification_loss: torch.Tensor, alignment_loss: torch.Tensor, shared: list[torch.Tensor], ratio: float
-) -> torch.Tensor:
-    """Factor c in (0, 1] that caps the alignment losses' gradient on the shared parameters at `ratio` times the
-    classification loss's: c = min(1, ratio * ||d L_CE / d theta|| / ||d L_align / d theta||), theta = `shared`.
-
-    Gradient balancing across losses (an option, `MGCMAConfig.alignment_gradient_balance`): from scratch the
-    contrastive losses' gradients on the encoders start one to two orders of magnitude larger than L_CE's (and grow
-    with the width), so under Adam the shared parameters follow them and the classifier's signal is lost. c is a
-    detached constant: the step's gradient is grad L_CE + c * grad L_align (the loss value reported stays the plain
-    weighted sum). Costs two extra backward passes, which
-    keep the graph for the step's own backward.
-    """
-    norms = []
-    for term in (classification_loss, alignment_loss):
-        grads = torch.autograd.grad(term, shared, retain_graph=True, allow_unused=True)
-        squares = [g.float().pow(2).sum() for g in grads if g is not None]
-        norms.append(torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=term.device))
-    ce_norm, alignment_norm = norms
-    if alignment_norm == 0:
-        return torch.ones((), device=alignment_loss.device)
-    return (ratio * ce_norm / alignment_norm).clamp(max=1.0).detach()
-
-
-def balanced_alignment_loss(
-    classification_loss: torch.Tensor,
-    alignment_loss: torch.Tensor,
-    shared: list[torch.Tensor],
-    ratio: float,
-    project: bool,
-) -> torch.Tensor:
-    """The alignment loss to add to the classification loss, with its gradient on `shared` reshaped.
-
-    Its value is `alignment_loss`'s; its gradient is c * g_align', where g_CE and g_align are the two losses' gradients
-    on the shared parameters theta:
-    - `project` (`MGCMAConfig.alignment_gradient_projection`): where g_align points against g_CE (<g_align, g_CE> < 0),
-      g_align' = g_align - <g_align, g_CE> / |g_CE|^2 * g_CE, the part of g_align orthogonal to g_CE (gradient
-      projection as in PCGrad, Yu et al. 2020, applied to the auxiliary losses only); otherwise g_align' = g_align.
-      The alignment losses then never undo, to first order, what the step does for L_CE, and keep training in every
-      direction that does not.
-    - `ratio` > 0 (`MGCMAConfig.alignment_gradient_balance`): c = min(1, ratio * |g_CE| / |g_align'|); else c = 1.
-    Both are detached constants of the step. The parameters outside `shared` (none today: the classifier does not
-    receive the alignment losses) get c * their gradient of `alignment_loss`. Costs two extra backward passes, which
-    keep the graph for the step's own backward.
-    """
-    if not project:  # the balance alone (or nothing): a factor on the whole gradient
-        if ratio <= 0:
-            return alignment_loss
-        factor = alignment_gradient_factor(classification_loss, alignment_loss, shared, ratio)
-        # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
-        return factor * alignment_loss + ((1 - factor) * alignment_loss).detach()
-    ce_grads = torch.autograd.grad(classification_loss, shared, retain_graph=True, allow_unused=True)
-    alignment_grads = torch.autograd.grad(alignment_loss, shared, retain_graph=True, allow_unused=True)
-    zero = torch.zeros((), device=alignment_loss.device)
-    ce_sq = sum((g.float().pow(2).sum() for g in ce_grads if g is not None), zero)
-    alignment_sq = sum((g.float().pow(2).sum() for g in alignment_grads if g is not None), zero)
-    dot = sum(
-        ((a.float() * b.float()).sum() for a, b in zip(ce_grads, alignment_grads) if a is not None and b is not None),
-        zero,
-    )
-    coefficient = zero  # g_align' = g_align + coefficient * g_CE
-    if dot < 0 and ce_sq > 0:
-        coefficient = -dot / ce_sq
-        alignment_sq = (alignment_sq - dot * dot / ce_sq).clamp_min(0)
-    factor = torch.ones((), device=alignment_loss.device)
-    if ratio > 0 and alignment_sq > 0:
-        factor = (ratio * ce_sq.sqrt() / alignment_sq.sqrt()).clamp(max=1.0)
-    factor, coefficient = factor.detach(), coefficient.detach()
-    # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
-    term = factor * alignment_loss + ((1 - factor) * alignment_loss).detach()
-    if coefficient > 0:  # + factor * coefficient * g_CE on theta, through a term linear in theta whose value is 0
-        pull = [
-            ((factor * coefficient).to(g.dtype) * g.detach() * p).sum()
-            for p, g in zip(shared, ce_grads)
-            if g is not None
-        ]
-        correction = torch.stack([value.float() for value in pull]).sum()
-        term = term + correction - correction.detach()
-    return term
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -754,6 +672,27 @@ def _checked_features(modality: str, features: torch.Tensor, mask: torch.Tensor 
     return features, mask.bool()
 
 
+@dataclass
+class _AlignmentStages:
+    """What the alignment pipeline of one forward pass produced: the features after the last stage, the losses, the
+    utterance Gaussians, and every stage's hidden states and attention maps (in pipeline order)."""
+
+    speech: torch.Tensor
+    text: torch.Tensor
+    speech_states: list = field(default_factory=list)
+    text_states: list = field(default_factory=list)
+    speech_attentions: list = field(default_factory=list)
+    text_attentions: list = field(default_factory=list)
+    speech_cross: list = field(default_factory=list)
+    text_cross: list = field(default_factory=list)
+    loss_da: torch.Tensor | None = None
+    loss_ia: torch.Tensor | None = None
+    speech_mu: torch.Tensor | None = None
+    speech_sigma: torch.Tensor | None = None
+    text_mu: torch.Tensor | None = None
+    text_sigma: torch.Tensor | None = None
+
+
 class MGCMAModel(MGCMAPreTrainedModel):
     """The MGCMA backbone: encoders, projections and the alignment pipeline (DAM, TAM, IAM in `module_order`).
 
@@ -798,9 +737,6 @@ class MGCMAModel(MGCMAPreTrainedModel):
                 encoder.config._attn_implementation_internal = encoder._check_and_adjust_attn_implementation(
                     None, is_init_check=True
                 )
-        # Factor on the alignment losses' weights, set each step by `AlignmentLossWarmup` when
-        # `config.alignment_loss_warmup` > 0 (a training-time schedule, not saved with the model).
-        self.alignment_loss_scale = 1.0
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -954,47 +890,24 @@ class MGCMAModel(MGCMAPreTrainedModel):
         Without `speech_attention_mask` (or `speech_features_mask`) every frame is taken as real and the attentions run
         without a mask, which lets SDPA pick its fastest kernel; likewise for text.
         """
-        if kwargs:
-            raise ValueError(
-                f"unexpected inputs {sorted(kwargs)}; MGCMA takes input_values, speech_attention_mask, input_ids, "
-                "text_attention_mask, token_type_ids (or speech_features/text_features with their masks), return_loss, "
-                "output_attentions, output_hidden_states, return_dict."
-            )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         encoder_kwargs = {"output_attentions": output_attentions, "output_hidden_states": output_hidden_states}
-        given = {
-            name: value.shape[0]
-            for name, value in (
-                ("input_values", input_values),
-                ("speech_attention_mask", speech_attention_mask),
-                ("speech_features", speech_features),
-                ("input_ids", input_ids),
-                ("text_attention_mask", text_attention_mask),
-                ("token_type_ids", token_type_ids),
-                ("text_features", text_features),
-            )
-            if value is not None and value.dim() > 0
-        }
-        sizes = list(given.values())
-        if any(size != sizes[0] for size in sizes[1:]):  # no set(): symbolic sizes under torch.export are unhashable
-            raise ValueError(f"batch sizes differ between inputs: {given}.")
+        self._check_inputs(
+            kwargs, input_values=input_values, speech_attention_mask=speech_attention_mask,
+            speech_features=speech_features, input_ids=input_ids, text_attention_mask=text_attention_mask,
+            token_type_ids=token_type_ids, text_features=text_features,
+        )  # fmt: skip
         speech, speech_mask, speech_encoder_outputs = self._speech_inputs(
             input_values, speech_attention_mask, speech_features, speech_features_mask, encoder_kwargs
         )
         text, text_mask, text_encoder_outputs = self._text_inputs(
             input_ids, text_attention_mask, token_type_ids, text_features, text_features_mask, encoder_kwargs
         )
-        if speech.shape[0] != text.shape[0]:
-            raise ValueError(f"batch sizes differ: {speech.shape[0]} speech inputs but {text.shape[0]} text inputs.")
-        if not _is_tracing():  # value checks: host syncs, and graph breaks under torch.compile / export
-            for name, mask in (("speech frame", speech_mask), ("text token", text_mask)):
-                empty = (~mask.any(-1)).nonzero().flatten().tolist()
-                if empty:
-                    raise ValueError(f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros).")
+        self._check_encoded(speech, speech_mask, text, text_mask)
 
         speech, text = self.speech_projection(speech), self.text_projection(text)
         projected = {}
@@ -1007,87 +920,133 @@ class MGCMAModel(MGCMAPreTrainedModel):
         text_padded = text_attention_mask is not None or text_features_mask is not None
         speech_bias = attention_bias(speech_mask if speech_padded else None, speech.dtype)
         text_bias = attention_bias(text_mask if text_padded else None, text.dtype)
-        speech_states, text_states = [speech], [text]
-        speech_attentions, text_attentions, speech_cross, text_cross = [], [], [], []
-        loss_da = loss_ia = None
-        speech_mu = speech_sigma = text_mu = text_sigma = None
+        stages = self._alignment_stages(
+            speech, speech_mask, speech_bias, text, text_mask, text_bias, bool(return_loss), output_attentions
+        )
+        output = self._model_output(
+            stages, speech_mask, text_mask, projected, speech_encoder_outputs, text_encoder_outputs,
+            output_attentions, output_hidden_states,
+        )  # fmt: skip
+        return output if return_dict else output.to_tuple()
+
+    def _check_inputs(self, unexpected: dict, **inputs):
+        """Refuse unknown inputs, and inputs whose batch sizes differ."""
+        if unexpected:
+            raise ValueError(
+                f"unexpected inputs {sorted(unexpected)}; MGCMA takes input_values, speech_attention_mask, input_ids, "
+                "text_attention_mask, token_type_ids (or speech_features/text_features with their masks), return_loss, "
+                "output_attentions, output_hidden_states, return_dict."
+            )
+        given = {name: value.shape[0] for name, value in inputs.items() if value is not None and value.dim() > 0}
+        sizes = list(given.values())
+        if any(size != sizes[0] for size in sizes[1:]):  # no set(): symbolic sizes under torch.export are unhashable
+            raise ValueError(f"batch sizes differ between inputs: {given}.")
+
+    @staticmethod
+    def _check_encoded(speech, speech_mask, text, text_mask):
+        """Refuse encoder outputs of different batch sizes, and utterances without one real frame or token."""
+        if speech.shape[0] != text.shape[0]:
+            raise ValueError(f"batch sizes differ: {speech.shape[0]} speech inputs but {text.shape[0]} text inputs.")
+        if not _is_tracing():  # value checks: host syncs, and graph breaks under torch.compile / export
+            for name, mask in (("speech frame", speech_mask), ("text token", text_mask)):
+                empty = (~mask.any(-1)).nonzero().flatten().tolist()
+                if empty:
+                    raise ValueError(
+                        f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros)."
+                    )
+
+    def _alignment_stages(
+        self, speech, speech_mask, speech_bias, text, text_mask, text_bias, return_loss, output_attentions
+    ) -> _AlignmentStages:
+        """Run the enabled alignment modules in `module_order` over the projected (speech, text) features."""
+        stages = _AlignmentStages(speech=speech, text=text, speech_states=[speech], text_states=[text])
         gather_sizes: list[int] = []  # per-process batch sizes, exchanged once per forward pass when gathering
         for stage in self.config.enabled_modules:
             if stage == "dam":
                 speech_dist, text_dist = self.distribution_alignment(
                     speech, speech_mask, speech_bias, text, text_mask, text_bias, output_attentions
                 )
-                speech_attentions.append(speech_dist[4])
-                text_attentions.append(text_dist[4])
-                speech_mu, speech_sigma = speech_dist[2], speech_dist[3]
-                text_mu, text_sigma = text_dist[2], text_dist[3]
+                stages.speech_attentions.append(speech_dist[4])
+                stages.text_attentions.append(text_dist[4])
+                stages.speech_mu, stages.speech_sigma = speech_dist[2], speech_dist[3]
+                stages.text_mu, stages.text_sigma = text_dist[2], text_dist[3]
                 if return_loss:
                     scale, shift = self.similarity_parameters()
-                    loss_da = distribution_contrastive_loss(
-                        *self._gather(speech_mu, speech_sigma, text_mu, text_sigma, sizes=gather_sizes),
+                    stages.loss_da = distribution_contrastive_loss(
+                        *self._gather(stages.speech_mu, stages.speech_sigma, stages.text_mu, stages.text_sigma,
+                                      sizes=gather_sizes),
                         scale=scale,
                         shift=shift,
                         temperature=self.config.temperature,
                         distance=self.config.distribution_distance,
-                    )
+                    )  # fmt: skip
                 speech = self._dam_output(speech, speech_dist)
                 text = self._dam_output(text, text_dist)
-                speech_states.append(speech)
-                text_states.append(text)
+                stages.speech_states.append(speech)
+                stages.text_states.append(text)
             elif stage == "tam":
                 speech, text, per_block = self.token_alignment(speech, speech_bias, text, text_bias, output_attentions)
                 for block_speech, block_text, (speech_self, text_self, to_text, to_speech) in per_block:
-                    speech_states.append(block_speech)
-                    text_states.append(block_text)
-                    speech_attentions.append(speech_self)
-                    text_attentions.append(text_self)
-                    speech_cross.append(to_text)
-                    text_cross.append(to_speech)
+                    stages.speech_states.append(block_speech)
+                    stages.text_states.append(block_text)
+                    stages.speech_attentions.append(speech_self)
+                    stages.text_attentions.append(text_self)
+                    stages.speech_cross.append(to_text)
+                    stages.text_cross.append(to_speech)
             elif stage == "iam" and return_loss:
                 x_s = masked_pool(speech, speech_mask, self.config.pooling)
                 x_t = masked_pool(text, text_mask, self.config.pooling)
                 if self.config.normalize_instance_embeddings:
                     x_s, x_t = F.normalize(x_s.float(), dim=-1), F.normalize(x_t.float(), dim=-1)
-                loss_ia = instance_contrastive_loss(*self._gather(x_s, x_t, sizes=gather_sizes), temperature=self.config.temperature)
+                stages.loss_ia = instance_contrastive_loss(
+                    *self._gather(x_s, x_t, sizes=gather_sizes), temperature=self.config.temperature
+                )
+        stages.speech, stages.text = speech, text
+        return stages
 
-        loss = None
-        if return_loss:
-            terms = []
-            ramp = self.alignment_loss_scale  # 1 unless a trainer ramps the alignment losses in (loss_schedule.py)
-            if loss_da is not None:
-                terms.append(ramp * self.config.distribution_loss_weight * loss_da)
-            if loss_ia is not None:
-                terms.append(ramp * self.config.instance_loss_weight * loss_ia)
-            loss = sum(terms) if terms else None
+    def _alignment_loss(self, loss_da, loss_ia):
+        """w_da * L_DA + w_ia * L_IA over the terms that exist (None when neither does)."""
+        terms = []
+        if loss_da is not None:
+            terms.append(self.config.distribution_loss_weight * loss_da)
+        if loss_ia is not None:
+            terms.append(self.config.instance_loss_weight * loss_ia)
+        return sum(terms) if terms else None
 
-        output = MGCMAModelOutput(
-            loss=loss,
-            loss_da=loss_da,
-            loss_ia=loss_ia,
+    def _model_output(
+        self, stages, speech_mask, text_mask, projected, speech_encoder_outputs, text_encoder_outputs,
+        output_attentions, output_hidden_states,
+    ) -> MGCMAModelOutput:  # fmt: skip
+        """The backbone's output: the alignment losses and their weighted sum, pooled and token features, masks, and
+        the hidden states and attentions that were asked for."""
+        speech, text = stages.speech, stages.text
+        return MGCMAModelOutput(
+            loss=self._alignment_loss(stages.loss_da, stages.loss_ia),
+            loss_da=stages.loss_da,
+            loss_ia=stages.loss_ia,
             speech_embeds=masked_pool(speech, speech_mask, self.config.pooling),
             text_embeds=masked_pool(text, text_mask, self.config.pooling),
             **projected,
-            speech_mu=speech_mu,
-            speech_sigma=speech_sigma,
-            text_mu=text_mu,
-            text_sigma=text_sigma,
+            speech_mu=stages.speech_mu,
+            speech_sigma=stages.speech_sigma,
+            text_mu=stages.text_mu,
+            text_sigma=stages.text_sigma,
             speech_last_hidden_state=speech,
             text_last_hidden_state=text,
             speech_mask=speech_mask.long(),
             text_mask=text_mask.long(),
-            speech_hidden_states=tuple(speech_states) if output_hidden_states else None,
-            text_hidden_states=tuple(text_states) if output_hidden_states else None,
-            speech_attentions=tuple(speech_attentions) if output_attentions else None,
-            text_attentions=tuple(text_attentions) if output_attentions else None,
-            speech_cross_attentions=tuple(speech_cross) if output_attentions else None,
-            text_cross_attentions=tuple(text_cross) if output_attentions else None,
+            speech_hidden_states=tuple(stages.speech_states) if output_hidden_states else None,
+            text_hidden_states=tuple(stages.text_states) if output_hidden_states else None,
+            speech_attentions=tuple(stages.speech_attentions) if output_attentions else None,
+            text_attentions=tuple(stages.text_attentions) if output_attentions else None,
+            speech_cross_attentions=tuple(stages.speech_cross) if output_attentions else None,
+            text_cross_attentions=tuple(stages.text_cross) if output_attentions else None,
             # `or None`: an encoder running SDPA returns no attention maps (an empty tuple, with transformers' warning)
             speech_encoder_hidden_states=getattr(speech_encoder_outputs, "hidden_states", None),
             speech_encoder_attentions=getattr(speech_encoder_outputs, "attentions", None) or None,
             text_encoder_hidden_states=getattr(text_encoder_outputs, "hidden_states", None),
             text_encoder_attentions=getattr(text_encoder_outputs, "attentions", None) or None,
         )
-        return output if return_dict else output.to_tuple()
 
     def _dam_output(self, features, distribution):
         mu_tokens, sigma_tokens = distribution[0], distribution[1]
@@ -1124,13 +1083,36 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
         self.classifier = MGCMAClassificationHead(config)
         self.post_init()
 
-    def _shared_parameters(self) -> list[torch.Tensor]:
-        """Trainable parameters that the classification and the alignment losses share (the backbone)."""
-        return [p for p in self.mgcma.parameters() if p.requires_grad]
-
     def freeze_feature_encoder(self):
         """Stop gradients into the speech encoder's convolutional feature encoder."""
         self.mgcma.freeze_feature_encoder()
+
+    def _check_labels(self, labels: torch.Tensor):
+        if labels.dim() != 1:
+            raise ValueError(f"`labels` must be [batch] class ids, got shape {tuple(labels.shape)}.")
+        if (
+            not _is_tracing()  # a value check: a host sync, and a graph break under torch.compile / export
+            and labels.numel()
+            and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_labels)
+        ):
+            raise ValueError(
+                f"`labels` must lie in [0, {self.config.num_labels}), got values in "
+                f"[{int(labels.min())}, {int(labels.max())}]."
+            )
+
+    def _classifier_features(self, outputs: MGCMAModelOutput) -> torch.Tensor:
+        """The classifier's input (`classifier_features`): pooled aligned speech and/or text, and with
+        `"concat_projected"` the pooled projected encoder outputs too."""
+        if self.config.classifier_reads_projected:
+            aligned, projected = (outputs.speech_embeds, outputs.text_embeds), (
+                outputs.speech_projected_embeds, outputs.text_projected_embeds
+            )
+            return torch.cat([*aligned, *projected], dim=-1)
+        if self.config.classifier_features in ("concat", "concat_projected"):
+            return torch.cat([outputs.speech_embeds, outputs.text_embeds], dim=-1)
+        if self.config.classifier_features == "speech":
+            return outputs.speech_embeds
+        return outputs.text_embeds
 
     def forward(
         self,
@@ -1159,17 +1141,7 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if labels is not None:
-            if labels.dim() != 1:
-                raise ValueError(f"`labels` must be [batch] class ids, got shape {tuple(labels.shape)}.")
-            if (
-                not _is_tracing()  # a value check: a host sync, and a graph break under torch.compile / export
-                and labels.numel()
-                and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_labels)
-            ):
-                raise ValueError(
-                    f"`labels` must lie in [0, {self.config.num_labels}), got values in "
-                    f"[{int(labels.min())}, {int(labels.max())}]."
-                )
+            self._check_labels(labels)
         outputs = self.mgcma(
             input_values=input_values,
             input_ids=input_ids,
@@ -1186,18 +1158,7 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
             return_dict=True,
             **kwargs,
         )
-        if self.config.classifier_reads_projected:
-            features = torch.cat(
-                [outputs.speech_embeds, outputs.text_embeds, outputs.speech_projected_embeds, outputs.text_projected_embeds],
-                dim=-1,
-            )
-        elif self.config.classifier_features in ("concat", "concat_projected"):
-            features = torch.cat([outputs.speech_embeds, outputs.text_embeds], dim=-1)
-        elif self.config.classifier_features == "speech":
-            features = outputs.speech_embeds
-        else:
-            features = outputs.text_embeds
-        logits = self.classifier(features)
+        logits = self.classifier(self._classifier_features(outputs))
 
         loss = loss_ce = None
         if labels is not None:
@@ -1205,13 +1166,10 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
                 raise ValueError(f"got {labels.shape[0]} labels for a batch of {logits.shape[0]} utterances.")
             with torch.autocast(device_type=logits.device.type, enabled=False):
                 loss_ce = F.cross_entropy(logits.float(), labels)
+            # the paper's objective: w_ce L_CE + (w_da L_DA + w_ia L_IA); training may reshape it from the components
             loss = self.config.classification_loss_weight * loss_ce
             if outputs.loss is not None:
-                alignment = outputs.loss
-                balance, project = self.config.alignment_gradient_balance, self.config.alignment_gradient_projection
-                if (balance > 0 or project) and self.training and alignment.requires_grad:
-                    alignment = balanced_alignment_loss(loss, alignment, self._shared_parameters(), balance, project)
-                loss = loss + alignment
+                loss = loss + outputs.loss
         # a new output, so that loss and logits come first (setting fields of `outputs` would append them last)
         backbone = {key: value for key, value in outputs.items() if key != "loss"}
         output = MGCMAModelOutput(loss=loss, logits=logits, loss_ce=loss_ce, **backbone)
@@ -1226,7 +1184,5 @@ __all__ = [
     "gaussian_wasserstein_distance",
     "distribution_contrastive_loss",
     "instance_contrastive_loss",
-    "alignment_gradient_factor",
-    "balanced_alignment_loss",
     "masked_pool",
 ]

@@ -15,14 +15,14 @@ import os
 
 import numpy as np
 import torch
-
-from transformers.pipelines.base import ChunkPipeline
 from transformers.dynamic_module_utils import custom_object_save
+from transformers.pipelines.base import ChunkPipeline
 from transformers.utils import logging
 
 from .inference_mgcma import (
     DEFAULT_OVERLAP_SECONDS,
     check_length,
+    check_segments_in_audio,
     checked_temperature,
     plan_windows,
     recording_result,
@@ -77,8 +77,8 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
       between models, and they are not calibrated probabilities.
     - `"transcript"`: the text that was classified (given or transcribed).
 
-    Long recordings: a clip longer than `window_seconds` (default: the processor's `max_duration`) is not cut to its
-    start but split into windows of that length overlapping by `overlap_seconds`, each cut moved to the quietest
+    Long recordings: a clip longer than `window_seconds` (default: the processor's `inference_window`, its own
+    `window_seconds` setting or else its training cut `max_duration`) is not cut to its start but split into windows of that length overlapping by `overlap_seconds`, each cut moved to the quietest
     20 ms within the second before it (a pause rather than mid-word). Every window is classified; the result's
     `labels` and `uncertainty` are the means over windows weighted by each window's duration, and a `"segments"` list
     gives each window's `start` and `end` (seconds), `labels` and `transcript`. Each window gets its own text when
@@ -96,7 +96,7 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
             `asr({"raw": mono_float32_array, "sampling_rate": rate})` and must return `{"text": str}` or a str.
         top_k (`int`, *optional*): number of labels returned per utterance (default all). Also a call argument.
         window_seconds (`float`, *optional*): window length for long recordings (default: the processor's
-            `max_duration`; when both are None every clip is classified whole). Also a call argument.
+            `inference_window`; when that is None every clip is classified whole). Also a call argument.
         overlap_seconds (`float`, *optional*, defaults to 1.0): overlap of consecutive windows. Also a call argument.
 
     Padded batches give the same results as single utterances (the model masks padding). One exception: speech
@@ -137,12 +137,8 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
                 raise ValueError(f"`top_k` must be a positive integer, got {top_k!r}.")
             postprocess_params["top_k"] = top_k
         if window_seconds is not None:
-            limit = self.processor.max_duration if getattr(self, "processor", None) is not None else None
-            if not window_seconds > 0 or (limit is not None and window_seconds > limit):
-                raise ValueError(
-                    f"`window_seconds` must be positive and at most the processor's max_duration ({limit}), got "
-                    f"{window_seconds!r}."
-                )
+            if isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float)) or not window_seconds > 0:
+                raise ValueError(f"`window_seconds` must be positive seconds, got {window_seconds!r}.")
             preprocess_params["window_seconds"] = float(window_seconds)
         if overlap_seconds is not None:
             preprocess_params["overlap_seconds"] = float(overlap_seconds)
@@ -175,7 +171,8 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
         array = resample(array, sampling_rate, rate)  # windows are cut at the model's rate
         if text is None and segments is None:
             text, segments = self._transcribe(array, rate)
-        window_seconds = window_seconds if window_seconds is not None else self.processor.max_duration
+        check_segments_in_audio(segments, len(array) / rate)
+        window_seconds = window_seconds if window_seconds is not None else self.processor.inference_window
         bounds = (
             [(0, len(array))] if window_seconds is None
             else plan_windows(array, rate, window_seconds, overlap_seconds, min_samples=self._min_samples)
@@ -183,7 +180,9 @@ class MultimodalEmotionRecognitionPipeline(ChunkPipeline):
         recording = {"transcript": text, "segments": segments, "sampling_rate": rate}
         for index, (start, end) in enumerate(bounds):
             window = window_text(segments, text, start / rate, end / rate)
-            features = self.processor(audio=array[start:end], text=window, sampling_rate=rate, return_tensors="pt")
+            features = self.processor(
+                audio=array[start:end], text=window, sampling_rate=rate, return_tensors="pt", cut_to_max_duration=False
+            )  # the windows replace the training cut
             check_length(int(features["speech_attention_mask"].sum()), self._min_samples, rate)
             features = dict(features)
             features.update(window=[(start, end)], recording=[recording], is_last=index == len(bounds) - 1)

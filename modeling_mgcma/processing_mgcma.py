@@ -190,20 +190,39 @@ class MGCMAProcessor(ProcessorMixin):
     Args:
         feature_extractor: a speech feature extractor (e.g. `Wav2Vec2FeatureExtractor`).
         tokenizer: a tokenizer (e.g. `BertTokenizer`).
-        max_duration (`float`, *optional*): seconds kept from the start of each clip; longer clips are cut and a
-            warning counts them. `None` keeps everything.
+        max_duration (`float`, *optional*): seconds kept from the start of each clip in training and evaluation;
+            longer clips are cut and a warning counts them. `None` keeps everything.
         max_text_length (`int`, *optional*, defaults to 128): longest token sequence (longer transcripts are cut).
+        window_seconds (`float`, *optional*): at inference (the pipeline, the ONNX runtime), recordings longer than
+            this are classified in overlapping windows of this length instead of being cut; see `inference_window`.
+            `None`: windows as long as `max_duration`.
 
     Returns a `BatchFeature` with `input_values`, `speech_attention_mask`, `input_ids`, `text_attention_mask` (and
     `token_type_ids` when the tokenizer makes them).
     """
 
-    def __init__(self, feature_extractor, tokenizer, max_duration: float | None = None, max_text_length: int = 128):
+    def __init__(
+        self,
+        feature_extractor,
+        tokenizer,
+        max_duration: float | None = None,
+        max_text_length: int = 128,
+        window_seconds: float | None = None,
+    ):
         super().__init__(feature_extractor, tokenizer)
-        if max_duration is not None and max_duration <= 0:
-            raise ValueError(f"`max_duration` must be positive seconds or None, got {max_duration!r}.")
+        for name, value in (("max_duration", max_duration), ("window_seconds", window_seconds)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+                raise ValueError(f"`{name}` must be positive seconds or None, got {value!r}.")
         self.max_duration = max_duration
         self.max_text_length = max_text_length
+        self.window_seconds = window_seconds
+
+    @property
+    def inference_window(self) -> float | None:
+        """The window length (seconds) for long recordings at inference: `window_seconds`, or when it is None (and in
+        processors saved before it existed) `max_duration`, the longest clip the model was trained on; None when both
+        are None (every clip is classified whole)."""
+        return self.window_seconds if self.window_seconds is not None else self.max_duration
 
     @classmethod
     def from_encoders(cls, speech_model: str, text_model: str, max_duration: float | None = None, **kwargs):
@@ -220,13 +239,13 @@ class MGCMAProcessor(ProcessorMixin):
     def sampling_rate(self) -> int:
         return getattr(self.feature_extractor, "sampling_rate", TARGET_SAMPLING_RATE)
 
-    def _prepared_clip(self, audio, sampling_rate: int | None) -> tuple[np.ndarray, bool]:
+    def _prepared_clip(self, audio, sampling_rate: int | None, cut_to_max_duration: bool) -> tuple[np.ndarray, bool]:
         """(mono clip at the model's rate, cut to `max_duration` before resampling; whether it was cut)."""
         array = checked_mono(audio)
         if sampling_rate is None:
             sampling_rate = self.sampling_rate
         cut = False
-        if self.max_duration is not None:
+        if self.max_duration is not None and cut_to_max_duration:
             limit = int(self.max_duration * sampling_rate)
             cut = len(array) > limit
             array = array[:limit]
@@ -239,6 +258,7 @@ class MGCMAProcessor(ProcessorMixin):
         sampling_rate: int | list[int] | None = None,
         padding: bool | str = True,
         return_tensors: str | None = "pt",
+        cut_to_max_duration: bool = True,
         **kwargs,
     ) -> BatchFeature:
         """
@@ -247,6 +267,8 @@ class MGCMAProcessor(ProcessorMixin):
             text: one transcript or a list of transcripts.
             sampling_rate: rate of `audio` (default: the feature extractor's, 16 kHz), or one rate per clip. Other
                 rates are resampled.
+            cut_to_max_duration: cut clips to `max_duration` (training, evaluation); inference passes False, since
+                it splits long recordings into windows of `inference_window` seconds first.
         """
         if audio is None and text is None:
             raise ValueError("pass `audio`, `text` or both.")
@@ -256,7 +278,9 @@ class MGCMAProcessor(ProcessorMixin):
             rates = list(sampling_rate) if isinstance(sampling_rate, (list, tuple)) else [sampling_rate] * len(clips)
             if len(rates) != len(clips):
                 raise ValueError(f"got {len(rates)} sampling rates for {len(clips)} audio clips.")
-            prepared, was_cut = zip(*(self._prepared_clip(clip, rate) for clip, rate in zip(clips, rates)))
+            prepared, was_cut = zip(
+                *(self._prepared_clip(clip, rate, cut_to_max_duration) for clip, rate in zip(clips, rates))
+            )
             if any(was_cut):
                 logger.warning(f"cut {sum(was_cut)} of {len(clips)} clip(s) to max_duration={self.max_duration}s.")
             speech = self.feature_extractor(

@@ -20,6 +20,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+
 DEFAULT_DEST = Path(__file__).resolve().parent.parent / "tests" / "transformers_common"
 
 HEADER_ANCHOR = "# limitations under the License.\n"

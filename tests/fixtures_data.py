@@ -1,5 +1,6 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""Write small IEMOCAP-format trees for the data tests (hand-written format, not the demo generator)."""
+"""Write small IEMOCAP-format trees and CSV manifests for the data and run tests (hand-written format, not the demo
+generator)."""
 
 from __future__ import annotations
 
@@ -101,3 +102,15 @@ def quirky_session1() -> list[Dialog]:
             ],
         ),
     ]
+
+
+def csv_manifest(folder, lines, name="m.csv", encoding="utf-8"):
+    path = folder / name
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def five_session_release(tmp_path):
+    dialogs = [Dialog(f"Ses0{s}F_impro01", s, [Utt(f"Ses0{s}F_impro01_F00{i}", c, "words") for i, c in enumerate(("ang", "hap", "sad", "neu"))])
+               for s in range(1, 6)]  # fmt: skip
+    return write_tree(tmp_path / "IEMOCAP_full_release", dialogs, quirks=False)

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
+from modeling_mgcma import (
+    MGCMAConfig,
+    MGCMAForEmotionClassification,
+    MultimodalEmotionRecognitionPipeline,
+    save_for_hub,
+)
 from modeling_mgcma.training.calibration import calibrate_config
 from modeling_mgcma.training.from_scratch import small_config, word_processor
 
@@ -105,7 +110,7 @@ def test_onnx_runtime_serves_calibrated_probabilities(saved, tmp_path):
 def test_model_card_says_whether_scores_are_calibrated(saved):
     from modeling_mgcma.experiments.model_card import render_model_card
 
-    results = {"folds": [{"test_session": 5, "wa": 0.5, "ua": 0.5}], "mean": {"wa": 0.5, "ua": 0.5},
+    results = {"folds": [{"test_group": 5, "wa": 0.5, "ua": 0.5}], "mean": {"wa": 0.5, "ua": 0.5},
                "std": {"wa": 0.0, "ua": 0.0}}  # fmt: skip
     config = saved["model"].config
     plain = str(render_model_card(results, config, model_name="m", data_source="demo", hyperparameters={}))

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from test_pipeline import save_tiny_asr
 
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
 from modeling_mgcma.training.from_scratch import small_config, word_processor
-
-from test_pipeline import save_tiny_asr
 
 
 WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "fine"]
@@ -196,3 +195,94 @@ def test_installed_script_exit_codes_and_output(setup):
     (line,) = done.stdout.splitlines()
     check(json.loads(line), setup["reference"]["a.wav"], str(clips / "a.wav"), setup["texts"]["a.wav"])
     assert "Traceback" not in done.stderr
+
+
+def test_lone_surrogate_in_a_jsonl_transcript_names_line_and_field(wavs):
+    from modeling_mgcma import cli
+
+    path = wavs / "m.jsonl"
+    path.write_text('{"audio": "a.wav", "text": "fine"}\n{"audio": "b.wav", "text": "bad \\ud83d here"}\n')
+    with pytest.raises(cli.CommandError, match=r"m.jsonl, line 2, field 'text': lone surrogate U\+D83D"):
+        cli._read_manifest(str(path), "audio", "text", "id")
+
+
+def model_variant(saved_model, tmp_path, edit):
+    import shutil
+
+    folder = tmp_path / "variant"
+    shutil.copytree(saved_model / "model", folder)
+    edit(folder)
+    return folder
+
+
+def five_labels(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config["id2label"] = {str(i): f"c{i}" for i in range(5)}
+    config["label2id"] = {f"c{i}": i for i in range(5)}
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def truncated_weights(folder):
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+def pickled_weights(folder):
+    from safetensors.torch import load_file
+
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (five_labels, r"its weights do not fit its config.json \(classifier.out_proj.bias: \(4,\) in the weights, \(5,\) for the config"),
+        (truncated_weights, r"variant/model.safetensors: truncated \(\d+ bytes, its tensors need \d+\)"),
+        (pickled_weights, r"holds only pickled weights \(pytorch_model.bin\), which mgcma never loads"),
+    ],
+)
+def test_cli_bad_model_folders_give_one_line(saved_model, tmp_path, capsys, edit, message):
+    import re
+
+    from modeling_mgcma.cli import main
+
+    folder = model_variant(saved_model, tmp_path, edit)
+    status = main(["predict", "--model", str(folder), str(saved_model / "a.wav"), "--text", "i am happy"])
+    err = capsys.readouterr().err
+    assert status == 1 and len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--device", "cuda", "--text", "i am"], r"--device cuda: this torch build or machine has no CUDA device; use --device cpu"),
+        (["--device", "gpu", "--text", "i am"], r"--device 'gpu' is not a torch device"),
+        (["--text", "i am \udcff happy"], r"--text #1 is not valid UTF-8 text \(undecodable byte 0xFF at position 5\)"),
+        (["--text", "i \ud83d"], r"--text #1 holds a lone surrogate U\+D83D at position 2"),
+    ],
+)
+def test_cli_bad_device_or_transcript_give_one_line(saved_model, capsys, monkeypatch, extra, message):
+    import re
+
+    from modeling_mgcma.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a machine with a GPU
+    status = main(["predict", "--model", str(saved_model / "model"), str(saved_model / "a.wav"), *extra])
+    err = capsys.readouterr().err
+    assert status == 1 and len(err.strip().splitlines()) == 1, err
+    assert re.search(message, err), err
+
+
+def test_cli_names_a_clip_too_short_for_the_encoder(saved_model, tmp_path, capsys):
+    from fixtures_data import write_wav
+
+    from modeling_mgcma.cli import main
+
+    write_wav(tmp_path / "tiny.wav", 100 / 16_000)
+    status = main(["predict", "--model", str(saved_model / "model"), str(saved_model / "a.wav"), str(tmp_path / "tiny.wav"),
+                   "--text", "i am", "--text", "happy"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and len(err.strip().splitlines()) == 1, err
+    assert f"{tmp_path / 'tiny.wav'} (id {tmp_path / 'tiny.wav'}) is too short: 100 samples at 16000 Hz" in err

@@ -12,6 +12,7 @@ import soundfile
 from modeling_mgcma.configuration_mgcma import DEFAULT_EMOTION_LABELS
 from modeling_mgcma.data import EMOTION_KEYWORDS, demo_vocabulary, generate_demo_corpus, load_iemocap, scan_iemocap
 
+
 KEYWORD_CLASS = {word: label for label, words in EMOTION_KEYWORDS.items() for word in words}
 
 

@@ -6,11 +6,10 @@ import csv
 
 import datasets
 import pytest
+from fixtures_data import write_wav
 
 from modeling_mgcma.data import load_manifest
 from modeling_mgcma.data.hub_dataset import detect_dataset_source, load_dataset_for_mgcma
-
-from fixtures_data import write_wav
 
 
 ROWS = [  # file, transcript, emotion (case and whitespace as a user's file has them), speaker

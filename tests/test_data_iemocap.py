@@ -6,7 +6,7 @@ import shutil
 import warnings
 
 import pytest
-from fixtures_data import Dialog, Utt, quirky_session1, write_tree, write_wav
+from fixtures_data import Dialog, Utt, five_session_release, quirky_session1, write_tree, write_wav
 
 from modeling_mgcma.configuration_mgcma import DEFAULT_EMOTION_LABELS
 from modeling_mgcma.data import EXPECTED_4CLASS_COUNTS, IemocapBuilder, load_iemocap, scan_iemocap
@@ -218,3 +218,44 @@ def test_count_check_passes_on_expected_counts(monkeypatch):
     report = count_mismatch_report(off_by_one)
     assert "304 (expected 305)" in report and "1150 (expected 1151)" in report
     assert sum(sum(c.values()) for c in EXPECTED_4CLASS_COUNTS.values()) == 5531
+
+
+def session1_release(tmp_path):
+    from fixtures_data import quirky_session1, write_tree
+
+    return write_tree(tmp_path / "IEMOCAP_full_release", quirky_session1())
+
+
+@pytest.mark.parametrize("folder", ["transcriptions", "EmoEvaluation"])
+def test_iemocap_text_files_with_a_byte_order_mark(tmp_path, folder):
+    from modeling_mgcma.data import load_iemocap
+
+    release = session1_release(tmp_path)
+    target = release / "Session1" / "dialog" / folder / "Ses01F_script01_1.txt"
+    target.write_bytes(target.read_text().encode("utf-8-sig"))
+    dataset = load_iemocap(release, cache_dir=tmp_path / "cache", strict_counts=False)
+    assert "Ses01F_script01_1_M012" in dataset["id"] and len(dataset) == 5
+
+
+
+def test_truncated_iemocap_wav_is_named_at_load_time(tmp_path):
+    from fixtures_data import write_wav
+
+    from modeling_mgcma.data import load_iemocap
+
+    release = five_session_release(tmp_path)
+    wav = release / "Session2" / "sentences" / "wav" / "Ses02F_impro01" / "Ses02F_impro01_F001.wav"
+    write_wav(wav, 0.03)  # its label spans 1 s
+    with pytest.raises(ValueError, match=r"Truncated wav for utterance Ses02F_impro01_F001: .*Ses02F_impro01_F001.wav holds 0.030 s \(480 samples\) but its label spans 1.000 s"):
+        load_iemocap(release, cache_dir=tmp_path / "cache", strict_counts=False)
+
+
+def test_iemocap_exclusion_summary_is_shown_at_warning_level(tmp_path, caplog):
+    from modeling_mgcma.data import load_iemocap
+
+    with caplog.at_level("WARNING"):
+        load_iemocap(session1_release(tmp_path), cache_dir=tmp_path / "cache", strict_counts=False)
+    summary = [r for r in caplog.records if "kept 5 utterances" in r.getMessage()]
+    assert summary and summary[0].levelname == "WARNING"
+    assert "label_outside_config=2 (fru=1, xxx=1)" in summary[0].getMessage()
+    assert "has no Session2, Session3, Session4, Session5" in caplog.text

@@ -6,12 +6,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from hidden_package import run_without_package
 from transformers import AutoModel, AutoModelForAudioClassification, AutoProcessor
 
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification, MGCMAModel, MGCMAProcessor
 from modeling_mgcma.training.from_scratch import speech_encoder_config, text_encoder_config
-
-from hidden_package import run_without_package
 
 
 HUB_FILES = {"configuration_mgcma.py", "modeling_mgcma.py", "processing_mgcma.py"}

@@ -19,12 +19,11 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from hidden_package import PRELUDE
 
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
-from modeling_mgcma.training.from_scratch import small_config, word_processor
 from modeling_mgcma.experiments.hub_upload import hub_upload_files
-
-from hidden_package import PRELUDE
+from modeling_mgcma.training.from_scratch import small_config, word_processor
 
 
 pytest.importorskip("olah", reason="the loopback Hub test needs the `olah` mirror server (pip install olah)")

@@ -13,8 +13,8 @@ import torch
 from modeling_mgcma import MGCMAForEmotionClassification, MultimodalEmotionRecognitionPipeline, save_for_hub
 from modeling_mgcma.cli import main
 from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
-from modeling_mgcma.training.from_scratch import small_config, word_processor
 from modeling_mgcma.inference_mgcma import aggregate_windows, plan_windows
+from modeling_mgcma.training.from_scratch import small_config, word_processor
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -183,3 +183,44 @@ def test_onnx_runtime_and_cli_give_the_same_windows(recording, capsys):
         assert status == 0 and record["segment_transcripts"] == "whole-recording"
         assert [(s["start"], s["end"]) for s in record["segments"]] == [(s["start"], s["end"]) for s in
                                                                           reference["segments"]]
+
+
+def test_the_inference_window_is_its_own_saved_setting(recording, tmp_path, caplog):
+    """`window_seconds` is saved with the processor and sets the window in the pipeline and the ONNX runtime, whatever
+    the training cut `max_duration`, which stays what it is; a processor saved without it windows at `max_duration`."""
+    from modeling_mgcma import MGCMAProcessor
+
+    trained = recording["processor"]
+    window = trained.max_duration
+    processor = MGCMAProcessor(trained.feature_extractor, trained.tokenizer, max_duration=1.0, window_seconds=window)
+    save_for_hub(recording["model"], processor, tmp_path / "model")
+    loaded = MGCMAProcessor.from_pretrained(tmp_path / "model")
+    assert (loaded.window_seconds, loaded.max_duration, loaded.inference_window) == (window, 1.0, window)
+    assert loaded(audio=np.zeros(3 * RATE, np.float32), text="x")["input_values"].shape[-1] == RATE  # training cut
+    pipe = MultimodalEmotionRecognitionPipeline(model=recording["model"], processor=loaded)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        result = pipe({"audio": recording["audio"], "sampling_rate": RATE, "text": "x"}, overlap_seconds=0.0)
+    assert not [r for r in caplog.records if "cut" in r.getMessage()]  # no window is cut to the 1 s training cut
+    check_windows(result, recording["spans"])
+    assert loaded.max_duration == 1.0
+
+    config_file = tmp_path / "model" / "processor_config.json"
+    config = json.loads(config_file.read_text())
+    config.pop("window_seconds")  # as saved before the setting existed
+    config_file.write_text(json.dumps(config))
+    old = MGCMAProcessor.from_pretrained(tmp_path / "model")
+    assert (old.window_seconds, old.inference_window) == (None, 1.0)
+
+    pytest.importorskip("onnxruntime")
+    from modeling_mgcma.deploy.export import export_onnx
+    from modeling_mgcma.deploy.onnx_runtime import ONNXEmotionClassifier
+
+    export_onnx(recording["model"], processor, tmp_path / "onnx")
+    classifier = ONNXEmotionClassifier(tmp_path / "onnx", overlap_seconds=0.0)
+    assert (classifier.window_seconds, classifier.processor.max_duration) == (window, 1.0)  # nothing switched off
+    onnx_result = classifier({"audio": recording["audio"], "sampling_rate": RATE, "text": "x"})
+    assert [(s["start"], s["end"]) for s in onnx_result["segments"]] == [(s["start"], s["end"]) for s in
+                                                                           result["segments"]]
+    with pytest.raises(ValueError, match="`window_seconds` must be positive seconds"):
+        MGCMAProcessor(trained.feature_extractor, trained.tokenizer, window_seconds=0)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+import torch.nn.functional as F
 
 from modeling_mgcma import distribution_contrastive_loss, gaussian_wasserstein_distance, instance_contrastive_loss
 
@@ -124,3 +125,45 @@ def test_contrastive_logits_are_computed_in_fp32_under_autocast():
         da = distribution_contrastive_loss(mu_s, sigma_s, mu_t, sigma_t, scale=1 / 200, shift=4.0, temperature=0.07)
         ia = instance_contrastive_loss(mu_s, mu_t, temperature=0.07)
     assert torch.allclose(da, reference_da, rtol=1e-6) and torch.allclose(ia, reference_ia, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The per-dimension distance of L_DA (`distribution_distance="mean"`)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def layer_normed_gaussians(n, d, seed):
+    generator = torch.Generator().manual_seed(seed)
+    mu = F.layer_norm(torch.randn(n, d, generator=generator), (d,))
+    sigma = torch.exp(0.3 * torch.randn(n, d, generator=generator))
+    return mu, sigma
+
+
+def logit_span(d, distance, scale):
+    """Mean over rows of max - min logit, for pairs that are nearly aligned (as after some training)."""
+    mu_s, sigma_s = layer_normed_gaussians(8, d, 0)
+    noise_mu, noise_sigma = layer_normed_gaussians(8, d, 1)
+    mu_t, sigma_t = F.layer_norm(mu_s + 0.3 * noise_mu, (d,)), sigma_s * noise_sigma**0.1
+    w = torch.cdist(torch.cat([mu_s, sigma_s], -1), torch.cat([mu_t, sigma_t], -1)).pow(2)
+    w = w / d if distance == "mean" else w
+    logits = -scale * w / 0.07
+    return float((logits.amax(1) - logits.amin(1)).mean())
+
+
+def test_mean_distance_makes_the_logit_span_independent_of_the_width():
+    # the sum over dimensions grows ~linearly with D: 12x wider, ~12x larger logits (and gradients)
+    assert logit_span(768, "sum", 1 / 200) / logit_span(64, "sum", 1 / 200) > 8
+    ratio = logit_span(768, "mean", 0.32) / logit_span(64, "mean", 0.32)
+    assert 0.5 < ratio < 2  # the per-dimension distance keeps the same scale at any width
+
+
+def test_mean_distance_with_rescaled_p_reproduces_the_sum_at_768():
+    mu_s, sigma_s = layer_normed_gaussians(6, 768, 2)
+    mu_t, sigma_t = layer_normed_gaussians(6, 768, 3)
+    literal = distribution_contrastive_loss(mu_s, sigma_s, mu_t, sigma_t, 1 / 200, 4.0, 0.07, distance="sum")
+    per_dim = distribution_contrastive_loss(mu_s, sigma_s, mu_t, sigma_t, 768 / 200, 4.0, 0.07, distance="mean")
+    assert torch.allclose(literal, per_dim, rtol=1e-5)
+    other = distribution_contrastive_loss(mu_s, sigma_s, mu_t, sigma_t, 1 / 200, 4.0, 0.07, distance="mean")
+    assert not torch.allclose(literal, other, rtol=1e-2)
+    with pytest.raises(ValueError, match="'sum' or 'mean'"):
+        distribution_contrastive_loss(mu_s, sigma_s, mu_t, sigma_t, 1.0, 0.0, 0.07, distance="max")

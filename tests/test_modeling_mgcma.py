@@ -440,3 +440,144 @@ def test_encoders_kept_in_eval_mode_is_a_visible_model_setting(tiny_model):
     backbone.encoders_in_eval_mode = False
     tiny_model.train()
     assert backbone.speech_encoder.training and backbone.text_encoder.training
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Configuration: older config.json files, the training settings that left it, boolean settings
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_old_configs_load_with_the_paper_behaviour(tmp_path, tiny_config_factory):
+    import re
+
+    config = tiny_config_factory()
+    config.save_pretrained(tmp_path)
+    saved = (tmp_path / "config.json").read_text()
+    saved = re.sub(r'\n\s*"distribution_distance": [^\n]*,', "", saved)  # a config written before it existed
+    assert "distribution_distance" not in saved
+    (tmp_path / "config.json").write_text(saved)
+    loaded = MGCMAConfig.from_pretrained(tmp_path)
+    assert loaded.distribution_distance == "sum"
+    with pytest.raises(ValueError, match="distribution_distance"):
+        MGCMAConfig(distribution_distance="l1")
+
+
+def test_old_configs_with_training_settings_still_load(tmp_path, tiny_model, caplog):
+    """config.json files written when the training settings were config fields load, with one warning that names
+    them as training arguments; the values are not kept."""
+    import json
+    import logging
+
+    from modeling_mgcma.configuration_mgcma import TRAINING_SETTINGS
+
+    old = {"freeze_feature_encoder": True, "freeze_speech_encoder": True, "freeze_text_encoder": False,
+           "gather_distributed_negatives": False, "alignment_gradient_balance": 1.0,
+           "alignment_gradient_projection": True, "alignment_loss_warmup": 0.3}  # fmt: skip
+    assert set(old) == set(TRAINING_SETTINGS)
+    tiny_model.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert not set(old) & set(saved)
+    saved.update(old)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    with caplog.at_level(logging.WARNING):
+        model = MGCMAForEmotionClassification.from_pretrained(tmp_path)
+    warnings = [record.getMessage() for record in caplog.records if "are training arguments now" in record.getMessage()]
+    assert len(warnings) == 1, caplog.text
+    assert all(f"`{name}`" in warnings[0] and f"--{name}" in warnings[0] for name in old)
+    assert "MGCMATrainingArguments" in warnings[0]
+    assert not any(hasattr(model.config, name) or name in model.config.to_dict() for name in old)
+    assert all(p.requires_grad for p in model.parameters())
+    for name, value in tiny_model.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        MGCMAConfig(alignment_gradient_balance=1.0)
+    assert "`alignment_gradient_balance` is a training argument now" in caplog.text
+
+
+def test_every_boolean_setting_refuses_strings_and_numbers():
+    import dataclasses
+
+    from modeling_mgcma.configuration_mgcma import BOOLEAN_FIELDS
+
+    # MGCMA's own true/false fields (the dataclass fields typed bool that MGCMAConfig declares, not its base's)
+    declared = vars(MGCMAConfig)["__annotations__"]
+    own = {f.name for f in dataclasses.fields(MGCMAConfig) if f.type is bool and f.name in declared}
+    assert own == set(BOOLEAN_FIELDS) and {"use_distribution_alignment", "share_cross_attention"} <= own
+    for name in sorted(own):
+        for value in ("False", "false", 0, 1, None):
+            with pytest.raises(ValueError, match=rf"`{name}` must be true or false, got {value!r}"):
+                MGCMAConfig(**{name: value})
+        assert getattr(MGCMAConfig(**{name: False}), name) is False
+
+
+def test_the_model_leaves_the_training_objective_to_the_trainer(tiny_model, tiny_batch):
+    """The model returns its loss components and the paper's weighted sum, in training too: no gradient reshaping,
+    no warm-up factor, no training options in its config (they are `MGCMATrainingArguments`)."""
+    import inspect
+
+    from modeling_mgcma import modeling_mgcma
+
+    assert "autograd.grad" not in inspect.getsource(modeling_mgcma)
+    for name in ("alignment_gradient_balance", "alignment_gradient_projection", "alignment_loss_warmup"):
+        assert not hasattr(tiny_model.config, name)
+    assert not hasattr(tiny_model.mgcma, "alignment_loss_scale")
+    tiny_model.train()
+    out = tiny_model(**tiny_batch)
+    assert torch.allclose(out.loss, out.loss_ce + out.loss_da + out.loss_ia, rtol=1e-6)
+    shared = [p for p in tiny_model.mgcma.parameters() if p.requires_grad]
+    used = torch.autograd.grad(out.loss - out.loss_ce, shared, retain_graph=True, allow_unused=True)
+    plain = torch.autograd.grad(out.loss_da + out.loss_ia, shared, retain_graph=True, allow_unused=True)
+    assert all((a is None) == (b is None) and (a is None or torch.allclose(a, b)) for a, b in zip(used, plain))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Learning options: the configured distance, a classifier reading the projected streams
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_model_uses_the_configured_distance(tiny_config_factory, tiny_batch, one_torch_thread):
+    losses = {}
+    for distance, scale in (("sum", 0.005), ("mean", 0.005 * 32)):  # D = 32: equal logits
+        torch.manual_seed(0)
+        model = MGCMAForEmotionClassification(
+            tiny_config_factory(distribution_distance=distance, similarity_scale=scale)
+        ).eval()
+        losses[distance] = float(model(**tiny_batch).loss_da)
+    assert losses["sum"] == pytest.approx(losses["mean"], rel=1e-5)
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory(distribution_distance="mean")).eval()
+    assert float(model(**tiny_batch).loss_da) != pytest.approx(losses["sum"], rel=1e-3)
+
+
+def test_classifier_reads_projected_features_beside_aligned_ones(tiny_config_factory, tiny_batch, one_torch_thread):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory(classifier_features="concat_projected")).eval()
+    width = model.config.hidden_size
+    assert model.classifier.dense.in_features == 4 * width
+    seen = {}
+    model.classifier.register_forward_hook(lambda module, args, output: seen.update(features=args[0]))
+    out = model(**tiny_batch)
+    pooled = model.mgcma(**{k: v for k, v in tiny_batch.items() if k != "labels"}, output_hidden_states=True)
+    mask_s, mask_t = pooled.speech_mask.bool(), pooled.text_mask.bool()
+    projected_s = (pooled.speech_hidden_states[0] * mask_s[..., None]).sum(1) / mask_s.sum(1, keepdim=True)
+    projected_t = (pooled.text_hidden_states[0] * mask_t[..., None]).sum(1) / mask_t.sum(1, keepdim=True)
+    assert torch.allclose(out.speech_projected_embeds, projected_s, atol=1e-6)
+    assert torch.allclose(out.text_projected_embeds, projected_t, atol=1e-6)
+    expected = torch.cat([out.speech_embeds, out.text_embeds, projected_s, projected_t], dim=-1)
+    assert torch.allclose(seen["features"], expected, atol=1e-6)
+    assert not torch.allclose(out.speech_embeds, projected_s, atol=1e-3)  # the aligned pair is another pair
+
+    # without DAM and TAM the projected features are the aligned ones: the classifier reads "concat"'s pair
+    ablation = MGCMAConfig.ablation_kwargs("S4")
+    torch.manual_seed(0)
+    plain = MGCMAForEmotionClassification(tiny_config_factory(**ablation)).eval()
+    torch.manual_seed(0)
+    same = MGCMAForEmotionClassification(tiny_config_factory(classifier_features="concat_projected", **ablation)).eval()
+    assert same.classifier.dense.in_features == 2 * width
+    result = same(**tiny_batch)
+    assert result.speech_projected_embeds is None
+    assert torch.allclose(result.logits, plain(**tiny_batch).logits)
+    # the plain "concat" model returns no projected pair
+    torch.manual_seed(0)
+    assert MGCMAForEmotionClassification(tiny_config_factory()).eval()(**tiny_batch).speech_projected_embeds is None

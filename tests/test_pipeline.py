@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from hidden_package import run_without_package
 from transformers import pipeline
 
 from modeling_mgcma import (
@@ -17,10 +18,13 @@ from modeling_mgcma import (
     add_pipeline_to_folder,
     save_for_hub,
 )
-from modeling_mgcma.training.from_scratch import small_config, speech_encoder_config, text_encoder_config, word_processor
 from modeling_mgcma.processing_mgcma import load_audio
-
-from hidden_package import run_without_package
+from modeling_mgcma.training.from_scratch import (
+    small_config,
+    speech_encoder_config,
+    text_encoder_config,
+    word_processor,
+)
 
 
 WORDS = ["i", "am", "so", "happy", "sad", "angry", "today", "the", "weather", "is", "fine", "not", "really"]

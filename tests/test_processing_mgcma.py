@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from modeling_mgcma import MGCMAProcessor
-from modeling_mgcma import processing_mgcma
+from modeling_mgcma import MGCMAProcessor, processing_mgcma
 from modeling_mgcma.processing_mgcma import load_audio, resample, to_mono
 
 
@@ -140,3 +139,11 @@ def test_from_encoders_pairs_the_speech_feature_extractor_with_the_text_tokenize
     assert processor.tokenizer.get_vocab() == tiny_processor.tokenizer.get_vocab()
     batch = processor(audio=[tone(16000, 3.0)], text=["i am happy"])
     assert batch["input_values"].shape == (1, 32000) and batch["speech_attention_mask"].sum() == 32000
+
+
+def test_processor_names_a_lone_surrogate_in_a_transcript(saved_model):
+    from modeling_mgcma.processing_mgcma import MGCMAProcessor
+
+    processor = MGCMAProcessor.from_pretrained(saved_model / "model")
+    with pytest.raises(ValueError, match=r"text #1 holds a lone surrogate U\+D800 at position 3: not valid Unicode"):
+        processor(text=["fine", "bad\ud800"])

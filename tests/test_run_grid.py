@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 from huggingface_hub import HfApi
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
+from test_run_mgcma import local_encoders  # noqa: E402, F401 - tiny wav2vec2 and BERT folders (module fixture)
+
 import run_mgcma  # noqa: E402
 from modeling_mgcma.data import generate_demo_corpus, load_iemocap  # noqa: E402
 from modeling_mgcma.experiments.evaluation import PAPER_RESULTS  # noqa: E402
-from test_run_mgcma import local_encoders  # noqa: E402, F401 - tiny wav2vec2 and BERT folders (module fixture)
+
 
 TINY_MODEL = "hidden_size=32,num_attention_heads=4,num_alignment_layers=1,intermediate_size=64"
 

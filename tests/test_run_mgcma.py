@@ -1,11 +1,13 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""run_mgcma.py end to end on a tiny demo corpus: artefacts, losses, fold hygiene, model card, Hub upload, arguments.
+"""run_mgcma.py end to end on a tiny demo corpus: artefacts, losses, fold hygiene, model card, Hub upload, arguments;
+reruns (a finished fold reused only with the same settings) and data refused before any model is built.
 
 The main run (module fixture) trains a hidden-32, 2-layer model for a few steps in this process, with spies on the
 data collator (which ids were read, and when) and on the Hub client (what would be uploaded).
 """
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,14 +15,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from fixtures_data import csv_manifest, five_session_release
 from huggingface_hub import HfApi, ModelCard
 from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run_mgcma.py is a script at the repository root
 import run_mgcma  # noqa: E402
-from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma import MGCMAForEmotionClassification
+from modeling_mgcma.experiments.run_arguments import load_preset  # noqa: E402
 from modeling_mgcma.training.collators import MGCMADataCollator
 from modeling_mgcma.training.trainer import MGCMATrainer
 
@@ -38,20 +42,20 @@ def restore_torch_threads():
     torch.set_num_threads(previous)
 
 
-def tiny_run_args(tmp, *extra):
+def tiny_run_args(tmp, corpus, *extra):
     """A demo run on 8 utterances per session (fold 5: 28 train, 4 validation, 8 test)."""
     return [
-        "--output_dir", str(tmp / "out"), "--demo_corpus_dir", str(tmp.parent / "shared_corpus"),
+        "--output_dir", str(tmp / "out"), "--demo_corpus_dir", str(corpus),
         "--demo_utterances_per_session", "8", "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8",
         "--learning_rate", "3e-3", "--warmup_steps", "0", "--lr_scheduler_type", "constant", "--logging_steps", "1",
         "--max_steps", "12", "--eval_strategy", "steps", "--eval_steps", "6", "--save_strategy", "steps",
-        "--save_steps", "6", "--test_session", str(TEST_SESSION), "--seed", "0", "--disable_tqdm", "true",
+        "--save_steps", "6", "--test_group", str(TEST_SESSION), "--seed", "0", "--disable_tqdm", "true",
         *extra,
     ]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
+def demo_run(tmp_path_factory, corpus):
     tmp = tmp_path_factory.mktemp("run")
     events, uploads, repos = [], [], []
     original_call, original_predict = MGCMADataCollator.__call__, MGCMATrainer.predict
@@ -78,9 +82,9 @@ def demo_run(tmp_path_factory):
         patch.setattr(MGCMATrainer, "predict", spy_predict)
         patch.setattr(HfApi, "create_repo", fake_create_repo)
         patch.setattr(HfApi, "upload_folder", fake_upload_folder)
-        summary = run_mgcma.main(tiny_run_args(tmp, "--push_to_hub", "true", "--hub_model_id", HUB_ID))
+        summary = run_mgcma.main(tiny_run_args(tmp, corpus, "--push_to_hub", "true", "--hub_model_id", HUB_ID))
     return {"out": tmp / "out", "summary": summary, "events": events, "uploads": uploads, "repos": repos,
-            "corpus": tmp.parent / "shared_corpus"}  # fmt: skip
+            "corpus": corpus}  # fmt: skip
 
 
 def test_run_writes_every_artefact(demo_run):
@@ -115,14 +119,14 @@ def test_all_three_losses_go_down(demo_run):
 def test_results_json_matches_the_test_predictions(demo_run):
     results = json.loads((demo_run["out"] / "results.json").read_text())
     (fold,) = results["folds"]
-    assert fold["test_session"] == TEST_SESSION
+    assert fold["test_group"] == TEST_SESSION
     assert fold["num_test"] == 8 and fold["num_train"] + fold["num_validation"] == 32
     test_metrics = json.loads((demo_run["out"] / "test_results.json").read_text())
     assert fold["wa"] == pytest.approx(test_metrics["test_wa"]) and fold["ua"] == pytest.approx(test_metrics["test_ua"])
     assert results["mean"]["ua"] == pytest.approx(fold["ua"]) and results["std"]["ua"] == 0.0
 
 
-def test_test_session_is_never_used_for_training_or_selection(demo_run):
+def test_test_group_is_never_used_for_training_or_selection(demo_run):
     events = demo_run["events"]
     predict_index = [i for i, event in enumerate(events) if event[0] == "predict"]
     assert len(predict_index) == 1, "the test split must be evaluated exactly once"
@@ -191,8 +195,8 @@ def nothing_may_be_built(monkeypatch):
         (["--ablation", "S10"], r"--ablation must be one of \['S0', 'S1'"),
         (["--data_dir", "/nonexistent/IEMOCAP_full_release"], r"--data_dir '/nonexistent/IEMOCAP_full_release' is not a folder"),
         (["--data_dir", "{tmp}", "--manifest", "{tmp}/m.csv"], r"pass one of --data_dir \(IEMOCAP\), --manifest or --dataset_name"),
-        (["--test_session", "6"], r"--test_session must be a session 1-5, got 6"),
-        (["--test_session", "2", "--cross_validate"], r"not both"),
+        (["--test_group", "6"], r"--test_group must be an IEMOCAP session 1-5, got 6"),
+        (["--test_group", "2", "--cross_validate"], r"not both"),
         (["--push_to_hub", "true"], r"--push_to_hub needs --hub_model_id"),
         (["--speech_model", "facebook/wav2vec2-base"], r"both --speech_model and --text_model"),
         (["--cache_features"], r"--cache_features needs --freeze_encoders"),
@@ -279,13 +283,13 @@ def test_cross_validation_runs_every_fold_and_skips_finished_ones(tmp_path, demo
         "--eval_steps", "1", "--save_strategy", "steps", "--save_steps", "1", "--disable_tqdm", "true",
     ]  # fmt: skip
     summary = run_mgcma.main(argv)
-    assert [fold["test_session"] for fold in summary["folds"]] == [1, 2, 3, 4, 5]
+    assert [fold["test_group"] for fold in summary["folds"]] == [1, 2, 3, 4, 5]
     for k in range(1, 6):
         assert (out / f"fold_{k}" / "results.json").is_file() and (out / f"fold_{k}" / "model.safetensors").is_file()
     uas = [fold["ua"] for fold in summary["folds"]]
     assert summary["mean"]["ua"] == pytest.approx(np.mean(uas)) and summary["std"]["ua"] == pytest.approx(np.std(uas, ddof=1))
     table = (out / "results.md").read_text()
-    assert "| method | WA % | UA % |" in table and table.count("test session") == 5 and "mean of 5 folds" in table
+    assert "| method | WA % | UA % |" in table and table.count("test group") == 5 and "mean of 5 folds" in table
     assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(summary))
     card = ModelCard.load(out / "README.md")
     assert len(card.data.eval_results) == 12  # WA and UA for 5 folds and their mean
@@ -336,7 +340,7 @@ def test_cached_feature_mode_trains_on_frozen_encoder_outputs(tmp_path, demo_run
 
     assert datasets.Dataset.from_file(str(cache_file)).num_rows == 5 * 8
     written = cache_file.stat().st_mtime_ns
-    other_fold = [*argv, "--test_session", "4", "--feature_cache_dir", str(out / "feature_cache")]
+    other_fold = [*argv, "--test_group", "4", "--feature_cache_dir", str(out / "feature_cache")]
     other_fold[other_fold.index("--output_dir") + 1] = str(tmp_path / "cached_fold4")
     run_mgcma.main(other_fold)
     assert list((out / "feature_cache").glob("*/features.arrow")) == [cache_file]
@@ -345,8 +349,9 @@ def test_cached_feature_mode_trains_on_frozen_encoder_outputs(tmp_path, demo_run
 
 @pytest.mark.parametrize("with_groups", [True, False])
 def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local_encoders, with_groups):
-    """--manifest: leave-one-group-out when the group column exists (groups numbered in sorted order), else one
-    stratified 80/10/10 train/validation/test split."""
+    """--manifest: leave-one-group-out when the group column exists (groups numbered in sorted order), else, with no
+    fold option given, one stratified 80/10/10 train/validation/test split (a named group column that is missing is
+    an error: tests/test_data_group_columns.py)."""
     import csv
 
     from modeling_mgcma.data import load_iemocap
@@ -364,19 +369,20 @@ def test_manifest_data_with_and_without_a_group_column(tmp_path, demo_run, local
     out = tmp_path / "out"
     summary = run_mgcma.main([
         "--output_dir", str(out), "--manifest", str(manifest), "--audio_column", "path", "--text_column", "transcript",
-        "--label_column", "emotion", "--group_column", "speaker_group", "--speech_model", str(speech_dir),
+        "--label_column", "emotion", *(["--group_column", "speaker_group"] if with_groups else []),
+        "--speech_model", str(speech_dir),
         "--text_model", str(text_dir), "--config_overrides", "hidden_size=32,num_attention_heads=4,num_alignment_layers=1",
         "--max_steps", "1", "--per_device_train_batch_size", "8", "--eval_strategy", "steps", "--eval_steps", "1",
         "--save_strategy", "steps", "--save_steps", "1", "--disable_tqdm", "true",
-        *(["--test_session", "2"] if with_groups else []),
+        *(["--test_group", "2"] if with_groups else []),
     ])  # fmt: skip
     (fold,) = summary["folds"]
     if with_groups:
-        assert fold["test_session"] == "G2" and fold["num_test"] == 8
+        assert fold["test_group"] == "G2" and fold["num_test"] == 8
     else:
-        assert fold["test_session"] is None and fold["num_test"] == 4  # no group: no test session to name
+        assert fold["test_group"] is None and fold["num_test"] == 4  # no group: no test group to name
         card = (out / "README.md").read_text()
-        assert "stratified test split" in card and "test session" not in card
+        assert "stratified test split" in card and "test group" not in card
         assert "train (80%) / validation (10%) / test (10%) split" in card
     assert fold["num_train"] + fold["num_validation"] + fold["num_test"] == 40
     assert (out / "README.md").is_file() and (out / "model.safetensors").is_file()
@@ -427,3 +433,205 @@ def test_compute_metrics_reads_the_logits_and_names_a_class_missing_from_validat
     confidence = np.e / (np.e + 2)
     assert metrics == {"wa": 0.75, "ua": pytest.approx((1.0 + 2 / 3) / 2), "ece": pytest.approx(0.75 - confidence)}
     assert "no utterance of class id(s) [2]" in caplog.text
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Reruns, finished runs and data refused before any model is built
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def tiny_args(out, corpus, *extra):
+    """One or two optimizer steps of the demo model on 8 utterances per session."""
+    return [
+        "--output_dir", str(out), "--demo_corpus_dir", str(corpus), "--demo_utterances_per_session", "8",
+        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "8", "--max_steps", "1",
+        "--eval_strategy", "steps", "--eval_steps", "1", "--save_strategy", "steps", "--save_steps", "1",
+        "--logging_steps", "1", "--disable_tqdm", "true", *extra,
+    ]  # fmt: skip
+
+
+@pytest.fixture
+def trained_folds(monkeypatch):
+    """Records which folds run_mgcma trains (run_fold calls) instead of reusing."""
+    trained = []
+    original = run_mgcma.run_fold
+    monkeypatch.setattr(run_mgcma, "run_fold", lambda fold, *a, **k: trained.append(fold) or original(fold, *a, **k))
+    return trained
+
+
+def test_cross_validation_reuses_a_fold_only_with_the_same_settings(tmp_path, corpus, trained_folds):
+    out = tmp_path / "cv"
+    first = run_mgcma.main(tiny_args(out, corpus, "--cross_validate"))
+    assert trained_folds == [1, 2, 3, 4, 5]
+    recorded = json.loads((out / "fold_3" / "fingerprint.json").read_text())
+    assert recorded["fold"] == 3 and recorded["training"]["learning_rate"] == 1e-3
+
+    # other settings: refused before anything is trained, every stale fold and every difference named
+    trained_folds.clear()
+    with pytest.raises(ValueError) as error:
+        run_mgcma.main(tiny_args(out, corpus, "--cross_validate", "--ablation", "S4", "--learning_rate", "1e-4"))
+    message = str(error.value)
+    assert trained_folds == []
+    for k in range(1, 6):
+        assert str(out / f"fold_{k}") in message
+    assert "--learning_rate 0.001 -> 0.0001" in message and "--ablation None -> 'S4'" in message
+    assert "--overwrite_output_dir" in message
+    assert json.loads((out / "results.json").read_text())["folds"] == first["folds"]  # the old summary is untouched
+
+    # settings that do not change the result (logging, progress bars) reuse every fold
+    again = run_mgcma.main(tiny_args(out, corpus, "--cross_validate", "--logging_steps", "7", "--disable_tqdm", "false"))
+    assert trained_folds == [] and again["folds"] == first["folds"]
+
+    # asked explicitly: every fold is trained again with the new settings
+    redone = run_mgcma.main(tiny_args(out, corpus, "--cross_validate", "--learning_rate", "1e-4", "--overwrite_output_dir", "true"))
+    assert trained_folds == [1, 2, 3, 4, 5]
+    assert json.loads((out / "fold_3" / "fingerprint.json").read_text())["training"]["learning_rate"] == 1e-4
+    assert json.loads((out / "fingerprint.json").read_text())["training"]["learning_rate"] == 1e-4
+    assert json.loads((out / "results.json").read_text())["folds"] == redone["folds"]
+
+
+
+def test_a_new_run_into_a_finished_run_is_refused_unless_overwriting_or_resuming(tmp_path, corpus):
+    out = tmp_path / "run"
+    run_mgcma.main(tiny_args(out, corpus, "--test_group", "2"))
+    assert (out / "checkpoint-1").is_dir()
+    before = (out / "results.json").read_text()
+    with pytest.raises(ValueError, match=r"holds a finished run \(results.json\); a new run would overwrite it"):
+        run_mgcma.main(tiny_args(out, corpus, "--test_group", "2"))
+    with pytest.raises(ValueError, match=r"holds a finished run \(results.json\) trained with other settings: --seed 0 -> 3"):
+        run_mgcma.main(tiny_args(out, corpus, "--test_group", "2", "--seed", "3"))
+    assert (out / "results.json").read_text() == before and (out / "checkpoint-1").is_dir()
+
+    # resuming what is there, with the same settings, is allowed
+    run_mgcma.main(tiny_args(out, corpus, "--test_group", "2", "--resume_from_checkpoint", "last"))
+    # ... with other settings it is not
+    with pytest.raises(ValueError, match=r"trained with other settings: --seed 0 -> 3"):
+        run_mgcma.main(tiny_args(out, corpus, "--test_group", "2", "--seed", "3", "--resume_from_checkpoint", "last"))
+
+    # replacing it, when asked
+    (out / "checkpoint-1" / "marker").write_text("old")
+    run_mgcma.main(tiny_args(out, corpus, "--test_group", "2", "--seed", "3", "--overwrite_output_dir", "true"))
+    assert json.loads((out / "fingerprint.json").read_text())["training"]["seed"] == 3
+    assert not (out / "checkpoint-1" / "marker").exists()  # the old checkpoint is gone, not mixed with the new one
+
+
+def test_help_works():
+    completed = subprocess.run([sys.executable, "run_mgcma.py", "--help"], cwd=REPO_ROOT, capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "--max_duration" in completed.stdout and "--overwrite_output_dir" in completed.stdout
+
+
+def test_unwritable_output_dir_fails_before_loading_data(tmp_path, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("data were loaded before --output_dir was checked")
+
+    monkeypatch.setattr(run_mgcma, "load_data", forbidden)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match=r"--output_dir '.*a_file/out' is not a writable folder"):
+        run_mgcma.main(["--output_dir", str(blocker / "out")])
+
+
+@pytest.fixture
+def no_model_may_be_built(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a model was built before the data and arguments were checked")
+
+    monkeypatch.setattr(run_mgcma, "build_model_and_processor", forbidden)
+
+
+def manifest_run(tmp_path, wavs, rows, *extra, header="audio,text,label,session"):
+    path = csv_manifest(wavs, [header] + rows, name="train.csv")
+    return ["--manifest", str(path), "--output_dir", str(tmp_path / "out"), "--speech_model", "never/loaded",
+            "--text_model", "never/loaded", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--num_train_epochs", "0"], r"--num_train_epochs must be > 0 \(or give --max_steps > 0\), got 0.0"),
+        (["--num_train_epochs", "-1"], r"--num_train_epochs must be > 0 \(or give --max_steps > 0\), got -1.0"),
+        (["--learning_rate", "0"], r"--learning_rate must be > 0, got 0.0"),
+        (["--per_device_train_batch_size", "0"], r"--per_device_train_batch_size must be >= 1, got 0"),
+        (["--gradient_accumulation_steps", "0"], r"--gradient_accumulation_steps must be >= 1, got 0"),
+        (["--max_eval_samples", "0"], r"--max_eval_samples must be >= 1, got 0"),
+        (["--class_names", "a,b"], r"--class_names names your data's classes: use it with --manifest or --dataset_name"),
+        (["--label_names", "a,b"], r"--class_names names your data's classes: use it with --manifest or --dataset_name"),
+    ],
+)
+def test_arguments_that_would_train_nothing_fail_first(argv, message, tmp_path, monkeypatch):
+    monkeypatch.setattr(run_mgcma, "load_data", lambda *a, **k: pytest.fail("data loaded before the arguments were checked"))
+    with pytest.raises(ValueError, match=message):
+        run_mgcma.main(["--output_dir", str(tmp_path / "out"), *argv])
+
+
+def test_one_class_data_is_refused_naming_the_missing_classes(tmp_path, wavs, no_model_may_be_built):
+    rows = [f"a.wav,words {i},sad,{1 + i % 3}" for i in range(12)]
+    with pytest.raises(ValueError, match=r"the data have no utterance of class\(es\) \['angry', 'happy', 'neutral'\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows))
+    calm = [f"a.wav,words {i},calm,{1 + i % 3}" for i in range(12)]
+    with pytest.raises(ValueError, match=r"the data have a single class \['calm'\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, calm))
+
+
+def test_a_test_group_without_a_class_is_refused(tmp_path, wavs, no_model_may_be_built):
+    labels = ["angry", "happy", "sad", "neutral"]
+    rows = [f"a.wav,w,{labels[i % 4]},{1 + i % 3}" for i in range(24)]
+    rows += [f"b.wav,w,{label},4" for label in ("angry", "happy", "sad")]  # group 4 has no neutral
+    with pytest.raises(ValueError, match=r"fold that tests group '4'.*the test set \(3 rows\) has no utterance of class\(es\) \['neutral'\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--test_group", "4"))
+
+
+def test_too_few_rows_for_a_split_without_groups_is_a_clear_error(tmp_path, wavs, no_model_may_be_built):
+    labels = ["angry", "happy", "sad", "neutral"]
+    rows = [f"a.wav,w,{labels[i % 4]}" for i in range(12)]
+    with pytest.raises(ValueError, match=r"12 rows are too few for the stratified train / validation / test split .*'session' is not in the data"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, header="audio,text,label"))
+
+
+def test_label_names_fix_the_class_set_of_a_run(tmp_path, wavs, no_model_may_be_built):
+    rows = [f"a.wav,w,{['calm', 'tense'][i % 2]},{1 + i % 2}" for i in range(8)] + ["b.wav,w, Tenze,2"]
+    with pytest.raises(ValueError, match=r"train.csv, line 10: unknown label 'tenze'; expected one of \['calm', 'tense'\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--label_names", "calm,tense"))
+    with pytest.raises(ValueError, match=r"train.csv, line 10: unknown label 'tenze'"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--class_names", "Calm, Tense"))
+
+
+def test_run_mgcma_refuses_an_iemocap_copy_without_a_session(tmp_path, no_model_may_be_built):
+    import shutil
+
+    release = five_session_release(tmp_path)
+    shutil.rmtree(release / "Session3")
+    with pytest.raises(ValueError, match=r"has no Session3 \(found sessions \[1, 2, 4, 5\]\): leave-one-session-out would run 4 folds"):
+        run_mgcma.main(["--data_dir", str(release), "--output_dir", str(tmp_path / "out"), "--cross_validate"])
+
+
+def test_rows_without_a_group_are_refused_not_made_a_fold(tmp_path, wavs, no_model_may_be_built):
+    labels = ["angry", "happy", "sad", "neutral"]
+    rows = [f"a.wav,w,{labels[i % 4]},{1 + i % 3}" for i in range(24)] + ["b.wav,w,sad,"]
+    with pytest.raises(ValueError, match=r"1 row\(s\) have no value in the group column 'session' \(row\(s\) \[24\]"):
+        run_mgcma.main(manifest_run(tmp_path, wavs, rows, "--cross_validate"))
+
+
+def test_a_damaged_fold_result_is_named_not_a_traceback(tmp_path, corpus):
+    out = tmp_path / "cv"
+    run_mgcma.main(tiny_args(out, corpus, "--cross_validate"))
+    (out / "fold_2" / "results.json").write_text('{"folds": [')
+    with pytest.raises(ValueError, match=r"fold_2/results.json is not a readable fold result"):
+        run_mgcma.main(tiny_args(out, corpus, "--cross_validate"))
+
+
+def test_saved_test_ids_belong_to_their_predictions_under_length_grouping(tmp_path, corpus):
+    """With `group_by_length`, predictions come back sorted by length: the saved ids must follow that order."""
+    from modeling_mgcma.data import load_iemocap
+
+    out = tmp_path / "out"
+    run_mgcma.main(tiny_args(out, corpus, "--train_sampling_strategy", "group_by_length", "--per_device_eval_batch_size", "3"))
+    saved = json.loads((out / "test_predictions.json").read_text())
+    dataset = load_iemocap(corpus, strict_counts=False)
+    label_of = dict(zip(dataset["id"], dataset["label"]))
+    test_ids = [i for i in dataset["id"] if i.startswith("Ses05")]
+    assert sorted(saved["ids"]) == sorted(test_ids)
+    assert saved["ids"] != test_ids  # the length order differs from the dataset's, so the pairing is tested
+    assert [label_of[i] for i in saved["ids"]] == saved["references"]

@@ -52,10 +52,10 @@ import torch
 from torch import nn
 from torch.export import Dim
 
-from .fast_inference import convolutions_as_matmuls
 from ..modeling_mgcma import MGCMAForEmotionClassification
-from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line, session_options
 from ..pipeline_mgcma import uncertainty_statistics
+from .fast_inference import convolutions_as_matmuls
+from .onnx_runtime import EXPORT_SECTION, GRAPH_FILES, UNCERTAINTY_OUTPUTS, _first_line, session_options
 
 
 EXPORT_INPUT_NAMES = ("input_values", "speech_attention_mask", "input_ids", "text_attention_mask")
@@ -135,7 +135,7 @@ INT8_KEEP_FLOAT: tuple[str, ...] = (
     "mgcma.token_alignment.layers.*.text_feed_forward",
     "mgcma.distribution_alignment.text_constructor",
 )
-RUNTIME_FILES = ("onnx_runtime.py", "inference_mgcma.py", "processing_mgcma.py")
+RUNTIME_FILES = ("onnx_runtime.py", "inference_mgcma.py", "processing_mgcma.py", "manifest_rows.py")
 
 
 class ExportError(ValueError):
@@ -232,7 +232,6 @@ def quantize_int8(source: str, target: str, keep_float: tuple[str, ...] = (), st
     int8 in pairs summed into int16, which saturates with full-range weights and costs top-1 agreement with
     float32 (`tests/test_export.py` checks the agreement of the 7-bit graph)."""
     import onnx
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     matmuls = [node.name for node in onnx.load(source, load_external_data=False).graph.node if node.op_type == "MatMul"]
@@ -376,10 +375,13 @@ if __name__ == "__main__":
 def _write_runtime(folder):
     deploy = os.path.dirname(os.path.abspath(__file__))
     package = os.path.dirname(deploy)  # the Hub files sit at the package root, the runtime in this wing
+    from ..data import manifest_rows  # standard library only: the reader `mgcma predict` uses
+
+    data_folder = os.path.dirname(os.path.abspath(manifest_rows.__file__))
     for name in RUNTIME_FILES:
-        source = os.path.join(deploy, name)
-        if not os.path.exists(source):
-            source = os.path.join(package, name)
+        # this wing, the package root (Hub files) or the data package (manifest_rows.py, the manifest reader)
+        candidates = [os.path.join(deploy, name), os.path.join(package, name), os.path.join(data_folder, name)]
+        source = next((path for path in candidates if os.path.exists(path)), candidates[0])
         shutil.copyfile(source, os.path.join(folder, name))  # exported folders stay flat
     with open(os.path.join(folder, "predict.py"), "w", encoding="utf-8") as handle:
         handle.write(_PREDICT_SCRIPT)
@@ -410,7 +412,8 @@ classifier({{"audio": "clip.wav", "text": "I can't believe you did that!"}})
 
 Output per utterance: `labels` (softmax probabilities, highest first), `uncertainty` (DAM's speech/text sigma and
 the speech-text modality gap; null without DAM), `transcript`. Recordings longer than the processor's
-`max_duration` are cut into windows at quiet points and also get `segments` (`start`, `end`, `labels` per window).
+inference window (`window_seconds` in `processor_config.json`, else its training cut `max_duration`) are cut into
+windows at quiet points and also get `segments` (`start`, `end`, `labels` per window).
 
 Files:
 - `{GRAPH_FILES['fp32']}`: ONNX opset {opset}, inputs {", ".join(f"`{n}`" for n in input_names)}; outputs

@@ -12,12 +12,12 @@ Same input forms and the same output as the `multimodal-emotion-recognition` pip
 including long recordings cut into windows (`segments`). The exported folder's `predict.py` is this module's
 command line, with the same options and JSON-lines output as `mgcma predict`.
 
-This file is copied into every exported folder next to `inference_mgcma.py` and `processing_mgcma.py`; it imports
-only onnxruntime, numpy, transformers, the standard library and those two files (torch is never imported).
+This file is copied into every exported folder next to `inference_mgcma.py`, `processing_mgcma.py` and
+`manifest_rows.py` (the manifest reader of `mgcma predict`); it imports only onnxruntime, numpy, transformers, the
+standard library and those files (torch is never imported).
 """
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -27,9 +27,11 @@ import numpy as np
 
 try:  # inside the package
     from .. import inference_mgcma, processing_mgcma
+    from ..data.manifest_rows import manifest_items
 except ImportError:  # inside an exported folder, run as a script next to copies of those files
     import inference_mgcma
     import processing_mgcma
+    from manifest_rows import manifest_items
 
 
 EXPORT_SECTION = "onnx"  # the config.json entry written by the exporter
@@ -86,7 +88,7 @@ class ONNXEmotionClassifier:
         asr (callable, *optional*): transcribes inputs without text, called as
             `asr({"raw": mono_float32_array, "sampling_rate": rate})`, returning `{"text": str}` or a str.
         window_seconds (`float`, *optional*): window length for long recordings (default: the processor's
-            `max_duration`; None there too: every clip is classified whole).
+            `inference_window`; when that is None every clip is classified whole).
         overlap_seconds (`float`): overlap between consecutive windows.
     """
 
@@ -132,9 +134,8 @@ class ONNXEmotionClassifier:
         self.min_samples = int(section["min_speech_samples"])
         self.padding_invariant = bool(section["padding_invariant"])
         self.asr = asr
-        self.window_seconds = window_seconds if window_seconds is not None else self.processor.max_duration
+        self.window_seconds = window_seconds if window_seconds is not None else self.processor.inference_window
         self.overlap_seconds = overlap_seconds
-        self.processor.max_duration = None  # windows replace the cut: no clip is shortened
         self.sampling_rate = self.processor.sampling_rate
 
     # -- the pipeline's interface ----------------------------------------------------------------------------------------
@@ -164,6 +165,7 @@ class ONNXEmotionClassifier:
             transcript = text
             if transcript is None and segments is None:
                 transcript, segments = self._transcribe(array)
+            inference_mgcma.check_segments_in_audio(segments, len(array) / self.sampling_rate)
             bounds = self._windows(array)
             result = {"transcript": transcript, "segments": segments, "bounds": bounds, "windows": [None] * len(bounds)}
             results.append(result)
@@ -189,7 +191,9 @@ class ONNXEmotionClassifier:
         if len(clips) > 1 and not self.padding_invariant:
             # group-normalised conv features normalise over padding: one clip at a time, as the pipeline does
             return [row for clip, text in zip(clips, texts) for row in self._run([clip], [text])]
-        features = self.processor(audio=clips, text=texts, sampling_rate=self.sampling_rate, return_tensors="np")
+        features = self.processor(
+            audio=clips, text=texts, sampling_rate=self.sampling_rate, return_tensors="np", cut_to_max_duration=False
+        )  # the windows replace the training cut
         feed = {name: np.asarray(features[name]).astype(dtype, copy=False) for name, dtype in self.input_types.items()}
         outputs = dict(zip(self.output_names, self.session.run(self.output_names, feed)))
         return [{name: value[index] for name, value in outputs.items()} for index in range(len(clips))]
@@ -281,7 +285,8 @@ def add_runtime_arguments(parser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads")
     parser.add_argument(
         "--window_seconds", type=_positive_float, default=None,
-        help="cut longer recordings into windows of this length (default: the model's max_duration)",
+        help="cut longer recordings into windows of this length (default: the processor's window_seconds, else its "
+             "max_duration)",
     )
     parser.add_argument(
         "--overlap_seconds", type=float, default=inference_mgcma.DEFAULT_OVERLAP_SECONDS,
@@ -311,38 +316,10 @@ def _positive_float(value: str) -> float:
 
 
 def read_manifest(path, audio_column="audio", text_column="text", id_column="id") -> list[dict]:
-    """A CSV (with header) or JSONL manifest -> `[{"id", "audio", "text"}]`, paths resolved against its folder.
-    Raises `ValueError` naming the file and line of a bad row."""
-    if not os.path.isfile(path):
-        raise ValueError(f"manifest not found: {path}")
-    folder = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8", newline="") as handle:
-        if str(path).endswith((".jsonl", ".json")):
-            rows = []
-            for number, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        rows.append((number, json.loads(line)))
-                    except ValueError as error:
-                        raise ValueError(f"{path}, line {number}: not valid JSON ({error})") from None
-        else:
-            rows = [(number, row) for number, row in enumerate(csv.DictReader(handle), start=2)]
-    if not rows:
-        raise ValueError(f"manifest {path} lists no utterances")
-    items = []
-    for number, row in rows:
-        for column in (audio_column, text_column):
-            if not isinstance(row, dict) or not isinstance(row.get(column), str) or not row[column].strip():
-                present = sorted(k for k in row if k is not None) if isinstance(row, dict) else []
-                raise ValueError(
-                    f"{path}, line {number}: column {column!r} is missing or empty (columns: {present}); "
-                    "choose columns with --audio_column / --text_column"
-                )
-        audio = os.path.join(folder, os.path.expanduser(row[audio_column].strip()))
-        identifier = row.get(id_column)
-        items.append({"id": os.path.basename(audio) if identifier in (None, "") else identifier,
-                      "audio": audio, "text": row[text_column]})
-    return items
+    """A CSV (with header) or JSONL manifest -> `[{"id", "audio", "text"}]`, paths resolved against its folder: the
+    strict reader of `mgcma predict` (manifest_rows.py, copied into every exported folder). Raises `ValueError`
+    naming the file and line of a bad row."""
+    return manifest_items(path, audio_column, text_column, id_column)
 
 
 def prediction_record(identifier, result) -> dict:

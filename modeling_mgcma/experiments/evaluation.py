@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .run_records import atomic_write_text, group_from_folder_name
+
 
 # The paper's reported (WA %, UA %) on IEMOCAP, 5-fold leave-one-session-out: Table II (S0-S4, modules switched off)
 # and Table III (S0, S5-S9, module orders). The settings themselves are `PAPER_ABLATIONS` in configuration_mgcma.py.
@@ -112,7 +114,7 @@ def save_fold_predictions(fold: FoldPredictions, path: str | os.PathLike) -> str
     if fold.probabilities is not None:
         payload["probabilities"] = fold.probabilities.tolist()
         payload["temperature"] = fold.temperature
-    path.write_text(json.dumps(payload) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(payload) + "\n")
     return str(path)
 
 
@@ -145,7 +147,7 @@ def collect_grid_predictions(
         folder = output_dir / setting
         units = sorted(folder.iterdir()) if folder.is_dir() else []
         results[setting] = {
-            _FOLD_FOLDER.match(unit.name).group(1): load_fold_predictions(unit / filename)
+            group_from_folder_name(_FOLD_FOLDER.match(unit.name).group(1)): load_fold_predictions(unit / filename)
             for unit in units
             if unit.is_dir() and _FOLD_FOLDER.match(unit.name) and (unit / filename).is_file()
             and (folds is None or unit.name in folds)
@@ -489,8 +491,8 @@ def write_tables(tables: dict, output_dir: str | os.PathLike) -> tuple[str, str]
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     markdown, data = output_dir / "tables.md", output_dir / "tables.json"
-    markdown.write_text(render_tables_markdown(tables), encoding="utf-8")
-    data.write_text(json.dumps(tables, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_text(markdown, render_tables_markdown(tables))
+    atomic_write_text(data, json.dumps(tables, indent=2, ensure_ascii=False) + "\n")
     return str(markdown), str(data)
 
 

@@ -19,14 +19,14 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..training.calibration import apply_temperature
 from ..configuration_mgcma import PAPER_ABLATIONS
+from ..training.calibration import apply_temperature
 from .evaluation import (
     PREDICTIONS_FILE,
     REFERENCE_SETTING,
@@ -36,6 +36,7 @@ from .evaluation import (
     save_fold_predictions,
     write_tables,
 )
+from .run_records import fold_folder_name, group_from_folder_name
 
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class GridUnit:
 def grid_units(output_dir: str | os.PathLike, settings: Sequence[str], folds: Sequence) -> list[GridUnit]:
     """Every (setting, fold) unit in run order: setting by setting, so that a setting's row fills in first."""
     output_dir = Path(output_dir)
-    return [GridUnit(s, f, output_dir / s / f"fold_{f}") for s in settings for f in folds]
+    return [GridUnit(s, f, output_dir / s / fold_folder_name(f)) for s in settings for f in folds]
 
 
 def _recorded_fingerprint(path: Path) -> dict | None:
@@ -224,14 +225,19 @@ def save_unit_outputs(
     logits = np.asarray(logits, dtype=np.float64)
     probabilities = apply_temperature(logits, temperature if temperature is not None else 1.0)
     fold = FoldPredictions(ids, logits.argmax(axis=1), references, probabilities, temperature)
-    save_fold_predictions(fold, directory / PREDICTIONS_FILE)
     if speech_features is not None and text_features is not None:
         speech, text = np.asarray(speech_features, dtype=np.float32), np.asarray(text_features, dtype=np.float32)
         if speech.shape != text.shape or speech.ndim != 2 or len(speech) != len(fold.ids):
             raise ValueError(f"need [N, D] speech and text features for the {len(fold.ids)} test utterances, got "
                              f"{speech.shape} and {text.shape}.")  # fmt: skip
-        np.savez(directory / FEATURES_FILE, ids=np.asarray(fold.ids, dtype=str), speech=speech, text=text,
-                 labels=fold.references)  # fmt: skip
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = directory / f".{FEATURES_FILE}.{os.getpid()}.tmp.npz"
+        try:  # written whole or not at all (temporary file + os.replace)
+            np.savez(temporary, ids=np.asarray(fold.ids, dtype=str), speech=speech, text=text, labels=fold.references)
+            os.replace(temporary, directory / FEATURES_FILE)
+        finally:
+            temporary.unlink(missing_ok=True)
+    save_fold_predictions(fold, directory / PREDICTIONS_FILE)  # last: it marks the unit finished
     return fold
 
 
@@ -258,7 +264,7 @@ def figure3_features(output_dir: str | os.PathLike, panels: Sequence[str]) -> tu
         for unit in sorted(folder.glob("fold_*")) if folder.is_dir() else []:
             features = load_unit_features(unit)
             if features is not None:
-                available.setdefault(unit.name[len("fold_"):], {})[setting] = features
+                available.setdefault(group_from_folder_name(unit.name[len("fold_"):]), {})[setting] = features
     if not available:
         return None, {}
     fold = max(available, key=lambda f: (len(available[f]), -sorted(available).index(f)))

@@ -19,17 +19,46 @@ import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from .run_records import test_group_of
+
 
 MAIN_REVISION = "main"
 # Branch names: letters, digits, '-', '_' and '.'; a fold named "Ses01" or 3 gives "fold-Ses01" / "fold-3".
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,79}$")
+
+
+def _branch_part(value) -> str:
+    """A fold value as it appears in a branch name: the value itself when plain (``Ses01``, ``3``), else its ASCII
+    letters and digits followed by a digest of the whole value, so that values differing only in characters a branch
+    name cannot hold (non-ASCII names, '/', spaces) still get distinct, stable branches."""
+    import hashlib
+    import unicodedata
+
+    text = str(value)
+    if _PLAIN.match(text) and ".." not in text and not text.endswith((".", ".lock")):
+        return text
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = _UNSAFE.sub("-", ascii_text).strip("-.")[:40].strip("-.")
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+    return f"{slug}-{digest}" if slug else digest
 
 
 def fold_revision(fold, setting: str | None = None) -> str:
     """The branch that holds one fold's model: ``fold-<k>`` for a cross-validation, ``<setting>-fold-<k>`` in a
-    grid of settings."""
-    name = f"fold-{_UNSAFE.sub('-', str(fold)).strip('-')}"
+    grid of settings (see `_branch_part` for fold values that are not plain)."""
+    name = f"fold-{_branch_part(fold)}"
     return f"{_UNSAFE.sub('-', setting)}-{name}" if setting else name
+
+
+def unique_revisions(pairs: Sequence[tuple[str, object]]) -> None:
+    """Refuse, before anything is uploaded, two folds given the same branch: ``[(revision, fold), ...]``."""
+    seen: dict[str, object] = {}
+    for revision, fold in pairs:
+        if revision in seen and seen[revision] != fold:
+            raise ValueError(f"folds {seen[revision]!r} and {fold!r} would both be pushed to the branch {revision!r}; "
+                             "nothing was uploaded. Rename one of the groups.")  # fmt: skip
+        seen[revision] = fold
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -142,10 +171,10 @@ def fold_rows_from_tables(tables: dict) -> list[dict]:
 
 
 def fold_rows_from_results(results: dict) -> list[dict]:
-    """:func:`fold_map_markdown` rows for a cross-validation summary (``{"folds": [{"test_session", "wa", "ua",
+    """:func:`fold_map_markdown` rows for a cross-validation summary (``{"folds": [{"test_group", "wa", "ua",
     "num_test"}]}``, WA/UA as fractions)."""
     return [
-        {"revision": fold_revision(fold["test_session"]), "setting": None, "fold": fold["test_session"],
+        {"revision": fold_revision(test_group_of(fold)), "setting": None, "fold": test_group_of(fold),
          "n_test": fold.get("num_test", "?"), "wa": 100 * fold["wa"], "ua": 100 * fold["ua"]}
         for fold in results["folds"]
     ]  # fmt: skip
@@ -197,12 +226,16 @@ def push_run_folds(training_args, output_dir, *, tables: dict | None = None, res
     from .hub_upload import hub_upload_files, stage_upload_file
 
     output_dir = Path(output_dir)
+    from .run_records import fold_folder_name
+
     if tables is not None:
         rows = fold_rows_from_tables(tables)
-        folders = {row["revision"]: output_dir / row["setting"] / f"fold_{row['fold']}" for row in rows}
+        unique_revisions([(row["revision"], (row["setting"], row["fold"])) for row in rows])
+        folders = {row["revision"]: output_dir / row["setting"] / fold_folder_name(row["fold"]) for row in rows}
         card = grid_card_text((output_dir / "tables.md").read_text(encoding="utf-8"), f"{training_args.hub_model_id}: the grid")
     else:
         rows = fold_rows_from_results(results)
+        unique_revisions([(fold_revision(fold), fold) for fold in fold_dirs])
         folders = {fold_revision(fold): folder for fold, folder in fold_dirs.items()}
         card = None
     return push_cross_validation(
@@ -230,4 +263,5 @@ __all__ = [
     "push_cross_validation",
     "push_run_folds",
     "push_folds",
+    "unique_revisions",
 ]

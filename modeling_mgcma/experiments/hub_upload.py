@@ -89,7 +89,6 @@ def push_model_folder(folder, training_args) -> str:
     """Upload the model folder's allow-listed files (`HUB_UPLOAD_FILES`: weights, config, code, processor, card, plots,
     results) to the Hub, with local paths removed from their JSON. The repository keeps its owner's visibility default
     unless --hub_private_repo says true or false."""
-    import tempfile
 
     from huggingface_hub import HfApi
 

@@ -16,6 +16,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from ..configuration_mgcma import PAPER_ABLATIONS
 from ..data.splits import NO_GROUP_TEST_FRACTION
+from .run_records import test_group_of
 
 
 # The template lives in the repository's `model_cards/`, installed as the package `modeling_mgcma.model_cards`
@@ -50,9 +51,10 @@ def ablation_description(ablation: str | None, config) -> str:
     return f"{ablation} of the paper ({PAPER_ABLATIONS[ablation]}): modules {order}"
 
 
-def fold_title(test_session) -> str:
-    """How a fold is named in tables and plots: "test session 3", or for data without groups "stratified test split"."""
-    return "stratified test split" if test_session is None else f"test session {test_session}"
+def fold_title(test_group) -> str:
+    """How a fold is named in tables and plots: "test group 3" (its held-out group), or for data without groups
+    "stratified test split"."""
+    return "stratified test split" if test_group is None else f"test group {test_group}"
 
 
 def summarise(folds: list[dict]) -> dict:
@@ -71,7 +73,7 @@ def results_table(results: dict, method: str = "MGCMA") -> str:
     lines = ["| method | WA % | UA % |", "|---|---|---|"]
     folds = results["folds"]
     for fold in folds:
-        lines.append(f"| {method}, {fold_title(fold['test_session'])} | {100 * fold['wa']:.2f} | {100 * fold['ua']:.2f} |")
+        lines.append(f"| {method}, {fold_title(test_group_of(fold))} | {100 * fold['wa']:.2f} | {100 * fold['ua']:.2f} |")
     if len(folds) > 1:
         mean, std = results["mean"], results["std"]
         lines.append(
@@ -84,7 +86,7 @@ def results_table(results: dict, method: str = "MGCMA") -> str:
 def _eval_results(results: dict, dataset_name: str, dataset_type: str) -> list[EvalResult]:
     entries = []
     rows = [
-        (fold_title(f["test_session"]), "test" if f["test_session"] is None else f"session{f['test_session']}", f)
+        (fold_title(test_group_of(f)), "test" if test_group_of(f) is None else f"session{test_group_of(f)}", f)
         for f in results["folds"]
     ]
     if len(results["folds"]) > 1:
@@ -125,7 +127,7 @@ def render_model_card(
     """Render the card.
 
     Args:
-        results: ``{"folds": [{"test_session", "wa", "ua", ...}], "mean": {...}, "std": {...}}`` (fractions).
+        results: ``{"folds": [{"test_group", "wa", "ua", ...}], "mean": {...}, "std": {...}}`` (fractions).
         config: the trained model's `MGCMAConfig`.
         data_source: ``"demo"``, ``"iemocap"``, ``"manifest"`` or ``"dataset"``.
         hyperparameters: name -> value, shown as a table.
@@ -179,6 +181,8 @@ def render_model_card(
         label_names=", ".join(label_names),
         num_labels=len(label_names),
         calibration_temperature=getattr(config, "calibration_temperature", None),
+        calibration_notes=[f"{fold_title(test_group_of(fold))}: {fold['calibration_note']}" for fold in results["folds"]
+                           if fold.get("calibration_note")],
     )
 
 
@@ -234,7 +238,7 @@ def write_card(folder, results, config, training_args, *, data_source, preset, a
         f"set ({validation}) selects the checkpoint with the best validation "
         f"{training_args.metric_for_best_model.upper()}; the test session is evaluated once, with that checkpoint."
     )
-    if results["folds"][0]["test_session"] is None:
+    if test_group_of(results["folds"][0]) is None:
         train = 1 - NO_GROUP_TEST_FRACTION - validation_fraction
         protocol = (f"One stratified train ({train:.0%}) / validation ({validation_fraction:.0%}) / test "
                     f"({NO_GROUP_TEST_FRACTION:.0%}) split; the best validation checkpoint is tested once.")  # fmt: skip

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from transformers import HfArgumentParser
 
-from ..configuration_mgcma import PAPER_ABLATIONS, MGCMAConfig
+from ..configuration_mgcma import PAPER_ABLATIONS, TRAINING_SETTINGS, MGCMAConfig
 from ..data.iemocap import NUM_SESSIONS
 
 
@@ -58,27 +58,201 @@ def load_preset(preset: str | None, folder: str | Path | None = None) -> tuple[d
     folder = Path(folder) if folder is not None else PRESETS_DIR
     values = {**_read("protocol", folder), **_read(preset or "new_data", folder)}
     model_config = values.pop("model_config", {})
+    model_config = parse_config_overrides(model_config, source=f"preset {preset or 'new_data'}, model_config",
+                                          check_known=False) if model_config else {}
     return values, model_config
 
 
-def parse_config_overrides(overrides: str | None) -> dict:
-    """'a=1,b=x' -> {'a': 1, 'b': 'x'} (values read as JSON when they parse, else as strings), checked against
-    MGCMAConfig's fields."""
+def parse_bool(value, name: str, source: str = "") -> bool:
+    """`value` read as HfArgumentParser reads `--flag value` (transformers' `string_to_bool`: yes/true/t/y/1 and
+    no/false/f/n/0, any case; a real boolean, or the numbers 0 and 1, as themselves). Anything else is a ValueError
+    naming `name` (where it came from: `source`) and the value."""
+    from transformers.hf_argparser import string_to_bool
+
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        try:
+            return string_to_bool(value.strip())
+        except argparse.ArgumentTypeError:
+            pass
+    where = f" ({source})" if source else ""
+    raise ValueError(f"{name}{where} must be a boolean (yes/no, true/false, t/f, y/n, 1/0), got {value!r}.")
+
+
+def parse_number(value, kind: type, name: str, source: str = ""):
+    """`value` as an int or float (`kind`): numbers as themselves, text such as "1e-4" or "3" parsed; anything else
+    (text that is no number, a boolean, a fraction where an int belongs) is a ValueError naming `name` and the value."""
+    where = f" ({source})" if source else ""
+    problem = ValueError(f"{name}{where} must be {'an integer' if kind is int else 'a number'}, got {value!r}.")
+    if isinstance(value, bool):
+        raise problem
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text) if kind is int else float(text)
+        except ValueError:
+            try:
+                value = float(text)  # "3.0" is the integer 3
+            except ValueError:
+                raise problem from None
+    if not isinstance(value, (int, float)):
+        raise problem
+    if kind is int:
+        if float(value) != int(value):
+            raise problem
+        return int(value)
+    return float(value)
+
+
+def _scalar_kind(annotation) -> type | None:
+    """bool, int or float when a field's annotation is one of them (or it | None), else None."""
+    import types
+    import typing
+
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (
+        annotation,)  # fmt: skip
+    options = [option for option in options if option is not type(None)]
+    return options[0] if len(options) == 1 and options[0] in (bool, int, float) else None
+
+
+def argument_kinds(dataclass_types) -> dict:
+    """{argument name: bool / int / float} for every scalar field of `dataclass_types`."""
+    import typing
+
+    kinds = {}
+    for dtype in dataclass_types:
+        try:
+            hints = typing.get_type_hints(dtype)
+        except Exception:  # an annotation that does not resolve: read the field's own
+            hints = {f.name: f.type for f in dataclasses.fields(dtype)}
+        for f in dataclasses.fields(dtype):
+            kind = _scalar_kind(hints.get(f.name, f.type))
+            if kind is not None:
+                kinds[f.name] = kind
+    return kinds
+
+
+def coerce_argument_values(values: dict, kinds: dict, source: str) -> dict:
+    """`values` (argument name -> value, from a config file or a preset) with each boolean and number read as the
+    command line reads it (see `parse_bool`, `parse_number`); None stays None. Errors name the key, value and
+    `source`."""
+    result = dict(values)
+    for name, value in values.items():
+        kind = kinds.get(name)
+        if kind is None or value is None:
+            continue
+        result[name] = parse_bool(value, name, source) if kind is bool else parse_number(value, kind, name, source)
+    return result
+
+
+def _config_value_kinds() -> dict:
+    """{MGCMAConfig setting: bool / int / float}, from each setting's default value."""
+    kinds = {}
+    for f in dataclasses.fields(MGCMAConfig):
+        default = f.default
+        if isinstance(default, (bool, int, float)) and default is not dataclasses.MISSING:
+            kinds[f.name] = type(default)
+    return kinds
+
+
+def _split_overrides(overrides: str) -> list[str]:
+    """'a=1,b=[x, y],c="p,q"' -> ['a=1', 'b=[x, y]', 'c="p,q"']: commas inside brackets or quotes do not split."""
+    items, current, depth, quote = [], [], 0, None
+    for char in overrides:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    items.append("".join(current))
+    return items
+
+
+def parse_config_overrides(overrides, *, source: str = "--config_overrides", check_known: bool = True) -> dict:
+    """'a=1,b=x' (or a mapping, e.g. `config_overrides:` in a YAML file) -> {'a': 1, 'b': 'x'}, checked against
+    MGCMAConfig's settings. In a string, values are read as JSON when they parse (lists in brackets may hold commas),
+    else as text. A boolean setting takes what `--flag value` takes (see `parse_bool`), a number setting a number;
+    anything else is a ValueError naming the key and value (and `source`). Without `check_known`, a key MGCMAConfig
+    does not have is kept as it is (a preset's `model_config`, read by code that knows its keys)."""
     if not overrides:
         return {}
-    result = {}
     known = {f.name for f in dataclasses.fields(MGCMAConfig)} if dataclasses.is_dataclass(MGCMAConfig) else None
-    for item in overrides.split(","):
-        if "=" not in item:
-            raise ValueError(f"--config_overrides items must be key=value, got {item!r} in {overrides!r}.")
-        key, value = (part.strip() for part in item.split("=", 1))
-        if known is not None and key not in known:
-            raise ValueError(f"--config_overrides: MGCMAConfig has no setting {key!r}.")
-        try:
-            result[key] = json.loads(value)
-        except json.JSONDecodeError:
-            result[key] = value
+    kinds = _config_value_kinds()
+    if isinstance(overrides, dict):
+        raw = {str(key): (value, False) for key, value in overrides.items()}
+    elif isinstance(overrides, str):
+        raw = {}
+        for item in _split_overrides(overrides):
+            if "=" not in item:
+                raise ValueError(f"--config_overrides items must be key=value, got {item!r} in {overrides!r}.")
+            key, value = (part.strip() for part in item.split("=", 1))
+            if key in raw:
+                raise ValueError(f"--config_overrides sets {key!r} twice in {overrides!r}.")
+            raw[key] = (value, True)
+    else:
+        raise ValueError(f"--config_overrides must be 'key=value,...' or a mapping, got {overrides!r}.")
+    result = {}
+    for key, (value, textual) in raw.items():
+        if key in TRAINING_SETTINGS:  # config fields once, training arguments (MGCMATrainingArguments) now
+            raise ValueError(
+                f"{source}: {key!r} is a training argument now, not an MGCMAConfig setting: pass --{key} {value} "
+                f"(or `{key}:` at the top level of a YAML preset or argument file), got {key}={value!r}."
+            )
+        if known is not None and key not in known and check_known:
+            raise ValueError(f"{source}: MGCMAConfig has no setting {key!r}.")
+        kind = kinds.get(key)
+        if kind is bool:
+            result[key] = parse_bool(value, key, source)
+            continue
+        if textual:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        if kind in (int, float) and value is not None:
+            value = parse_number(value, kind, key, source)
+        elif isinstance(value, (set, tuple)):
+            value = list(value)
+        result[key] = value
     return result
+
+
+def check_ablation_overrides(model_args) -> None:
+    """--config_overrides may not set what the ablation settings being run define (the modules switched on and their
+    order, `PAPER_ABLATIONS`): the run would be labelled with a setting it does not measure."""
+    settings = [model_args.ablation] if model_args.ablation is not None else []
+    if model_args.ablations is not None:
+        from .grid import parse_ablations
+
+        settings = parse_ablations(model_args.ablations)
+    if not settings:
+        return
+    overrides = parse_config_overrides(model_args.config_overrides)
+    defined = {key for values in PAPER_ABLATIONS.values() for key in values}
+    clashing = [key for key in overrides if key in defined]
+    if clashing:
+        key = clashing[0]
+        setting = next((s for s in settings if key in PAPER_ABLATIONS[s]), settings[0])
+        value = PAPER_ABLATIONS[setting].get(key, MGCMAConfig.ablation_kwargs(setting).get(key, "the default"))
+        if key not in PAPER_ABLATIONS[setting]:
+            default = next((f.default for f in dataclasses.fields(MGCMAConfig) if f.name == key), None)
+            value = default() if callable(default) else default
+        raise ValueError(
+            f"--config_overrides {key}={overrides[key]!r} changes what the ablation setting {setting} defines "
+            f"({key} = {value!r} in {setting}; the settings define {sorted(defined)}): results labelled {setting} "
+            "would measure another model. Drop the override, or choose the setting that has that value."
+        )
 
 
 def launched_on_cpus_only() -> bool:
@@ -126,14 +300,47 @@ def read_argument_file(name: str) -> dict:
     return raw
 
 
+# Arguments that were renamed: former name -> current name. The former name is still read, with a warning.
+RENAMED_ARGUMENTS = {"test_session": "test_group"}
+
+
+def rename_former_arguments(given: dict, source: str) -> dict:
+    """`given` with every argument of `RENAMED_ARGUMENTS` under its current name (one warning each); both names at
+    once is an error naming them."""
+    renamed = dict(given)
+    for former, current in RENAMED_ARGUMENTS.items():
+        if former not in renamed:
+            continue
+        if current in renamed:
+            raise ValueError(f"{source}: pass --{current} (the current name) or --{former} (its former name), not both.")
+        logger.warning(f"{source}: --{former} is now called --{current}; read as --{current}.")
+        renamed[current] = renamed.pop(former)
+    return renamed
+
+
+def _rename_former_flags(argv: list[str]) -> list[str]:
+    """The command line with `--<former name>` (and `--<former name>=value`) spelled with its current name, checked and
+    warned about as `rename_former_arguments` does."""
+    names = [token[2:].partition("=")[0] for token in argv if token.startswith("--")]
+    rename_former_arguments(dict.fromkeys(names), "the command line")  # the error for both names, and the warning
+    spelled = []
+    for token in argv:
+        name, equals, value = token[2:].partition("=") if token.startswith("--") else ("", "", "")
+        spelled.append(f"--{RENAMED_ARGUMENTS[name]}{equals}{value}" if name in RENAMED_ARGUMENTS else token)
+    return spelled
+
+
 def read_arguments(argv: list[str], dataclass_types):
     """(model_args, data_args, training_args, preset, given) of `dataclass_types` (ModelArguments, DataArguments,
     TrainingArguments) from the command line or from one .json/.yaml file, parsed once; `given` holds the names set
     explicitly, and the preset's values fill every other argument."""
     parser = HfArgumentParser(dataclass_types)
     if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        given = read_argument_file(argv[0])
+        given = rename_former_arguments(read_argument_file(argv[0]), argv[0])
+        # "false" in a file means what --flag false means; "1e-4" is a number
+        given = coerce_argument_values(given, argument_kinds(dataclass_types), argv[0])
     else:
+        argv = _rename_former_flags(argv)
         unset = object()  # an argument still `unset` after parsing was not on the command line
         namespace = argparse.Namespace(**{action.dest: unset for action in parser._actions if action.dest != "help"})
         namespace, unused = parser.parse_known_args(argv, namespace)
@@ -142,6 +349,10 @@ def read_arguments(argv: list[str], dataclass_types):
         given = {name: value for name, value in vars(namespace).items() if value is not unset}
     has_data = bool(given.get("data_dir") or given.get("manifest") or given.get("dataset_name"))
     preset, defaults = preset_defaults(given.get("preset"), has_data)
+    defaults = coerce_argument_values(defaults, argument_kinds(dataclass_types), f"preset {preset or 'new_data'}")
+    if given.get("ablations") and "output_dir" not in given and defaults.get("output_dir"):
+        # a grid's folder is never the single run's default one (run_records.check_folder_kind keeps them apart)
+        defaults["output_dir"] = f"{str(defaults['output_dir']).rstrip('/')}-grid"
     model_args, data_args, training_args = parser.parse_dict({**defaults, **given})
     take_class_names_from_label_names(data_args, training_args)
     check_arguments(model_args, data_args, training_args)
@@ -204,6 +415,20 @@ def check_arguments(model_args, data_args, training_args):
             raise ValueError(f"--resume_from_checkpoint {resume!r} cannot be resumed from: {problem}.")
 
 
+def looks_like_local_path(value: str) -> bool:
+    """Whether `value` is written as a local path rather than a Hub id (``org/name``): it starts with '.', '/' or
+    '~', holds a backslash, or has more than one '/'."""
+    return value.startswith((".", "/", "~")) or "\\" in value or value.count("/") > 1
+
+
+def check_local_path(argument: str, value: str | None) -> None:
+    """A value written as a local path (see `looks_like_local_path`) that does not exist is named as such now,
+    instead of failing later as a malformed Hub id."""
+    if value is not None and looks_like_local_path(value) and not Path(value).expanduser().exists():
+        raise ValueError(f"{argument} {value!r} looks like a local path, and it does not exist "
+                         f"({Path(value).expanduser().absolute()}); give an existing folder or a Hub id (org/name).")
+
+
 def check_model_arguments(model_args) -> None:
     """Checks of run_mgcma.py's ModelArguments (run by its __post_init__); a --max_duration of 0 becomes None (no cap)."""
     if model_args.torch_num_threads is not None and model_args.torch_num_threads < 1:
@@ -219,11 +444,14 @@ def check_model_arguments(model_args) -> None:
     check_grid_arguments(model_args)
     if (model_args.speech_model is None) != (model_args.text_model is None):
         raise ValueError("pass both --speech_model and --text_model, or neither.")
+    check_local_path("--speech_model", model_args.speech_model)
+    check_local_path("--text_model", model_args.text_model)
     if model_args.max_duration is not None and model_args.max_duration < 0:
         raise ValueError(f"--max_duration must be >= 0 seconds (0: no cap), got {model_args.max_duration}.")
     if model_args.max_duration == 0:
         model_args.max_duration = None
     parse_config_overrides(model_args.config_overrides)  # fail now on a malformed string
+    check_ablation_overrides(model_args)
 
 
 def check_grid_arguments(model_args) -> None:
@@ -252,6 +480,7 @@ def check_data_arguments(data_args) -> None:
     sources = [f"--{name}" for name in ("data_dir", "manifest", "dataset_name") if getattr(data_args, name) is not None]
     if len(sources) > 1:
         raise ValueError(f"pass one of --data_dir (IEMOCAP), --manifest or --dataset_name (your data), got {sources}.")
+    check_local_path("--dataset_name", data_args.dataset_name)
     if data_args.iemocap_config not in ("4class", "full"):
         raise ValueError(f"--iemocap_config must be '4class' or 'full', got {data_args.iemocap_config!r}.")
     if data_args.data_dir is not None and not Path(data_args.data_dir).expanduser().is_dir():
@@ -268,11 +497,11 @@ def check_data_arguments(data_args) -> None:
         names = [name.strip() for name in data_args.class_names.split(",")]
         if len(names) < 2 or not all(names):
             raise ValueError(f"--class_names must list at least 2 non-empty class names, 'a,b,c'; got {data_args.class_names!r}.")
-    if data_args.cross_validate and data_args.test_session is not None:
-        raise ValueError("pass --test_session k (one fold) or --cross_validate (all folds), not both.")
-    if data_args.test_session is not None and data_args.manifest is None and data_args.dataset_name is None:
-        if isinstance(data_args.test_session, bool) or not 1 <= data_args.test_session <= NUM_SESSIONS:
-            raise ValueError(f"--test_session must be a session 1-{NUM_SESSIONS}, got {data_args.test_session!r}.")
+    if data_args.cross_validate and data_args.test_group is not None:
+        raise ValueError("pass --test_group k (one fold) or --cross_validate (all folds), not both.")
+    if data_args.test_group is not None and data_args.manifest is None and data_args.dataset_name is None:
+        if isinstance(data_args.test_group, bool) or not 1 <= data_args.test_group <= NUM_SESSIONS:
+            raise ValueError(f"--test_group must be an IEMOCAP session 1-{NUM_SESSIONS}, got {data_args.test_group!r}.")
     if data_args.validation_strategy not in ("stratified", "speaker"):
         raise ValueError(f"--validation_strategy must be 'stratified' or 'speaker', got {data_args.validation_strategy!r}.")
     if not 0.0 < data_args.validation_fraction < 1.0:
@@ -321,5 +550,6 @@ def apply_runtime_settings(model_args, training_args, preset: str | None, given:
 
 __all__ = [
     "PRESETS", "PRESETS_DIR", "load_preset", "preset_defaults", "parse_config_overrides", "read_argument_file",
-    "read_arguments", "check_arguments", "check_model_arguments", "check_grid_arguments", "check_data_arguments", "apply_runtime_settings",
+    "parse_bool", "parse_number", "coerce_argument_values", "check_ablation_overrides", "check_grid_arguments",
+    "read_arguments", "check_arguments", "check_model_arguments", "check_data_arguments", "apply_runtime_settings",
 ]  # fmt: skip

@@ -9,11 +9,16 @@ match; anything else is refused with the differences named.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import re
+import socket
+import time
 from pathlib import Path
+from urllib.parse import unquote
 
 
 logger = logging.getLogger(__name__)
@@ -35,7 +40,7 @@ NON_RESULT_TRAINING_ARGUMENTS = frozenset({
 # Arguments whose effect is already in the data fingerprint, or that only say where things are or what to do with them.
 NON_RESULT_OTHER_ARGUMENTS = frozenset({
     "data_dir", "manifest", "demo_corpus_dir", "demo_utterances_per_session", "audio_column", "text_column",
-    "label_column", "class_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_session",
+    "label_column", "class_names", "strict_counts", "feature_cache_dir", "cross_validate", "test_group",
     "overwrite_output_dir", "torch_num_threads", "dataset_name", "iemocap_config", "ablations", "dry_run",
     "grid_workers", "grid_unit", "grid_tables_only", "launcher", "slurm_partition", "slurm_gpus_per_node",
     "slurm_cpus_per_task", "slurm_time", "slurm_array_parallelism", "slurm_folder",
@@ -44,6 +49,146 @@ NON_RESULT_OTHER_ARGUMENTS = frozenset({
 # replaces it. Model files, card and plots are overwritten by the new run.
 RUN_RECORD_FILES = ("results.json", "results.md", FINGERPRINT_FILE, "trainer_state.json", "all_results.json",
                     "train_results.json", "eval_results.json", "test_results.json")  # fmt: skip
+
+
+# A group value used as it is in a folder name: ASCII letters, digits, '_', '-' and (not first) '.'.
+_SAFE_GROUP = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")
+LOCK_FILE = ".mgcma-run.lock"
+# Files that only a grid of settings writes at the top of its --output_dir, and those a single run or a
+# cross-validation writes there.
+GRID_MARKERS = ("tables.json", "tables.md")
+RUN_MARKERS = (FINGERPRINT_FILE, "results.json", "model.safetensors", "config.json")
+
+
+def group_folder_name(value) -> str:
+    """The folder-name form of a group value (a fold's test session, speaker, ...): the value itself when it is
+    plain (letters, digits, '_', '-', '.' not first: ``Ses01``, ``3``), else every other character percent-encoded
+    (``../x`` -> ``%2E%2E%2Fx``), so that no value names a path outside its folder and two values never share one.
+    `group_from_folder_name` reads the value back."""
+    import hashlib
+
+    text = str(value)
+    if _SAFE_GROUP.match(text):
+        return text
+    encoded = "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "".join(f"%{b:02X}" for b in c.encode())
+                      for c in text)  # fmt: skip
+    if len(encoded) > 120:  # a file name has at most 255 bytes: a long value keeps its start and a digest
+        encoded = f"{encoded[:96]}%~{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+    return encoded
+
+
+def group_from_folder_name(name: str) -> str:
+    """The group value (as text) of a folder name written by `group_folder_name`."""
+    return unquote(name) if "%~" not in name else name
+
+
+def fold_folder_name(fold) -> str:
+    """``fold_<group>`` (``fold_split`` for the stratified split of data without groups)."""
+    return "fold_split" if fold is None else f"fold_{group_folder_name(fold)}"
+
+
+def atomic_write_text(path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and `os.replace`: a reader (or a later
+    run) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def check_folder_kind(output_dir, grid: bool) -> None:
+    """A grid of settings and a single run (or cross-validation) never share an --output_dir: the grid's card and
+    tables would replace the run's card (and be pushed in its name), and the other way round."""
+    folder = Path(output_dir)
+    if not folder.is_dir():
+        return
+    settings_with_units = [p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("fold_*/test_predictions.json"))]
+    if grid:
+        found = [n for n in RUN_MARKERS if (folder / n).is_file()] + [
+            p.name for p in [*folder.glob("checkpoint-*"), *folder.glob("fold_*")] if p.is_dir()]  # fmt: skip
+        if found:
+            raise ValueError(
+                f"--output_dir {str(output_dir)!r} holds a single run or cross-validation ({', '.join(sorted(found)[:4])}); "
+                "a grid of settings (--ablations) needs a folder of its own: choose another --output_dir."
+            )
+    else:
+        found = [n for n in GRID_MARKERS if (folder / n).is_file()] + settings_with_units
+        if found:
+            raise ValueError(
+                f"--output_dir {str(output_dir)!r} holds a grid of settings ({', '.join(sorted(found)[:4])}); a single run "
+                "or cross-validation needs a folder of its own: choose another --output_dir."
+            )
+
+
+_HELD_LOCKS: dict[str, int] = {}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder, enabled: bool = True):
+    """Hold `folder` for this run: an exclusive lock file (``.mgcma-run.lock``: pid, host, start time) created with
+    O_EXCL. A second run into the folder is refused naming the holder; a lock left by a process that no longer runs
+    on this host is taken over. Re-entrant within one process. `enabled` False (processes other than the main one
+    under `accelerate launch`) does nothing."""
+    if not enabled:
+        yield
+        return
+    folder = Path(folder)
+    key = str(folder.resolve())
+    if _HELD_LOCKS.get(key):
+        _HELD_LOCKS[key] += 1
+        try:
+            yield
+        finally:
+            _HELD_LOCKS[key] -= 1
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_FILE
+    holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    for attempt in range(2):
+        try:
+            handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                other = json.loads(path.read_text(encoding="utf-8"))
+                pid, host = int(other["pid"]), str(other["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                raise ValueError(f"{folder} is locked by {path}, which cannot be read; if no run uses the folder, "
+                                 "delete that file.") from None  # fmt: skip
+            if attempt == 0 and host == socket.gethostname() and not _process_alive(pid):
+                logger.warning("Taking over %s: its holder (pid %s, started %s) no longer runs.", path, pid,
+                               other.get("started"))  # fmt: skip
+                path.unlink(missing_ok=True)
+                continue
+            raise ValueError(
+                f"{folder} is in use by another run (pid {pid} on host {host}, started {other.get('started')}; lock "
+                f"file {path}): two runs in one folder would mix their files. Wait for it to finish or choose another "
+                "--output_dir; if that run is gone, delete the lock file."
+            ) from None
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(json.dumps(holder) + "\n")
+        break
+    _HELD_LOCKS[key] = 1
+    try:
+        yield
+    finally:
+        _HELD_LOCKS.pop(key, None)
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                path.unlink()
 
 
 def safetensors_problem(path) -> str | None:
@@ -70,22 +215,36 @@ def _json_safe(value):
     return json.loads(json.dumps(value, default=lambda v: getattr(v, "value", str(v))))
 
 
+def file_digest(path) -> str:
+    """sha256 of a file's content (read every time: a file rewritten within one clock tick keeps its size and
+    modification time)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _local_folder_identity(path: str | None) -> str | None:
-    """For an encoder given as a local folder: a digest of its files' names and sizes (its weights changing changes
-    the result); None for a Hub id."""
+    """For an encoder given as a local folder: a digest of its files' names and contents (a re-initialised encoder
+    of the same architecture has other weights, so it is another encoder); None for a Hub id."""
     import hashlib
 
     if path is None or not Path(path).expanduser().is_dir():
         return None
+    root = Path(path).expanduser()
     digest = hashlib.sha256()
-    for file in sorted(p for p in Path(path).expanduser().rglob("*") if p.is_file()):
-        digest.update(f"{file.relative_to(Path(path).expanduser())}:{file.stat().st_size};".encode())
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(root).as_posix()}:{file_digest(file)};".encode())
     return digest.hexdigest()[:16]
 
 
 def data_fingerprint(dataset) -> dict:
     """Identity of the data a run reads: row count, class names, and a digest of every non-audio value and of each
-    audio file's size (file sizes, not paths, so a moved copy of the same corpus still matches)."""
+    audio file's content (contents, not paths, so a moved copy of the same corpus still matches, and audio replaced
+    by other audio of the same length does not)."""
     import hashlib
 
     import datasets
@@ -105,19 +264,49 @@ def data_fingerprint(dataset) -> dict:
             if data:
                 digest.update(hashlib.sha256(data).digest())
             else:
-                digest.update(f"{os.path.getsize(path) if path and os.path.isfile(path) else 'missing'};".encode())
+                digest.update(f"{file_digest(path) if path and os.path.isfile(path) else 'missing'};".encode())
     return {"rows": len(dataset), "labels": list(dataset.features["label"].names), "sha256": digest.hexdigest()[:16]}
 
 
-def run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) -> dict:
+def check_resume_checkpoint(checkpoint, fingerprint: dict) -> None:
+    """Before a checkpoint folder is loaded: the run that wrote it (its parent folder's fingerprint.json) trained
+    with the same settings as this one; otherwise a ValueError names the checkpoint and what differs. A checkpoint
+    whose run left no fingerprint is resumed with a warning (nothing to compare)."""
+    checkpoint = Path(checkpoint)
+    recorded_file = checkpoint.parent / FINGERPRINT_FILE
+    if not recorded_file.is_file():
+        logger.warning("%s has no %s beside it: whether it was trained with these settings cannot be checked.",
+                       checkpoint, FINGERPRINT_FILE)  # fmt: skip
+        return
+    try:
+        recorded = json.loads(recorded_file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(f"--resume_from_checkpoint {str(checkpoint)!r}: {recorded_file} is not readable JSON "
+                         f"({error}).") from None  # fmt: skip
+    differences = fingerprint_differences(recorded, fingerprint)
+    if differences:
+        raise ValueError(
+            f"--resume_from_checkpoint {str(checkpoint)!r} belongs to a run trained with other settings "
+            f"({recorded_file}): {'; '.join(differences)}. Resume with that run's settings, or train from the start."
+        )
+
+
+def encoder_identities(model_args) -> dict:
+    """{"speech_model" / "text_model": digest of its files} for each encoder given as a local folder (see
+    `_local_folder_identity`). Reads every weight file: computed once per run and handed to `run_fingerprint` for each
+    fold or grid unit, as the data's fingerprint is."""
+    identities = {key: _local_folder_identity(model_args.__dict__.get(key)) for key in ("speech_model", "text_model")}
+    return {key: identity for key, identity in identities.items() if identity is not None}
+
+
+def run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset, encoders: dict | None = None) -> dict:
     """Everything that determines a fold's result: the data, the model settings, the data arguments that shape the
-    folds and the training arguments (not output paths, logging or Hub settings)."""
+    folds and the training arguments (not output paths, logging or Hub settings). `encoders`: the run's
+    `encoder_identities` (computed here when not given)."""
     model = {k: v for k, v in dataclasses.asdict(model_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
     model["preset"] = preset
-    for key in ("speech_model", "text_model"):
-        identity = _local_folder_identity(model_args.__dict__.get(key))
-        if identity is not None:
-            model[key] = f"local folder, files {identity}"  # no local path: the fingerprint may be read elsewhere
+    for key, identity in (encoder_identities(model_args) if encoders is None else encoders).items():
+        model[key] = f"local folder, files {identity}"  # no local path: the fingerprint may be read elsewhere
     data = {k: v for k, v in dataclasses.asdict(data_args).items() if k not in NON_RESULT_OTHER_ARGUMENTS}
     training = {k: v for k, v in training_args.to_dict().items() if k not in NON_RESULT_TRAINING_ARGUMENTS}
     training["processes"] = training_args.world_size
@@ -255,15 +444,16 @@ def check_output_dir_writable(output_dir) -> None:
 
 def fold_fingerprints(dataset, folds, model_args, data_args, training_args, preset) -> dict:
     """`run_fingerprint` of each fold (by test group) and, under `ALL_FOLDS`, of the whole cross-validation."""
-    data_fp = data_fingerprint(dataset)
-    fingerprints = {fold: run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset) for fold in folds}
-    return {**fingerprints, ALL_FOLDS: run_fingerprint(list(folds), data_fp, model_args, data_args, training_args, preset)}
+    data_fp, encoders = data_fingerprint(dataset), encoder_identities(model_args)  # each read once for every fold
+    fingerprints = {fold: run_fingerprint(fold, data_fp, model_args, data_args, training_args, preset, encoders)
+                    for fold in folds}  # fmt: skip
+    return {**fingerprints,
+            ALL_FOLDS: run_fingerprint(list(folds), data_fp, model_args, data_args, training_args, preset, encoders)}
 
 
 def write_fingerprint(folder, fingerprint: dict) -> None:
     """Record `fingerprint` (see `run_fingerprint`) in `folder`, so a later run can tell whether it matches."""
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    (Path(folder) / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(Path(folder) / FINGERPRINT_FILE, json.dumps(fingerprint, indent=2) + "\n")
 
 
 def plan_run_folders(folders: dict, fingerprints: dict, data_args, training_args, *, reuse_finished: bool) -> dict:
@@ -280,11 +470,24 @@ def plan_run_folders(folders: dict, fingerprints: dict, data_args, training_args
     return plans
 
 
+def test_group_of(fold: dict):
+    """The held-out group of a fold entry of `results.json` (``"test_group"``; results written before that name was
+    used have ``"test_session"``)."""
+    if "test_group" in fold:
+        return fold["test_group"]
+    if "test_session" in fold:
+        return fold["test_session"]
+    raise KeyError(f"a fold result names its held-out group under 'test_group'; this one has keys {sorted(fold)}.")
+
+
 def finished_fold_result(folder) -> dict:
-    """The fold result recorded in a finished run's `results.json`."""
+    """The fold result recorded in a finished run's `results.json`, its held-out group under ``"test_group"``."""
     done = Path(folder) / "results.json"
     try:
-        return json.loads(done.read_text(encoding="utf-8"))["folds"][0]
+        fold = dict(json.loads(done.read_text(encoding="utf-8"))["folds"][0])
+        fold["test_group"] = test_group_of(fold)
+        fold.pop("test_session", None)
+        return fold
     except (ValueError, KeyError, IndexError, TypeError) as error:
         raise ValueError(f"{done} is not a readable fold result ({error!r}); pass --overwrite_output_dir to train the "
                          "fold again.") from None  # fmt: skip
@@ -296,7 +499,7 @@ def fold_result(fold, detail: dict, label_names, splits, state, train_metrics: d
     group (recall None, support 0)."""
     padded = {key: detail[key] + [fill] * len(label_names) for key, fill in (("recall_per_class", None), ("support_per_class", 0))}
     return {
-        "test_session": fold,
+        "test_group": fold,
         "wa": detail["wa"],
         "ua": detail["ua"],
         **{key: dict(zip(label_names, values)) for key, values in padded.items()},

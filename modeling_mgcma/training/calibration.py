@@ -9,15 +9,21 @@ data it is reported on, so :func:`fit_temperature` takes the split's name and re
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 
+logger = logging.getLogger(__name__)
+
+
 DEFAULT_NUM_BINS = 15
 # Bounds of the fitted temperature: wide enough for any usable model, and the softmax stays finite in float64.
 TEMPERATURE_BOUNDS = (0.05, 20.0)
+# Fewer validation utterances than this give no usable temperature: T = 1 is kept (see `calibrate_config`).
+MIN_CALIBRATION_EXAMPLES = 20
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -116,6 +122,9 @@ class TemperatureFit:
     num_examples: int
     nll_before: float  # at T = 1
     nll_after: float
+    # Why the fitted temperature was not kept (T = 1 instead), or None when it was: see `calibrate_config`.
+    kept_default: str | None = None
+    fitted_temperature: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -187,8 +196,30 @@ def calibrate_config(config, logits, labels, *, split: str) -> TemperatureFit:
     config's ``calibration_temperature``, which the pipeline, the command line and the ONNX runtime apply. The
     logits must be the model's raw ones (computed with no temperature)."""
     fit = fit_temperature(logits, labels, split=split)
+    reason = unusable_fit_reason(fit, logits, labels)
+    if reason is not None:
+        logger.warning("--calibrate: keeping T = 1 (plain softmax) instead of the fitted T = %.4g: %s.",
+                       fit.temperature, reason)  # fmt: skip
+        fit.fitted_temperature, fit.kept_default, fit.temperature = fit.temperature, reason, 1.0
     config.calibration_temperature = fit.temperature
     return fit
+
+
+def unusable_fit_reason(fit: TemperatureFit, logits, labels, bounds: tuple[float, float] = TEMPERATURE_BOUNDS) -> str | None:
+    """Why a fitted temperature says nothing about the model's calibration, or None when it is usable: the
+    validation split is too small (`MIN_CALIBRATION_EXAMPLES`), has no misclassified utterance (the NLL then falls
+    without end as T shrinks), or the fit stopped at a bound of the search (e.g. T = 20 after a collapsed run)."""
+    logits, labels = _as_logits(logits, labels)
+    if fit.num_examples < MIN_CALIBRATION_EXAMPLES:
+        return (f"the {fit.split} split has {fit.num_examples} utterance(s), fewer than the {MIN_CALIBRATION_EXAMPLES} "
+                "a temperature needs")  # fmt: skip
+    if bool(np.all(logits.argmax(axis=1) == labels)):
+        return f"every utterance of the {fit.split} split is classified correctly, so no temperature is determined"
+    low, high = bounds
+    if fit.temperature <= low * (1 + 1e-3) or fit.temperature >= high * (1 - 1e-3):
+        return (f"the fit stopped at the bound T = {low if fit.temperature <= low * (1 + 1e-3) else high:g} of its "
+                f"search [{low:g}, {high:g}]")  # fmt: skip
+    return None
 
 
 def calibrate_with_trainer(trainer, dataset, *, split: str = "validation") -> TemperatureFit:
@@ -213,6 +244,8 @@ __all__ = [
     "calibrate_config",
     "calibrate_with_trainer",
     "calibration_report",
+    "MIN_CALIBRATION_EXAMPLES",
+    "unusable_fit_reason",
     "DEFAULT_NUM_BINS",
     "TEMPERATURE_BOUNDS",
     "ReliabilityBins",

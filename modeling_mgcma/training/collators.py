@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .feature_cache import SPEECH_COLUMN, TEXT_COLUMN
 from ..processing_mgcma import decode_audio
+from .feature_cache import SPEECH_COLUMN, TEXT_COLUMN
 
 
 class MGCMADataCollator:

@@ -1,13 +1,13 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Training-time schedule of the alignment losses: a linear warm-up of the weights of L_DA and L_IA.
 
-With `MGCMAConfig.alignment_loss_warmup = r > 0`, the alignment losses enter the total loss with the factor
-min(1, step / (r * max_steps)): the classifier's cross-entropy shapes the shared encoders first, and the contrastive
-objectives, whose gradients on the shared parameters start one to two orders of magnitude larger than L_CE's, join
-gradually. `MGCMATrainer` adds the callback itself when the model's config asks for it.
+With `MGCMATrainingArguments.alignment_loss_warmup = r > 0`, the alignment losses enter the training loss with the
+factor min(1, step / (r * max_steps)): the classifier's cross-entropy shapes the shared encoders first, and the
+contrastive objectives, whose gradients on the shared parameters start one to two orders of magnitude larger than
+L_CE's, join gradually. `MGCMATrainer.compute_loss` applies the factor of each optimisation step to the loss
+components the model returns (`modeling_mgcma.training.alignment_gradient.alignment_objective`); evaluation and the
+model's own `loss` always use the full weights.
 """
-
-from transformers import TrainerCallback
 
 
 def alignment_loss_scale(step: int, max_steps: int, warmup: float) -> float:
@@ -17,27 +17,4 @@ def alignment_loss_scale(step: int, max_steps: int, warmup: float) -> float:
     return min(1.0, step / (warmup * max_steps))
 
 
-def _backbone(model):
-    model = getattr(model, "module", model)  # DDP / accelerate wrappers
-    return model.base_model
-
-
-def set_alignment_loss_scale(model, step: int, max_steps: int) -> float:
-    """Set the model's alignment-loss factor for `step` from its config; returns the factor."""
-    backbone = _backbone(model)
-    scale = alignment_loss_scale(step, max_steps, getattr(backbone.config, "alignment_loss_warmup", 0.0))
-    backbone.alignment_loss_scale = scale
-    return scale
-
-
-class AlignmentLossWarmup(TrainerCallback):
-    """Ramps the alignment losses in over the first `config.alignment_loss_warmup` of the training steps."""
-
-    def on_step_begin(self, args, state, control, model=None, **kwargs):
-        if model is not None:
-            set_alignment_loss_scale(model, state.global_step, state.max_steps)
-
-    def on_train_end(self, args, state, control, model=None, **kwargs):
-        if model is not None:  # evaluation and later use see the full objective
-            _backbone(model).alignment_loss_scale = 1.0
-
+__all__ = ["alignment_loss_scale"]

@@ -393,6 +393,19 @@ def useful_frame_share(steps: Sequence[Sequence[Sequence[int]]], lengths: Sequen
     return real / busy if busy else 1.0
 
 
+def receptive_field_samples(speech_config) -> int | None:
+    """Fewest raw samples a wav2vec2-style convolutional feature encoder turns into one frame, from its config's
+    `conv_kernel` and `conv_stride` (None for a config without them)."""
+    kernels, strides = getattr(speech_config, "conv_kernel", None), getattr(speech_config, "conv_stride", None)
+    if not kernels or not strides or len(kernels) != len(strides):
+        return None
+    field, jump = 1, 1
+    for kernel, stride in zip(kernels, strides):
+        field += (int(kernel) - 1) * jump
+        jump *= int(stride)
+    return field
+
+
 def check_audio_lengths(dataset, model, sampling_rate: int) -> None:
     """Before training: every clip holds at least the speech encoder's receptive field (read from file headers, no
     decoding). Raises ValueError naming the short utterances by id and file."""
@@ -417,6 +430,7 @@ def check_audio_lengths(dataset, model, sampling_rate: int) -> None:
 
 __all__ = [
     "check_audio_lengths",
+    "receptive_field_samples",
     "DEFAULT_MEGA_BATCH_SIZE",
     "audio_durations",
     "audio_lengths",

@@ -1,8 +1,11 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """Training MGCMA with the `transformers.Trainer`: the training arguments, the trainer and multi-GPU helpers.
 
-* `MGCMATrainingArguments` adds the training-regime settings (`freeze_*`, `gather_distributed_negatives`) to
-  `TrainingArguments`; `MGCMATrainer` applies them to the model (with plain `TrainingArguments`: their defaults).
+* `MGCMATrainingArguments` adds the training-regime settings (`freeze_*`, `gather_distributed_negatives`) and the
+  training objective's (`alignment_gradient_balance`, `alignment_gradient_projection`, `alignment_loss_warmup`) to
+  `TrainingArguments`; `MGCMATrainer` applies them (with plain `TrainingArguments`: their defaults). The model
+  returns its loss components and the paper's weighted sum; the trainer builds each step's training loss from the
+  components (`modeling_mgcma.training.alignment_gradient.alignment_objective`).
 * `MGCMATrainer` logs the loss components L_CE, L_DA and L_IA next to the total, averaged over each logging
   interval; evaluation reports its own averages (``eval_loss_ce`` ...) without touching the training ones.
 * The data collators live in `modeling_mgcma.training.collators`; the distributed gather of the contrastive negatives in
@@ -19,8 +22,9 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 
-from .loss_schedule import AlignmentLossWarmup
 from ..processing_mgcma import TARGET_SAMPLING_RATE
+from .alignment_gradient import alignment_objective, shared_parameters
+from .loss_schedule import alignment_loss_scale
 
 
 logger = logging.getLogger(__name__)
@@ -231,8 +235,10 @@ def configure_unused_parameters(model: nn.Module, args) -> list[str]:
 
 @dataclass
 class MGCMATrainingArguments(TrainingArguments):
-    """`TrainingArguments` with MGCMA's training-regime settings, applied to the model by `MGCMATrainer` (they are
-    not part of the model's config). A plain `TrainingArguments` given to the trainer means these defaults."""
+    """`TrainingArguments` with MGCMA's training settings, applied by `MGCMATrainer` (they are not part of the model's
+    config): the training regime (encoder freezing, `gather_distributed_negatives`, per-encoder learning rates) and
+    the training objective (`alignment_gradient_balance`, `alignment_gradient_projection`, `alignment_loss_warmup`,
+    applied in `MGCMATrainer.compute_loss`). A plain `TrainingArguments` given to the trainer means these defaults."""
 
     freeze_feature_encoder: bool = field(
         default=True,
@@ -254,6 +260,31 @@ class MGCMATrainingArguments(TrainingArguments):
     text_encoder_learning_rate: float | None = field(
         default=None, metadata={"help": "Peak learning rate of the text encoder's parameters (default: --learning_rate)."}
     )  # fmt: skip
+    alignment_gradient_balance: float = field(
+        default=0.0,
+        metadata={"help": "Gradient balancing across losses (0: off, the paper's plain weighted sum). With r > 0, each "
+                          "training step scales the alignment losses (w_da L_DA + w_ia L_IA) by a detached factor "
+                          "c = min(1, r * |grad L_CE| / |grad alignment|), the gradient norms taken on the backbone's "
+                          "parameters, so the alignment losses never pull on the shared encoders harder than r times "
+                          "the classifier's loss; the logged loss stays the plain weighted sum. Costs two extra "
+                          "backward passes per step. Trained from scratch, their gradients start 10-100x larger than "
+                          "L_CE's and the classes are learned far more slowly (benchmarks/README.md, \"Learning\"). "
+                          "The settings for new data (configs/presets/new_data.yaml) use 1.0."},
+    )  # fmt: skip
+    alignment_gradient_projection: bool = field(
+        default=False,
+        metadata={"help": "In training, remove from the alignment losses' gradient on the backbone the component that "
+                          "points against the classification loss's gradient, when it does (gradient projection as in "
+                          "PCGrad, applied to the alignment losses only); the rest is kept, then capped by "
+                          "--alignment_gradient_balance when that is > 0. Costs the same two extra backward passes as "
+                          "the balance (shared with it)."},
+    )  # fmt: skip
+    alignment_loss_warmup: float = field(
+        default=0.0,
+        metadata={"help": "Fraction of the training steps over which the weights of L_DA and L_IA ramp linearly from 0 "
+                          "to their config values (0: full weight from the first step). Evaluation always uses the "
+                          "full weights."},
+    )  # fmt: skip
 
     def __post_init__(self):
         super().__post_init__()
@@ -261,6 +292,20 @@ class MGCMATrainingArguments(TrainingArguments):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ValueError(f"--{name} must be a positive number, got {value!r}.")
+        check_objective_options(self)
+
+
+def check_objective_options(args) -> None:
+    """Refuse training-objective settings of the wrong type or range, naming the argument and its value."""
+    balance = args.alignment_gradient_balance
+    if isinstance(balance, bool) or not isinstance(balance, (int, float)) or balance < 0:
+        raise ValueError(f"--alignment_gradient_balance must be a non-negative number, got {balance!r}.")
+    projection = args.alignment_gradient_projection
+    if not isinstance(projection, bool):
+        raise ValueError(f"--alignment_gradient_projection must be true or false, got {projection!r}.")
+    warmup = args.alignment_loss_warmup
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0.0 <= warmup <= 1.0:
+        raise ValueError(f"--alignment_loss_warmup must be a fraction of the training steps in [0, 1], got {warmup!r}.")
 
 
 def encoder_learning_rates(args) -> dict[str, float]:
@@ -307,6 +352,17 @@ TRAINING_REGIME_DEFAULTS = {
 }
 
 
+OBJECTIVE_DEFAULTS = {
+    name: MGCMATrainingArguments.__dataclass_fields__[name].default
+    for name in ("alignment_gradient_balance", "alignment_gradient_projection", "alignment_loss_warmup")
+}
+
+
+def objective_options(args) -> dict:
+    """The training-objective settings of `args` (`MGCMATrainingArguments`, or their defaults for others)."""
+    return {name: getattr(args, name, default) for name, default in OBJECTIVE_DEFAULTS.items()}
+
+
 def training_regime(args) -> dict[str, bool]:
     """The MGCMA training-regime settings of `args` (`MGCMATrainingArguments`, or their defaults for others)."""
     return {name: bool(getattr(args, name, default)) for name, default in TRAINING_REGIME_DEFAULTS.items()}
@@ -342,6 +398,10 @@ class MGCMATrainer(Trainer):
       ``eval_loss_ce`` ... to its metrics.
     * Applies the training regime of its arguments (`MGCMATrainingArguments`: encoder freezing, and
       `gather_distributed_negatives`, with which the contrastive losses see the global batch under several processes).
+    * Builds each training step's loss from the model's components (`compute_loss`): the alignment losses ramped in
+      over the first `alignment_loss_warmup` of the steps, their gradient on the backbone projected
+      (`alignment_gradient_projection`) and capped (`alignment_gradient_balance`). Evaluation, and everything logged
+      as a component, use the model's plain weighted sum.
     * `prediction_step` returns only the logits (plus the pooled speech and text features when
       `collect_embeddings` is set, for the t-SNE plot), not every hidden state.
     * The MGCMA losses are batch means (a contrastive loss does not decompose into per-item terms), so
@@ -374,8 +434,6 @@ class MGCMATrainer(Trainer):
         self._component_counts = {"train": collections.Counter(), "eval": collections.Counter()}
         self._log_gathering()
         self._keep_unused_encoders_on_cpu()
-        if getattr(getattr(self.model, "config", None), "alignment_loss_warmup", 0) > 0:
-            self.add_callback(AlignmentLossWarmup())  # ramps L_DA / L_IA in (see modeling_mgcma.training.loss_schedule)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         """The Trainer's optimizer; with `speech_encoder_learning_rate` / `text_encoder_learning_rate`, each encoder's
@@ -515,7 +573,7 @@ class MGCMATrainer(Trainer):
         if not encoders:
             return
         model = self.accelerator.unwrap_model(self.model)
-        if not getattr(model, "_mgcma_encoders_ignored_by_ddp", False):
+        if not self.__dict__.get("_encoders_ignored_by_ddp", False):
             names = [
                 f"{name}.{entry}"
                 for name, encoder in encoders
@@ -524,7 +582,7 @@ class MGCMATrainer(Trainer):
             # DDP neither broadcasts nor checks the devices of what it ignores
             ignored = set(getattr(model, "_ddp_params_and_buffers_to_ignore", ()))
             nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(model, sorted(ignored | set(names)))
-            model._mgcma_encoders_ignored_by_ddp = True
+            self._encoders_ignored_by_ddp = True
         if all(_on_cpu(encoder) for _, encoder in encoders):
             return
         for _, encoder in encoders:
@@ -554,6 +612,7 @@ class MGCMATrainer(Trainer):
         if outputs.loss is None:
             raise ValueError(f"the model returned no loss: the batch needs `labels`; it has {sorted(inputs)}.")
         phase = "train" if model.training else "eval"
+        loss = self.training_objective(model, outputs) if phase == "train" else outputs.loss
         # Evaluation averages per utterance, as the Trainer averages eval_loss (each batch's loss repeated batch-size
         # times), so eval_loss = sum of weight * eval_loss_<component> whatever the batch sizes; training per batch.
         weight = len(inputs["labels"]) if phase == "eval" and inputs.get("labels") is not None else 1
@@ -562,7 +621,20 @@ class MGCMATrainer(Trainer):
             if value is not None:
                 self._component_sums[phase][name] = self._component_sums[phase][name] + value.detach().float() * weight
                 self._component_counts[phase][name] += weight
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+        return (loss, outputs) if return_outputs else loss
+
+    def training_objective(self, model: nn.Module, outputs) -> torch.Tensor:
+        """The loss to back-propagate in a training step: the model's weighted sum, or, with an alignment-loss
+        warm-up, balancing or projection, that sum rebuilt from its components (`alignment_objective`) at the warm-up
+        factor of the current optimisation step (the same for every micro-batch of a gradient-accumulation step)."""
+        options = objective_options(self.args)
+        balance, projection = options["alignment_gradient_balance"], options["alignment_gradient_projection"]
+        scale = alignment_loss_scale(self.state.global_step, self.state.max_steps, options["alignment_loss_warmup"])
+        if balance <= 0 and not projection and scale == 1.0:
+            return outputs.loss
+        unwrapped = self.accelerator.unwrap_model(model)
+        shared = shared_parameters(unwrapped) if balance > 0 or projection else None
+        return alignment_objective(outputs, unwrapped.config, shared, balance, projection, alignment_scale=scale)
 
     def _flush_components(self, phase: str) -> dict[str, float]:
         """Means of the accumulated components since the last flush, averaged over processes; then reset."""
@@ -621,6 +693,7 @@ __all__ = [
     "MGCMATrainingArguments",
     "apply_training_regime",
     "training_regime",
+    "objective_options",
     "refuse_data_parallel",
     "apply_dataloader_defaults",
     "choose_mixed_precision",

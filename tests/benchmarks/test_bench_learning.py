@@ -1,8 +1,8 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
-"""benchmarks/bench_learning.py: its gradient probe, the learning table's records and criterion, corpora of other
-sizes, a pretrained text encoder, the stage probes, and the key comparison (S0 vs S4) trained on the demo corpus."""
+"""benchmarks/bench_learning.py and learning_results.py: the gradient probe, the learning table's records (one row
+per run in one results file: resuming, run sets, merging, concurrent appends) and criterion, corpora of other sizes, a
+pretrained text encoder, the stage probes, and the key comparison (S0 vs S4) trained on the demo corpus."""
 
-import json
 import sys
 from pathlib import Path
 
@@ -28,11 +28,10 @@ def test_learning_benchmark_gradient_probe_records_cosines(
     import bench_learning
 
     torch.manual_seed(0)
-    config = tiny_config_factory(alignment_gradient_balance=1.0, alignment_gradient_projection=project)
-    model = MGCMAForEmotionClassification(config).train()
+    model = MGCMAForEmotionClassification(tiny_config_factory()).train()
     shared = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("classifier.")]
     out = model(**tiny_batch)
-    probe = bench_learning._term_gradient_norms(model, out, shared)
+    probe = bench_learning._term_gradient_norms(model, out, shared, balance=1.0, projection=project)
     g_ce, g_align = _flat_gradient(out.loss_ce, shared), _flat_gradient(out.loss_da + out.loss_ia, shared)
     cos = float(g_ce @ g_align / (g_ce.norm() * g_align.norm()))
     assert probe["cos"] == pytest.approx(cos, abs=1e-4) and cos < 0  # (the tiny model starts with a conflict)
@@ -54,25 +53,34 @@ def test_learning_benchmark_gradient_probe_records_cosines(
 def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch, capsys):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_learning
+    import learning_results
 
     scores = {"S0": [0.70, 0.72, 0.74], "S4": [0.80, 0.78, 0.76], "concat": [0.74, 0.75, 0.76]}
     calls = []
 
     def fake_run(setting, recipe_name, corpus, seed, workdir, corpus_seed=None, **_):
         calls.append((setting, corpus, seed, corpus_seed))
-        return {"test_ua": scores[setting][seed], "val_ua": 0.5, "seconds": 1.0, "curves": [],
-                "recipe_values": bench_learning.recipe_values(recipe_name)}
+        return {"test_ua": scores[setting][seed], "val_ua": 0.5, "seconds": 1.0,
+                "curves": [{"epoch": 1, "val_ua": 0.25, "loss_ce": 1.3}, {"epoch": 2, "val_ua": 0.5, "loss_ce": 1.1}],
+                "recipe_values": bench_learning.recipe_values(recipe_name)}  # fmt: skip
 
     monkeypatch.setattr(bench_learning, "run_one", fake_run)
-    argv = ["table", "--results", str(tmp_path), "--recipes", "plain", "--corpora", "demo", "--corpus_offset", "demo=100"]
+    results = tmp_path / "learning.csv"
+    argv = ["table", "--results", str(results), "--recipes", "plain", "--corpora", "demo", "--corpus_offset", "demo=100"]
     bench_learning.main([*argv, "--settings", "S0", "S4", "--seeds", "0", "1"])
     assert calls == [("S0", "demo", 0, 100), ("S4", "demo", 0, 100), ("S0", "demo", 1, 101), ("S4", "demo", 1, 101)]
     calls.clear()
     bench_learning.main([*argv, "--settings", "S0", "S4", "concat", "--seeds", "0", "1", "2"])  # only the new runs
     assert calls == [("concat", "demo", 0, 100), ("concat", "demo", 1, 101), ("S0", "demo", 2, 102),
                      ("S4", "demo", 2, 102), ("concat", "demo", 2, 102)]  # fmt: skip
-    row = bench_learning.load_results(tmp_path)[("plain", "demo", 100, 0)]
+    row = bench_learning.load_results(results)[("plain", "demo", 100, 0)]
     assert row["S0"] == {0: 0.70, 1: 0.72, 2: 0.74}
+    # one row per run, every field typed back; the curves beside them, one row per epoch
+    runs = learning_results.read_rows(results)
+    assert len(runs) == 9 and runs[0]["run_set"] == "learning" and runs[0]["test_per_class"] is None
+    assert runs[0]["recipe_values"] == bench_learning.recipe_values("plain") and runs[0]["seconds"] == 1.0
+    curves = learning_results.read_rows(learning_results.curves_path(results), learning_results.CURVE_FIELDS)
+    assert len(curves) == 18 and curves[1]["epoch"] == 2 and curves[1]["loss_ce"] == 1.1 and curves[1]["loss_da"] is None
     # S0 0.72 < S4 0.78 - 0.02; S0 0.72 >= 0.9 x 0.75
     assert bench_learning.criterion(row) == {"S4": {"pass": False, "n": 3}, "concat": {"pass": True, "n": 3}}
     row["S4"] = {0: 0.80, 1: 0.70, 2: 0.60}  # a wider spread: 0.72 >= 0.70 - 0.10
@@ -80,23 +88,86 @@ def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch,
     assert bench_learning.criterion({"S0": {0: 0.7}})["S4"] is None
     assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3: 0.700, 0.720, 0.740)" in capsys.readouterr().out
     # a result trained with another recipe (here: another learning rate) is refused, not reused
-    stale = tmp_path / "plain-demo100-S0-seed0.json"
-    record = json.loads(stale.read_text())
-    record["recipe_values"]["train"]["learning_rate"] = 2e-3
-    stale.write_text(json.dumps(record))
+    runs[0]["recipe_values"]["train"]["learning_rate"] = 2e-3
+    results.unlink()
+    learning_results.append_rows(results, runs)
     calls.clear()
-    with pytest.raises(SystemExit, match="plain-demo100-S0-seed0.json was trained with"):
+    with pytest.raises(SystemExit, match="'setting': 'S0', 'seed': 0\\} was trained with"):
         bench_learning.main([*argv, "--settings", "S0", "--seeds", "0"])
     assert calls == []
-    # a larger test session: its own files and its own row, never pooled with the corpus's own test session
+    # another run set: its own runs, never reused for or pooled with the default set's
+    bench_learning.main([*argv, "--settings", "S0", "--seeds", "0", "--run_set", "variant"])
+    assert calls == [("S0", "demo", 0, 100)]
+    assert bench_learning.load_results(results, "variant") == {("plain", "demo", 100, 0): {"S0": {0: 0.70}}}
+    assert learning_results.run_sets(results) == {"learning": 9, "variant": 1}
+    with pytest.raises(SystemExit, match="no runs of the run set 'other'.*\\['learning', 'variant'\\]"):
+        learning_results.summary(results, "other")
+    # a larger test session: its own rows and its own table row, never pooled with the corpus's own test session
+    calls.clear()
     capsys.readouterr()
     bench_learning.main([*argv, "--settings", "S0", "--seeds", "1", "--test_per_class", "40"])
     assert calls == [("S0", "demo", 1, 101)]
-    assert json.loads((tmp_path / "plain-demo101-test40-S0-seed1.json").read_text())["test_per_class"] == 40
-    assert bench_learning.load_results(tmp_path)[("plain", "demo", 100, 40)] == {"S0": {1: 0.72}}
+    assert learning_results.find_run(results, ("learning", "plain", "demo", 101, 40, "S0", 1))["test_ua"] == 0.72
+    assert bench_learning.load_results(results)[("plain", "demo", 100, 40)] == {"S0": {1: 0.72}}
     out = capsys.readouterr().out
     assert "| plain | demo (+100, test session 40 per class) | 0.720 ± 0.000 (n=1: 0.720)" in out
     assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3:" in out
+
+
+def test_learning_results_merge_adds_new_runs_and_refuses_conflicts(tmp_path):
+    """learning_results merge: the runs (and curves) another results file has and this one lacks are appended; a
+    run recorded in both with the same values is skipped, with other values refused before anything is written."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import learning_results
+
+    def run(seed, test_ua):
+        return {"run_set": "farm", "recipe": "plain", "corpus": "spoken", "corpus_seed": seed, "test_per_class": 80,
+                "setting": "S0", "seed": seed, "test_ua": test_ua, "val_ua": 0.5, "seconds": 2.0,
+                "recipe_values": {"train": {"learning_rate": 1e-3}, "config": {}}}  # fmt: skip
+
+    ours, theirs = tmp_path / "ours.csv", tmp_path / "farm" / "learning.csv"
+    learning_results.record_run(ours, run(20, 0.6), [{"epoch": 1, "val_ua": 0.3}])
+    learning_results.record_run(theirs, run(20, 0.6), [{"epoch": 1, "val_ua": 0.3}])
+    learning_results.record_run(theirs, run(21, 0.7), [{"epoch": 1, "val_ua": 0.4}, {"epoch": 2, "val_ua": 0.5}])
+    assert learning_results.merge(theirs, ours) == 1
+    assert [r["seed"] for r in learning_results.read_rows(ours)] == [20, 21]
+    curves = learning_results.read_rows(learning_results.curves_path(ours), learning_results.CURVE_FIELDS)
+    assert [(c["seed"], c["epoch"]) for c in curves] == [(20, 1), (21, 1), (21, 2)]
+    assert learning_results.merge(theirs, ours) == 0  # nothing new
+    conflicting = tmp_path / "conflict.csv"
+    learning_results.record_run(conflicting, run(22, 0.1), [])
+    learning_results.record_run(conflicting, run(21, 0.9), [])
+    with pytest.raises(SystemExit, match="recorded in .* with other values"):
+        learning_results.merge(conflicting, ours)
+    assert len(learning_results.read_rows(ours)) == 2
+
+
+def test_learning_results_concurrent_appends_leave_whole_rows(tmp_path):
+    """Runs recording at once (learning_farm.py) append under a lock, one run's rows in one write: every row reads
+    back whole, whatever the interleaving."""
+    import subprocess
+
+    results = tmp_path / "learning.csv"
+    script = f"""
+import sys; sys.path.insert(0, {str(ROOT / "benchmarks")!r})
+import learning_results
+seed = int(sys.argv[1])
+for repeat in range(20):
+    learning_results.record_run({str(results)!r}, {{"run_set": "x" * 3000, "recipe": "plain", "corpus": "demo",
+        "corpus_seed": seed, "test_per_class": None, "setting": "S0", "seed": 100 * seed + repeat, "test_ua": 0.5,
+        "val_ua": 0.5, "seconds": 1.0, "recipe_values": {{"train": {{}}, "config": {{}}}}}},
+        [{{"epoch": e, "val_ua": 0.25}} for e in range(1, 31)])
+"""
+    workers = [subprocess.Popen([sys.executable, "-c", script, str(seed)]) for seed in range(4)]
+    assert [worker.wait(timeout=120) for worker in workers] == [0, 0, 0, 0]
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import learning_results
+
+    rows = learning_results.read_rows(results)
+    assert sorted(r["seed"] for r in rows) == sorted(100 * s + r for s in range(4) for r in range(20))
+    assert all(r["run_set"] == "x" * 3000 for r in rows)
+    curves = learning_results.read_rows(learning_results.curves_path(results), learning_results.CURVE_FIELDS)
+    assert len(curves) == 80 * 30 and results.read_text().count("\n") == 81  # one header
 
 
 def test_learning_runs_take_a_pretrained_text_encoder(tmp_path, tiny_processor, monkeypatch, one_torch_thread):
@@ -138,11 +209,12 @@ def test_learning_runs_take_a_pretrained_text_encoder(tmp_path, tiny_processor, 
                 "recipe_values": bench_learning.recipe_values(recipe_name, None, train_overrides, text_model)}
 
     monkeypatch.setattr(bench_learning, "run_one", fake_run)
-    argv = ["table", "--results", str(tmp_path / "results"), "--recipes", "plain", "--corpora", "spoken",
+    results = tmp_path / "results" / "learning.csv"
+    argv = ["table", "--results", str(results), "--recipes", "plain", "--corpora", "spoken",
             "--settings", "S0", "--seeds", "3"]  # fmt: skip
     bench_learning.main([*argv, "--text_model", str(folder), "--train", '{"learning_rate": 1e-4}'])
     assert calls == [("S0", {"learning_rate": 1e-4}, str(folder))]
-    record = json.loads((tmp_path / "results" / "plain-spoken3-S0-seed3.json").read_text())
+    record = bench_learning.learning_results.find_run(results, ("learning", "plain", "spoken", 3, None, "S0", 3))
     assert record["recipe_values"]["text_model"] == "tiny-bert"
     assert record["recipe_values"]["train"]["learning_rate"] == 1e-4
     with pytest.raises(SystemExit, match="was trained with"):
@@ -202,7 +274,7 @@ def test_corpora_of_another_size_are_cached_apart_and_taken_by_curves_only(tmp_p
     assert runs == [("S4", "spoken", 2, 160), ("S4", "spoken", 2, 80)]
     for command in ("table", "summary", "probes"):
         with pytest.raises(SystemExit):
-            bench_learning.main([command, "--results", str(tmp_path / "results"), "--utterances_per_session", "160"])
+            bench_learning.main([command, "--results", str(tmp_path / "learning.csv"), "--utterances_per_session", "160"])
         assert "taken by `curves` only" in capsys.readouterr().err
     assert len(runs) == 2
 
@@ -227,8 +299,8 @@ def test_full_model_learns_at_least_as_well_as_without_alignment(tmp_path, one_t
     demo corpus (held-out session 5, model selected on validation). With the paper's plain weighted sum of the
     losses, S0 is still near chance at this point while S4 has learned the classes."""
     from modeling_mgcma.data import demo_vocabulary, generate_demo_corpus
-    from modeling_mgcma.training.from_scratch import word_processor
     from modeling_mgcma.experiments.run_arguments import load_preset
+    from modeling_mgcma.training.from_scratch import word_processor
 
     root = generate_demo_corpus(tmp_path / "demo", seed=7, utterances_per_session=60)
     processor = word_processor(demo_vocabulary())
@@ -246,6 +318,7 @@ def test_stage_probes_read_every_stage_and_score_separable_features(one_torch_th
     linear probe that scores features carrying the label perfectly and label-free noise near chance."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import bench_learning
+
     from modeling_mgcma.data import demo_vocabulary
     from modeling_mgcma.training.from_scratch import word_processor
 

@@ -10,9 +10,11 @@ import signal
 import sys
 from pathlib import Path
 
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run_mgcma.py is a script at the repository root
-import run_mgcma  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
+
+import run_mgcma  # noqa: E402
 
 
 class KillAfterSave(TrainerCallback):

@@ -10,12 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_run_grid import grid_args, two_sessions  # noqa: F401 - the tiny two-session corpus (module fixture)
+from test_run_mgcma import local_encoders  # noqa: F401 - tiny wav2vec2 and BERT folders (module fixture)
 
 import run_mgcma
 from modeling_mgcma.experiments import grid_launch
 from modeling_mgcma.experiments.cost_estimate import estimate_grid_cost, format_concurrency_plan
-from test_run_grid import grid_args, two_sessions  # noqa: F401 - the tiny two-session corpus (module fixture)
-from test_run_mgcma import local_encoders  # noqa: F401 - tiny wav2vec2 and BERT folders (module fixture)
+
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
