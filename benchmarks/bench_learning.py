@@ -335,7 +335,7 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
     batch_size, epochs = train["per_device_train_batch_size"], int(train["num_train_epochs"])
     steps = epochs * math.ceil(len(fold["train"]) / batch_size)
     optimizer, scheduler = make_optimizer(model, train, steps)
-    from modeling_mgcma.training.alignment_gradient import alignment_objective, shared_parameters
+    from modeling_mgcma.training.alignment_gradient import alignment_objective, other_parameters, shared_parameters
     from modeling_mgcma.training.loss_schedule import alignment_loss_scale
 
     objective = {key: train.get(key, default) for key, default in OBJECTIVE_DEFAULTS.items()}
@@ -343,6 +343,7 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
     model.train()
     shared = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("classifier.", "head."))]
     objective_shared = shared_parameters(model) if is_mgcma else None
+    objective_others = other_parameters(model) if is_mgcma else None
     best_ua, best_state, curves, step = -1.0, None, [], 0
     for epoch in range(epochs):
         sums, count, probes = {}, 0, []
@@ -356,7 +357,8 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
             if is_mgcma:  # as MGCMATrainer.compute_loss: warm-up, projection and balance of the alignment losses
                 loss = alignment_objective(out, model.config, objective_shared,
                                            objective["alignment_gradient_balance"],
-                                           objective["alignment_gradient_projection"], scale)  # fmt: skip
+                                           objective["alignment_gradient_projection"], scale,
+                                           others=objective_others)  # fmt: skip
             else:
                 loss = out["loss"]
             loss.backward()

@@ -8,9 +8,10 @@ weighs and reshapes their gradients is decided here, as open_clip's training tas
 model returns. `MGCMATrainer.compute_loss` applies `alignment_objective` to every training step;
 `benchmarks/bench_learning.py` calls the same function in its written-out training loop.
 
-Gradient balancing and projection take the two losses' gradients on the shared parameters with `torch.autograd.grad`
-(two extra backward passes per step, which keep the graph for the step's own backward), so they need a graph that
-supports it: non-reentrant gradient checkpointing, or none.
+Gradient balancing and projection take the two losses' gradients with `torch.autograd.grad` and hand the assembled
+gradient to the parameters through a term linear in them (`balanced_objective`): one extra backward pass per step,
+no host read of a device value. They need a graph that supports `autograd.grad`: non-reentrant gradient
+checkpointing, or none.
 """
 
 from __future__ import annotations
@@ -26,6 +27,85 @@ def shared_parameters(model: nn.Module) -> list[torch.Tensor]:
     return [p for p in backbone.parameters() if p.requires_grad]
 
 
+def _reshaping(ce_grads, alignment_grads, ratio: float, project: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(factor c, coefficient k) of the reshaped alignment gradient c * (g_align + k * g_CE) on the shared
+    parameters, from the two losses' gradients there. Branch-free (`torch.where`): no host read of a device value.
+
+    k = -<g_align, g_CE> / |g_CE|^2 where `project` and the two conflict (<g_align, g_CE> < 0), else 0;
+    c = min(1, ratio * |g_CE| / |g_align + k g_CE|) where `ratio` > 0 and that norm is not 0, else 1."""
+    zero = torch.zeros((), device=device)
+    pairs = [(a, b) for a, b in zip(ce_grads, alignment_grads)]
+    ce_sq = sum((g.float().pow(2).sum() for g, _ in pairs if g is not None), zero)
+    alignment_sq = sum((g.float().pow(2).sum() for _, g in pairs if g is not None), zero)
+    coefficient = zero
+    if project:
+        dot = sum(((a.float() * b.float()).sum() for a, b in pairs if a is not None and b is not None), zero)
+        conflict = (dot < 0) & (ce_sq > 0)
+        coefficient = torch.where(conflict, -dot / ce_sq.clamp_min(torch.finfo(torch.float32).tiny), zero)
+        alignment_sq = torch.where(conflict, (alignment_sq - dot * dot / ce_sq.clamp_min(torch.finfo(torch.float32).tiny)).clamp_min(0), alignment_sq)
+    one = torch.ones((), device=device)
+    if ratio <= 0:
+        return one, coefficient.detach()
+    capped = (ratio * ce_sq.sqrt() / alignment_sq.sqrt().clamp_min(torch.finfo(torch.float32).tiny)).clamp(max=1.0)
+    return torch.where(alignment_sq > 0, capped, one).detach(), coefficient.detach()
+
+
+def balanced_objective(
+    classification_loss: torch.Tensor,
+    alignment_loss: torch.Tensor,
+    shared: list[torch.Tensor],
+    ratio: float,
+    project: bool,
+    others: list[torch.Tensor] = (),
+) -> torch.Tensor:
+    """`classification_loss + alignment_loss` with the alignment gradient on the shared parameters reshaped.
+
+    Its value is the plain sum; its gradient on each parameter theta of `shared` is g_CE + c * g_align', and on each
+    of `others` (the trainable parameters outside the backbone, e.g. the classifier) g_CE + c * g_align, where g_CE
+    and g_align are the two losses' gradients and:
+    - `project` (`alignment_gradient_projection`): where g_align points against g_CE on the shared parameters
+      (<g_align, g_CE> < 0), g_align' = g_align - <g_align, g_CE> / |g_CE|^2 * g_CE, the part of g_align orthogonal
+      to g_CE (gradient projection as in PCGrad, Yu et al. 2020, applied to the auxiliary losses only); otherwise
+      g_align' = g_align. The alignment losses then never undo, to first order, what the step does for L_CE.
+    - `ratio` > 0 (`alignment_gradient_balance`): c = min(1, ratio * |g_CE| / |g_align'|); else c = 1.
+    c and the projection coefficient are detached constants of the step, computed with `torch.where` (no host read).
+
+    Cost: ONE extra backward pass over a plain step. The two gradients are taken with `torch.autograd.grad` (keeping
+    the graph), and the tensor returned is linear in the parameters (value: the plain sum), so the step's own
+    `backward()` only hands the assembled gradient to the parameters and runs no pass through the network.
+    Parameters that neither loss reaches get no gradient (None), as in a plain step.
+    """
+    shared, others = list(shared), [p for p in others if p.requires_grad]
+    params = shared + others
+    value = (classification_loss + alignment_loss).detach()
+    if not params:
+        return classification_loss + alignment_loss
+    ce_grads = torch.autograd.grad(classification_loss, params, retain_graph=True, allow_unused=True)
+    alignment_grads = torch.autograd.grad(alignment_loss, params, retain_graph=True, allow_unused=True)
+    n = len(shared)
+    factor, coefficient = _reshaping(ce_grads[:n], alignment_grads[:n], ratio, project, alignment_loss.device)
+    terms = []
+    for index, (parameter, ce, alignment) in enumerate(zip(params, ce_grads, alignment_grads)):
+        if ce is None and alignment is None:
+            continue
+        gradient = torch.zeros_like(parameter) if ce is None else ce
+        if index < n and ce is not None:
+            gradient = gradient + (factor * coefficient).to(ce.dtype) * ce
+        if alignment is not None:
+            gradient = gradient + factor.to(alignment.dtype) * alignment
+        terms.append((gradient.detach() * parameter).sum().float())
+    if not terms:
+        return classification_loss + alignment_loss
+    linear = torch.stack(terms).sum()
+    return value + (linear - linear.detach())
+
+
+def other_parameters(model: nn.Module) -> list[torch.Tensor]:
+    """The trainable parameters of `model` outside `shared_parameters` (the classifier's)."""
+    shared = {id(p) for p in shared_parameters(model)}
+    return [p for p in model.parameters() if p.requires_grad and id(p) not in shared]
+
+
 def alignment_gradient_factor(
     classification_loss: torch.Tensor, alignment_loss: torch.Tensor, shared: list[torch.Tensor], ratio: float
 ) -> torch.Tensor:
@@ -36,74 +116,11 @@ def alignment_gradient_factor(
     contrastive losses' gradients on the encoders start one to two orders of magnitude larger than L_CE's (and grow
     with the width), so under Adam the shared parameters follow them and the classifier's signal is lost. c is a
     detached constant: the step's gradient is grad L_CE + c * grad L_align (the loss value reported stays the plain
-    weighted sum). Costs two extra backward passes, which keep the graph for the step's own backward.
+    weighted sum).
     """
-    norms = []
-    for term in (classification_loss, alignment_loss):
-        grads = torch.autograd.grad(term, shared, retain_graph=True, allow_unused=True)
-        squares = [g.float().pow(2).sum() for g in grads if g is not None]
-        norms.append(torch.stack(squares).sum().sqrt() if squares else torch.zeros((), device=term.device))
-    ce_norm, alignment_norm = norms
-    if alignment_norm == 0:
-        return torch.ones((), device=alignment_loss.device)
-    return (ratio * ce_norm / alignment_norm).clamp(max=1.0).detach()
-
-
-def balanced_alignment_loss(
-    classification_loss: torch.Tensor,
-    alignment_loss: torch.Tensor,
-    shared: list[torch.Tensor],
-    ratio: float,
-    project: bool,
-) -> torch.Tensor:
-    """The alignment loss to add to the classification loss, with its gradient on `shared` reshaped.
-
-    Its value is `alignment_loss`'s; its gradient is c * g_align', where g_CE and g_align are the two losses' gradients
-    on the shared parameters theta:
-    - `project` (`alignment_gradient_projection`): where g_align points against g_CE (<g_align, g_CE> < 0),
-      g_align' = g_align - <g_align, g_CE> / |g_CE|^2 * g_CE, the part of g_align orthogonal to g_CE (gradient
-      projection as in PCGrad, Yu et al. 2020, applied to the auxiliary losses only); otherwise g_align' = g_align.
-      The alignment losses then never undo, to first order, what the step does for L_CE, and keep training in every
-      direction that does not.
-    - `ratio` > 0 (`alignment_gradient_balance`): c = min(1, ratio * |g_CE| / |g_align'|); else c = 1.
-    Both are detached constants of the step. The parameters outside `shared` (none today: the classifier does not
-    receive the alignment losses) get c * their gradient of `alignment_loss`. Costs two extra backward passes, which
-    keep the graph for the step's own backward.
-    """
-    if not project:  # the balance alone (or nothing): a factor on the whole gradient
-        if ratio <= 0:
-            return alignment_loss
-        factor = alignment_gradient_factor(classification_loss, alignment_loss, shared, ratio)
-        # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
-        return factor * alignment_loss + ((1 - factor) * alignment_loss).detach()
     ce_grads = torch.autograd.grad(classification_loss, shared, retain_graph=True, allow_unused=True)
     alignment_grads = torch.autograd.grad(alignment_loss, shared, retain_graph=True, allow_unused=True)
-    zero = torch.zeros((), device=alignment_loss.device)
-    ce_sq = sum((g.float().pow(2).sum() for g in ce_grads if g is not None), zero)
-    alignment_sq = sum((g.float().pow(2).sum() for g in alignment_grads if g is not None), zero)
-    dot = sum(
-        ((a.float() * b.float()).sum() for a, b in zip(ce_grads, alignment_grads) if a is not None and b is not None),
-        zero,
-    )
-    coefficient = zero  # g_align' = g_align + coefficient * g_CE
-    if dot < 0 and ce_sq > 0:
-        coefficient = -dot / ce_sq
-        alignment_sq = (alignment_sq - dot * dot / ce_sq).clamp_min(0)
-    factor = torch.ones((), device=alignment_loss.device)
-    if ratio > 0 and alignment_sq > 0:
-        factor = (ratio * ce_sq.sqrt() / alignment_sq.sqrt()).clamp(max=1.0)
-    factor, coefficient = factor.detach(), coefficient.detach()
-    # value: the unbalanced objective (comparable loss curves); gradient: factor * grad alignment
-    term = factor * alignment_loss + ((1 - factor) * alignment_loss).detach()
-    if coefficient > 0:  # + factor * coefficient * g_CE on theta, through a term linear in theta whose value is 0
-        pull = [
-            ((factor * coefficient).to(g.dtype) * g.detach() * p).sum()
-            for p, g in zip(shared, ce_grads)
-            if g is not None
-        ]
-        correction = torch.stack([value.float() for value in pull]).sum()
-        term = term + correction - correction.detach()
-    return term
+    return _reshaping(ce_grads, alignment_grads, ratio, False, alignment_loss.device)[0]
 
 
 def alignment_objective(
@@ -113,12 +130,14 @@ def alignment_objective(
     balance: float = 0.0,
     projection: bool = False,
     alignment_scale: float = 1.0,
+    others: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The training loss of one step from the model's loss components:
     w_ce * L_CE + A, with A = alignment_scale * (w_da * L_DA + w_ia * L_IA) over the components that exist.
 
     With `balance` > 0 or `projection`, A's gradient on `shared` (see `shared_parameters`) is reshaped by
-    `balanced_alignment_loss`; its value stays A's. `alignment_scale` is the warm-up factor of the step
+    `balanced_objective`; its value stays the plain sum, and the trainable parameters outside `shared` (`others`: the
+    classifier's; see `other_parameters`) receive their plain gradient from it. `alignment_scale` is the warm-up factor of the step
     (`modeling_mgcma.training.loss_schedule.alignment_loss_scale`). With every option off (scale 1, no balance, no
     projection) this is the model's own `loss`, the paper's weighted sum. Weights w come from `config`.
 
@@ -144,8 +163,19 @@ def alignment_objective(
                 f"alignment_gradient_balance={balance!r} / alignment_gradient_projection={projection!r} reshape the "
                 "gradient on the shared parameters: pass them as `shared` (see `shared_parameters`)."
             )
-        alignment = balanced_alignment_loss(loss, alignment, shared, balance, projection)
+        if others is None:
+            raise ValueError(
+                "the reshaped objective hands every trainable parameter its gradient: pass those outside `shared` "
+                "as `others` (see `other_parameters`; [] when there are none)."
+            )
+        return balanced_objective(loss, alignment, shared, balance, projection, others=others)
     return loss + alignment
 
 
-__all__ = ["shared_parameters", "alignment_gradient_factor", "balanced_alignment_loss", "alignment_objective"]
+__all__ = [
+    "shared_parameters",
+    "other_parameters",
+    "alignment_gradient_factor",
+    "balanced_objective",
+    "alignment_objective",
+]

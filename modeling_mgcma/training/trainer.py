@@ -23,7 +23,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 
 from ..processing_mgcma import TARGET_SAMPLING_RATE
-from .alignment_gradient import alignment_objective, shared_parameters
+from .alignment_gradient import alignment_objective, other_parameters, shared_parameters
 from .loss_schedule import alignment_loss_scale
 
 
@@ -633,8 +633,11 @@ class MGCMATrainer(Trainer):
         if balance <= 0 and not projection and scale == 1.0:
             return outputs.loss
         unwrapped = self.accelerator.unwrap_model(model)
-        shared = shared_parameters(unwrapped) if balance > 0 or projection else None
-        return alignment_objective(outputs, unwrapped.config, shared, balance, projection, alignment_scale=scale)
+        shared = others = None
+        if balance > 0 or projection:
+            shared, others = shared_parameters(unwrapped), other_parameters(unwrapped)
+        return alignment_objective(outputs, unwrapped.config, shared, balance, projection, alignment_scale=scale,
+                                   others=others)  # fmt: skip
 
     def _flush_components(self, phase: str) -> dict[str, float]:
         """Means of the accumulated components since the last flush, averaged over processes; then reset."""

@@ -9,7 +9,8 @@ from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification
 from modeling_mgcma.training.alignment_gradient import (
     alignment_gradient_factor,
     alignment_objective,
-    balanced_alignment_loss,
+    balanced_objective,
+    other_parameters,
     shared_parameters,
 )
 
@@ -46,7 +47,7 @@ def test_gradient_balance_caps_the_alignment_gradient(tiny_config_factory, tiny_
     assert float(alignment_gradient_factor(out.loss_ce, alignment, params, ratio=1e6)) == 1.0  # never amplifies
 
     # the objective built from the components: the value is the plain objective, the gradient on the backbone balanced
-    balanced = alignment_objective(out, model.config, params, balance=1.0)
+    balanced = alignment_objective(out, model.config, params, balance=1.0, others=other_parameters(model))
     assert torch.allclose(balanced, out.loss_ce + out.loss_da + out.loss_ia, rtol=1e-5)
     assert norm(balanced - out.loss_ce) == pytest.approx(ce_norm, rel=1e-3)
     assert norm(balanced - out.loss_ce) < 0.5 * aux_norm
@@ -67,7 +68,7 @@ def test_gradient_projection_removes_only_the_part_against_the_classifier(ratio)
     for alignment in (against, -against):
         g = _flat_gradient(alignment, params)
         conflict = float(g @ g_ce) < 0
-        term = balanced_alignment_loss(ce, alignment, params, ratio, project=True)
+        term = balanced_objective(ce, alignment, params, ratio, project=True) - ce
         assert torch.allclose(term, alignment)  # the value is the alignment loss's
         projected = g - (g @ g_ce) / (g_ce @ g_ce) * g_ce if conflict else g
         factor = min(1.0, ratio * float(g_ce.norm() / projected.norm())) if ratio > 0 else 1.0
@@ -77,7 +78,7 @@ def test_gradient_projection_removes_only_the_part_against_the_classifier(ratio)
             assert abs(float(got @ g_ce)) < 1e-4 * float(g_ce.norm() * got.norm())  # orthogonal to L_CE's
             assert float(got.norm()) > 0.1 * factor * float(g.norm())  # the rest of the gradient is kept
         # without the projection: the balance alone, as alignment_gradient_factor gives it
-        plain = _flat_gradient(balanced_alignment_loss(ce, alignment, params, ratio, project=False), params)
+        plain = _flat_gradient(balanced_objective(ce, alignment, params, ratio, project=False) - ce, params)
         expected = float(alignment_gradient_factor(ce, alignment, params, ratio)) if ratio > 0 else 1.0
         assert torch.allclose(plain, expected * g, atol=1e-5)
 
@@ -88,7 +89,7 @@ def test_objective_applies_gradient_projection(tiny_config_factory, tiny_batch, 
     params = shared_parameters(model)
     model.train()
     out = model(**tiny_batch)
-    loss = alignment_objective(out, model.config, params, projection=True)
+    loss = alignment_objective(out, model.config, params, projection=True, others=other_parameters(model))
     g_ce = _flat_gradient(out.loss_ce, params)
     g_plain = _flat_gradient(out.loss_da + out.loss_ia, params)
     g_used = _flat_gradient(loss - out.loss_ce, params)
@@ -116,5 +117,34 @@ def test_objective_scales_the_alignment_losses_and_keeps_the_weights(tiny_config
     torch.manual_seed(0)
     s4 = MGCMAForEmotionClassification(tiny_config_factory(**MGCMAConfig.ablation_kwargs("S4")))
     out = s4(**tiny_batch)
-    balanced = alignment_objective(out, s4.config, shared_parameters(s4), balance=1.0, projection=True)
+    balanced = alignment_objective(out, s4.config, shared_parameters(s4), balance=1.0, projection=True, others=[])
     assert torch.equal(balanced, out.loss)
+
+
+def test_the_reshaped_objective_gives_every_parameter_its_gradient_in_one_extra_pass(
+    tiny_config_factory, tiny_batch, one_torch_thread
+):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory()).train()
+    shared, others = shared_parameters(model), other_parameters(model)
+    assert others and all(any(p is q for q in model.classifier.parameters()) for p in others)
+    # count the backward passes through the network at a module both losses reach: a plain step runs it once
+    runs = []
+    model.mgcma.speech_projection.register_full_backward_hook(lambda *_: runs.append(1))
+    out = model(**tiny_batch)
+    alignment = out.loss_da + out.loss_ia
+    g_ce = [_flat_gradient(out.loss_ce, group) for group in (shared, others)]
+    g_align = _flat_gradient(alignment, shared)
+    factor = float(alignment_gradient_factor(out.loss_ce, alignment, shared, ratio=1.0))
+    assert factor < 1  # the balance has work to do
+    runs.clear()
+    loss = alignment_objective(out, model.config, shared, balance=1.0, others=others)
+    model.zero_grad()
+    loss.backward()
+    assert len(runs) == 2  # L_CE's and the alignment losses' gradients once each; backward() adds no pass
+    got_shared = torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros_like(p).flatten() for p in shared])
+    got_others = torch.cat([p.grad.flatten() for p in others])
+    torch.testing.assert_close(got_shared, g_ce[0] + factor * g_align, rtol=1e-4, atol=1e-7)
+    torch.testing.assert_close(got_others, g_ce[1])  # the classifier: its plain L_CE gradient
+    with pytest.raises(ValueError, match="others"):
+        alignment_objective(out, model.config, shared, balance=1.0)
