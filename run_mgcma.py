@@ -62,6 +62,7 @@ from modeling_mgcma.experiments.run_arguments import (
 )
 from modeling_mgcma.processing_mgcma import DEFAULT_MAX_DURATION
 from modeling_mgcma.training.collators import build_training_inputs
+from modeling_mgcma.training.fast_step import bucketed_collator
 from modeling_mgcma.training.from_scratch import DEMO_MODEL_SIZE
 from modeling_mgcma.training.sampling import check_audio_lengths
 from modeling_mgcma.training.trainer import MGCMATrainingArguments
@@ -377,6 +378,8 @@ def _run_fold(fold, dataset, model_args, data_args, training_args, preset, fold_
     check_audio_lengths(dataset, model, processor.sampling_rate)  # a clip too short fails here, named, not mid-training
     cache_dir = data_args.feature_cache_dir or str(Path(training_args.output_dir) / "feature_cache")  # serves every fold
     dataset, collator = build_training_inputs(dataset, model, processor, data_args.cache_features and cache_dir, args.device)
+    # padding buckets from the whole dataset, before the fold split: the same batch shapes in every fold and grid unit
+    collator = bucketed_collator(collator, model, dataset, args)
     splits = fold_splits(dataset, fold, data_args, seed=args.seed)
     logger.info("Fold %s: %s", fold, {name: len(split) for name, split in splits.items()})
     metric = load_wa_ua_metric()

@@ -289,6 +289,13 @@ def _is_tracing() -> bool:
     return torch.compiler.is_compiling() or torch.compiler.is_exporting() or torch.jit.is_tracing()
 
 
+def _check_values(model: nn.Module) -> bool:
+    """Whether `model` runs its input value checks (host reads of device values): never while tracing; else unless
+    its `check_input_values` is False (a training setting, not saved: a trainer whose collator checks every batch on
+    the host before copying it sets it to False, so that a training step waits for nothing)."""
+    return not _is_tracing() and getattr(model, "check_input_values", True)
+
+
 def masked_pool(hidden_states: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
     """Pool `[B, L, D]` features over the positions where `mask` (`[B, L]`, True = real) is set."""
     if mode == "first":
@@ -729,6 +736,8 @@ class MGCMAModel(MGCMAPreTrainedModel):
         # Also a training setting: keep both encoders in eval mode (no dropout, no SpecAugment) under `train()`, as
         # cached-feature training computes them (set by `modeling_mgcma.training.feature_cache.freeze_encoders_in_eval_mode`).
         self.encoders_in_eval_mode = False
+        # Also a training setting: False skips the input value checks that read device values (see `_check_values`).
+        self.check_input_values = True
         for encoder in (speech_encoder, text_encoder):
             # An encoder built elsewhere shares its config object with ours; building `MGCMAConfig` around it resets
             # the sub-config's attention implementation to None (the unset top-level value is copied down). Resolve
@@ -805,7 +814,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
                     f"`speech_attention_mask` shape {tuple(attention_mask.shape)} does not match `input_values` "
                     f"shape {tuple(input_values.shape)}."
                 )
-            if not _is_tracing():  # a value check: a host sync, and a graph break under torch.compile / export
+            if _check_values(self):  # a host read of a device value; see `_check_values`
                 min_samples = int(attention_mask.sum(-1).min())
                 if min_samples < self.min_speech_samples:
                     raise ValueError(
@@ -863,6 +872,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
         speech_features_mask: torch.Tensor | None = None,
         text_features: torch.Tensor | None = None,
         text_features_mask: torch.Tensor | None = None,
+        mask_time_indices: torch.Tensor | None = None,
         return_loss: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
@@ -880,6 +890,9 @@ class MGCMAModel(MGCMAPreTrainedModel):
                 Precomputed speech encoder outputs, instead of `input_values` (cached-feature training).
             speech_features_mask (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*): real frames.
             text_features, text_features_mask: the same for the text encoder, instead of `input_ids`.
+            mask_time_indices (`torch.BoolTensor` of shape `(batch_size, frames)`, *optional*): SpecAugment time masks
+                for the speech encoder (wav2vec2 family), drawn by the caller instead of inside the encoder (the
+                fast training step's collator draws them on the host); used only while the speech encoder trains.
             return_loss (`bool`, *optional*): compute L_DA and L_IA and their weighted sum as `loss`.
             output_attentions (`bool`, *optional*, defaults to `config.output_attentions`):
                 Return the attention probabilities of every alignment attention (and of the encoders that run).
@@ -901,8 +914,11 @@ class MGCMAModel(MGCMAPreTrainedModel):
             speech_features=speech_features, input_ids=input_ids, text_attention_mask=text_attention_mask,
             token_type_ids=token_type_ids, text_features=text_features,
         )  # fmt: skip
+        speech_kwargs = dict(encoder_kwargs)
+        if mask_time_indices is not None and input_values is not None and self.speech_encoder.training:
+            speech_kwargs["mask_time_indices"] = mask_time_indices  # SpecAugment: while the encoder trains only
         speech, speech_mask, speech_encoder_outputs = self._speech_inputs(
-            input_values, speech_attention_mask, speech_features, speech_features_mask, encoder_kwargs
+            input_values, speech_attention_mask, speech_features, speech_features_mask, speech_kwargs
         )
         text, text_mask, text_encoder_outputs = self._text_inputs(
             input_ids, text_attention_mask, token_type_ids, text_features, text_features_mask, encoder_kwargs
@@ -934,7 +950,8 @@ class MGCMAModel(MGCMAPreTrainedModel):
         if unexpected:
             raise ValueError(
                 f"unexpected inputs {sorted(unexpected)}; MGCMA takes input_values, speech_attention_mask, input_ids, "
-                "text_attention_mask, token_type_ids (or speech_features/text_features with their masks), return_loss, "
+                "text_attention_mask, token_type_ids (or speech_features/text_features with their masks), "
+                "mask_time_indices, return_loss, "
                 "output_attentions, output_hidden_states, return_dict."
             )
         given = {name: value.shape[0] for name, value in inputs.items() if value is not None and value.dim() > 0}
@@ -942,12 +959,11 @@ class MGCMAModel(MGCMAPreTrainedModel):
         if any(size != sizes[0] for size in sizes[1:]):  # no set(): symbolic sizes under torch.export are unhashable
             raise ValueError(f"batch sizes differ between inputs: {given}.")
 
-    @staticmethod
-    def _check_encoded(speech, speech_mask, text, text_mask):
+    def _check_encoded(self, speech, speech_mask, text, text_mask):
         """Refuse encoder outputs of different batch sizes, and utterances without one real frame or token."""
         if speech.shape[0] != text.shape[0]:
             raise ValueError(f"batch sizes differ: {speech.shape[0]} speech inputs but {text.shape[0]} text inputs.")
-        if not _is_tracing():  # value checks: host syncs, and graph breaks under torch.compile / export
+        if _check_values(self):  # host reads of device values; see `_check_values`
             for name, mask in (("speech frame", speech_mask), ("text token", text_mask)):
                 empty = (~mask.any(-1)).nonzero().flatten().tolist()
                 if empty:
@@ -1091,7 +1107,7 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
         if labels.dim() != 1:
             raise ValueError(f"`labels` must be [batch] class ids, got shape {tuple(labels.shape)}.")
         if (
-            not _is_tracing()  # a value check: a host sync, and a graph break under torch.compile / export
+            _check_values(self.mgcma)  # a host read of a device value; see `_check_values`
             and labels.numel()
             and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_labels)
         ):

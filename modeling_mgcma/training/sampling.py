@@ -77,7 +77,8 @@ def audio_durations(
     """Seconds of audio per row of a `datasets.Dataset`, without decoding any audio.
 
     Args:
-        dataset: a `datasets.Dataset` with an `Audio` column (or a column of file paths).
+        dataset: a `datasets.Dataset` with an `Audio` column (or a column of file paths, or of decoded
+            `{"array", "sampling_rate"}` values, whose lengths are read from the arrays).
         audio_column: the audio column's name.
         source: `"columns"` = `end - start` (IEMOCAP's segment times, no file access), `"header"` = read each file's
             header (soundfile / wave), `"auto"` = columns when `start` and `end` exist, else headers.
@@ -111,6 +112,10 @@ def audio_durations(
         column = dataset.cast_column(audio_column, datasets.Audio(sampling_rate=feature.sampling_rate, decode=False))
     durations = []
     for row, value in enumerate(column[audio_column]):
+        if isinstance(value, dict) and value.get("array") is not None and value.get("sampling_rate"):
+            samples = np.shape(value["array"])  # decoded already (a Dataset.from_dict of arrays): its own length
+            durations.append((max(samples) if len(samples) > 1 else samples[0]) / float(value["sampling_rate"]))
+            continue
         if isinstance(value, (str, os.PathLike)):
             path, data = os.fspath(value), None
         elif isinstance(value, dict) and ("path" in value or "bytes" in value):

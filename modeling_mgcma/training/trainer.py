@@ -24,6 +24,7 @@ from transformers import Trainer, TrainingArguments
 
 from ..processing_mgcma import TARGET_SAMPLING_RATE
 from .alignment_gradient import alignment_objective, other_parameters, shared_parameters
+from .fast_step import FastStepArguments, FastStepTrainerMixin
 from .loss_schedule import alignment_loss_scale
 
 
@@ -234,7 +235,7 @@ def configure_unused_parameters(model: nn.Module, args) -> list[str]:
 
 
 @dataclass
-class MGCMATrainingArguments(TrainingArguments):
+class MGCMATrainingArguments(FastStepArguments, TrainingArguments):
     """`TrainingArguments` with MGCMA's training settings, applied by `MGCMATrainer` (they are not part of the model's
     config): the training regime (encoder freezing, `gather_distributed_negatives`, per-encoder learning rates) and
     the training objective (`alignment_gradient_balance`, `alignment_gradient_projection`, `alignment_loss_warmup`,
@@ -389,7 +390,7 @@ def apply_training_regime(model: nn.Module, args) -> dict[str, bool]:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-class MGCMATrainer(Trainer):
+class MGCMATrainer(FastStepTrainerMixin, Trainer):
     """A `Trainer` for `MGCMAForEmotionClassification`.
 
     * Logs ``loss_ce``, ``loss_da`` and ``loss_ia`` with every training ``loss`` (console, `log_history` and every
