@@ -24,13 +24,15 @@ from modeling_mgcma.training.from_scratch import speech_encoder_config, text_enc
 from modeling_mgcma.training.sampling import length_grouped_batches
 
 
-BASE_CONV = {"conv_dim": (64,) * 7, "conv_kernel": (10, 3, 3, 3, 3, 2, 2), "conv_stride": (5, 2, 2, 2, 2, 2, 2)}
+BASE_CONV = {"conv_dim": [64] * 7, "conv_kernel": [10, 3, 3, 3, 3, 2, 2], "conv_stride": [5, 2, 2, 2, 2, 2, 2]}
 
 
 def model_with(norm: str) -> MGCMAForEmotionClassification:
     torch.manual_seed(0)
-    speech = speech_encoder_config(64, 2, 4, 128, feat_extract_norm=norm, do_stable_layer_norm=norm == "layer",
-                                   **BASE_CONV)  # fmt: skip
+    speech = speech_encoder_config(64, 2, 4, 128, feat_extract_norm=norm, do_stable_layer_norm=norm == "layer")
+    for name, value in BASE_CONV.items():  # wav2vec2-base's conv stack: 7 layers, 20 ms frames
+        setattr(speech, name, value)
+    speech.num_feat_extract_layers = len(BASE_CONV["conv_dim"])
     config = MGCMAConfig(speech_config=speech, text_config=text_encoder_config(100, 64, 2, 4, 128), hidden_size=64,
                          num_attention_heads=4, num_alignment_layers=2, intermediate_size=128)  # fmt: skip
     return MGCMAForEmotionClassification(config).eval()
@@ -60,9 +62,10 @@ def main():
     longest = np.zeros(len(lengths), dtype=int)
     for batch in length_grouped_batches(lengths, 4, seed=args.seed):
         longest[batch] = lengths[batch].max()
-    print(f"{len(lengths)} utterances, {seconds.mean():.1f} s mean; extra padding over the batch's longest clip: "
-          f"{100 * (1 - lengths.sum() / sum(bucket_length(int(w), buckets, AUDIO_MULTIPLE) for w in longest)):.1f} % "
-          f"with buckets, {100 * (1 - lengths.sum() / longest.sum()):.1f} % without")  # fmt: skip
+    bucketed = sum(bucket_length(int(w), buckets, AUDIO_MULTIPLE) for w in longest)
+    print(f"{len(lengths)} utterances, {seconds.mean():.1f} s mean; padding, share of the audio samples computed: "
+          f"{100 * (1 - lengths.sum() / bucketed):.1f} % padded to buckets, {100 * (1 - lengths.sum() / longest.sum()):.1f} "
+          "% padded to each batch's longest clip")  # fmt: skip
     for norm in ("group", "layer"):
         model = model_with(norm)
         rows = {"batch's longest": [], "bucket": []}

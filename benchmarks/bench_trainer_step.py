@@ -13,7 +13,9 @@ LayerDrop (0.1) are on.
   batch already collated (its SpecAugment masks drawn once);
 * trainer: `MGCMATrainer.train()` over the same batch served by a DataLoader through the fast step's collator (the
   host-side checks and SpecAugment masks are drawn for every batch, as in a real run), with the scheduler, callbacks
-  and the Trainer's bookkeeping; logging every 10 steps.
+  and the Trainer's bookkeeping; logging every 10 steps. With `--workers 0` the collator runs inside the step (a
+  CPU run's default); with 1 it runs in a DataLoader worker beside the step, as `run_mgcma.py` arranges on an
+  accelerator (`apply_dataloader_defaults`).
 The two are interleaved in one run: after every Trainer step a callback times one bare step on a copy of the model
 (with its own optimizer), so load on the machine hits both alike; a Trainer step's time is the interval between two
 step ends less the bare step timed inside it. The same with `--fast_step false` shows what the fast step removes.
@@ -101,7 +103,7 @@ class Interleave(TrainerCallback):
         self.ends.append((end, time.perf_counter()))
 
 
-def measure(fast_step: bool, steps: int, warmup: int, batch_size: int, seconds: float, tokens: int) -> dict:
+def measure(fast_step: bool, steps: int, warmup: int, batch_size: int, seconds: float, tokens: int, workers: int) -> dict:
     set_seed(0)
     model = deep_tiny_model()
     raw = make_batch(batch_size, seconds, tokens, model.config.num_labels)
@@ -116,7 +118,7 @@ def measure(fast_step: bool, steps: int, warmup: int, batch_size: int, seconds: 
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=batch_size, max_steps=warmup + steps,
         learning_rate=1e-5, weight_decay=0.0, optim="adamw_torch_fused", lr_scheduler_type="constant",
         max_grad_norm=1.0, logging_steps=10, save_strategy="no", report_to="none", use_cpu=True,
-        dataloader_num_workers=0, disable_tqdm=True, fast_step=fast_step,
+        dataloader_num_workers=workers, disable_tqdm=True, fast_step=fast_step,
     )  # fmt: skip
     dataset = datasets.Dataset.from_dict({"id": list(range(batch_size * (warmup + steps)))})
     MGCMATrainer(model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=[probe]).train()
@@ -135,15 +137,19 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--tokens", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1],
+                        help="DataLoader workers of the Trainer's runs (0: the collator runs inside the step, as on a "
+                             "CPU; 1+: beside it, as run_mgcma.py arranges on an accelerator)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"batch {args.batch} x {args.seconds} s audio + {args.tokens} tokens; {args.steps} measured steps per side, "
           f"{torch.get_num_threads()} thread(s)")  # fmt: skip
-    for fast in (True, False):
-        result = measure(fast, args.steps, args.warmup, args.batch, args.seconds, args.tokens)
-        print(f"fast_step={str(fast).lower():5}  trainer step {1000 * result['trainer']:7.1f} ms   bare step "
-              f"{1000 * result['bare']:7.1f} ms   trainer / bare x{result['trainer'] / result['bare']:.3f}  "
-              f"(medians of {result['n']})", flush=True)  # fmt: skip
+    for workers in args.workers:
+        for fast in (True, False):
+            result = measure(fast, args.steps, args.warmup, args.batch, args.seconds, args.tokens, workers)
+            print(f"workers {workers}  fast_step={str(fast).lower():5}  trainer step {1000 * result['trainer']:7.1f} ms   bare step "
+                  f"{1000 * result['bare']:7.1f} ms   trainer / bare x{result['trainer'] / result['bare']:.3f}  "
+                  f"(medians of {result['n']})", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

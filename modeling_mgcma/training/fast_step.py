@@ -5,10 +5,13 @@ At the paper's batch 4 a step is bound by the host: the GPU waits whenever the h
 ``int(tensor)``, a boolean-mask index, ``nonzero``), and every new batch shape costs the compiler (and cuDNN) a new
 plan. This module removes both, without changing what a step computes:
 
-* **Bounded shapes** (`choose_buckets`, `FastStepCollator`): audio lengths and token lengths are padded up to one
-  of a few boundaries chosen once from the whole dataset's length distribution (the same boundaries for every
-  epoch, fold and grid unit of a run), so a run presents tens of batch shapes, whatever the corpus size. With
-  length-grouped batches (every preset) the extra padding stays small.
+* **Bounded shapes** (`choose_buckets`, `paired_token_lengths`, `FastStepCollator`, `bucketed_collator`): audio is
+  padded up to one of 16 lengths chosen once from the whole dataset's length distribution (the same for every
+  epoch, fold and grid unit of a run; least total padding, by dynamic programming), and token ids to the length
+  paired with that audio bucket (the longest transcript up to it), so a run presents at most one batch shape per
+  bucket and batch size, whatever the corpus size. With length-grouped batches (every preset, through
+  `configs/presets/protocol.yaml`) the padding stays small: 12.8 % of the audio samples over two epochs of an
+  IEMOCAP-like fold at batch 4, 16 shapes (tests/training/test_fast_step.py).
 * **Checks on the host** (`FastStepCollator`): what the model would check by reading device values (utterances
   shorter than the speech encoder's receptive field, rows without a real frame or token, labels outside
   ``[0, num_labels)``) is checked once per batch on the CPU tensors, before they are copied; the trainer then turns
@@ -16,7 +19,9 @@ plan. This module removes both, without changing what a step computes:
 * **SpecAugment drawn on the host** (`FastStepCollator`): the time masks are drawn in the collator by transformers'
   own `_compute_mask_indices` with the speech encoder config's ``mask_time_prob`` / ``mask_time_length`` /
   ``mask_time_min_masks`` and the utterances' real frame counts (the distribution wav2vec2 draws from itself), and
-  handed to the speech encoder, which applies them with `torch.where` (`install_fast_encoders`).
+  handed to the speech encoder through the model's ``mask_time_indices`` input; it applies them with `torch.where`
+  (`install_fast_encoders`). Feature masks (``mask_feature_prob`` > 0; 0 in wav2vec2-base) are still drawn by
+  transformers inside the step.
 * **No boolean-index writes, no mask inspection** (`install_fast_encoders`): wav2vec2's encoder zeroes padded
   frames with a boolean-index write and asks transformers' mask helper whether the padding mask is all ones
   (``padding_mask.all()``, a host read that lets SDPA skip the mask); BERT's forward asks the same. The patched
@@ -31,11 +36,14 @@ plan. This module removes both, without changing what a step computes:
   gradients).
 * **Trainer settings that cost a wait for nothing** (`FastStepTrainerMixin`): the Trainer's per-step nan/inf
   filter of the loss (``logging_nan_inf_filter``, a host read every step) is off; batches are copied from pinned
-  memory with ``non_blocking``; the FLOP count is computed once per batch shape instead of walking the module tree
-  twice per step; the per-step ``model.train()`` (737 modules at paper size) walks the tree only when the mode
-  changes; loss components are accumulated on the device and read at logging steps only (`MGCMATrainer`).
+  memory with ``non_blocking`` (accelerate's ``non_blocking``); the FLOP count is computed once per batch shape
+  instead of walking the module tree twice per step; the per-step ``model.train()`` (737 modules at paper size)
+  walks the tree only when the model is not in training mode already; loss components are accumulated on the
+  device and read at logging steps only (`MGCMATrainer`). Gradient balancing and projection cost one extra
+  backward pass and no host read (`alignment_gradient.balanced_objective`).
 * **Compilation per bucket** (``--torch_compile``): `dynamic=False`, so each bucket shape compiles once and is then
-  reused, with the recompile limit raised to the number of shapes the buckets allow.
+  reused (one graph per shape, no graph break: tests/training/test_fast_step.py), with the recompile limit raised
+  to the number of shapes the buckets allow.
 * **CUDA graphs** (``--cuda_graphs``): ``torch.compile(mode="reduce-overhead")`` with a capturable fused AdamW;
   refused, with the reason, on a CPU and with the options that break capture (`cuda_graph_refusals`).
 
@@ -603,6 +611,31 @@ class FastStepTrainerMixin:
             return super().training_step(model, inputs, num_items_in_batch)
         finally:
             del model.train
+
+    def _clip_grad_norm(self, model):
+        """With the fast step and plain (or DDP) data parallelism, `torch.nn.utils.clip_grad_norm_` over the trainable
+        parameters listed once: the same norm and clipping as the Trainer's path through accelerate, whose
+        DTensor-aware grouping (an `isinstance` and a dictionary per parameter, every step) costs ~6 ms of host time
+        per step for a model of ~400 parameter tensors (benchmarks/bench_trainer_step.py). FSDP, DeepSpeed, XLA and
+        DTensor parameters keep the Trainer's path."""
+        from accelerate.utils import DistributedType
+
+        plain = (DistributedType.NO, DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)
+        if not self.__dict__.get("_fast_step", False) or self.accelerator.distributed_type not in plain:
+            return super()._clip_grad_norm(model)
+        cached = self.__dict__.get("_clipped_parameters")
+        if cached is None or cached[0] is not model:
+            parameters = [p for p in model.parameters() if p.requires_grad]
+            if torch.distributed.is_available():
+                from torch.distributed.tensor import DTensor
+
+                parameters = None if any(isinstance(p, DTensor) for p in parameters) else parameters
+            cached = (model, parameters)
+            self._clipped_parameters = cached
+        if cached[1] is None:
+            return super()._clip_grad_norm(model)
+        self.accelerator.unscale_gradients()
+        return torch.nn.utils.clip_grad_norm_(cached[1], self.args.max_grad_norm)
 
     def floating_point_ops(self, inputs) -> int:
         """The Trainer's FLOP estimate walks the module tree twice per step; with the fast step, once per shape."""
