@@ -28,19 +28,29 @@ from transformers import (
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("output", type=Path)
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="the same architectures and folders at hidden size 32 with 2 layers (CPU smoke runs)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
+    small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64) if args.tiny else {}
     speech = args.output / "wav2vec2-base-random"
-    Wav2Vec2Model(Wav2Vec2Config()).save_pretrained(speech)
+    Wav2Vec2Model(
+        Wav2Vec2Config(**small, **({"conv_dim": [32] * 7, "num_conv_pos_embedding_groups": 4} if args.tiny else {}))
+    ).save_pretrained(speech)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
                              return_attention_mask=False).save_pretrained(speech)  # as wav2vec2-base's  # fmt: skip
     text = args.output / "bert-base-random"
-    config = BertConfig()
+    config = BertConfig(**small)
     BertModel(config).save_pretrained(text)
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     words = special + [chr(c) for c in range(ord("a"), ord("z") + 1)] + ["'", ".", ",", "!", "?"]
     vocab = words + [f"[unused{i}]" for i in range(config.vocab_size - len(words))]
-    BertTokenizerFast(vocab={token: index for index, token in enumerate(vocab)}, do_lower_case=True).save_pretrained(text)
+    BertTokenizerFast(vocab={token: index for index, token in enumerate(vocab)}, do_lower_case=True).save_pretrained(
+        text
+    )
     print(f"wrote {speech} and {text}")
 
 

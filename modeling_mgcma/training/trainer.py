@@ -85,11 +85,22 @@ def apply_dataloader_defaults(args, device_type: str | None = None, cpu_count: i
     return changes
 
 
-def choose_mixed_precision(device_type: str, capability: tuple[int, int] | None = None, requested: str = "auto") -> str:
+BF16_FROM_BATCH = 16
+"""Per-device batch from which `choose_mixed_precision` picks bf16 on a GPU with bf16 tensor cores. Measured on one
+H200 (bare paper-size step, docs/gpus.md): bf16 autocast 0.80x fp32's speed at batch 4, 0.95x at 8, 1.38x at 16,
+2.32x at 32 (its cast kernels cost launches where a small batch is bound by launches); through `run_mgcma.py` on one
+H100 at batch 4, bf16 took 51.1 s for 60 steps and fp32 41.0 s."""
+
+
+def choose_mixed_precision(
+    device_type: str, capability: tuple[int, int] | None = None, requested: str = "auto", batch_size: int | None = None
+) -> str:
     """The mixed precision to train with: "bf16", "fp16" or "no".
 
-    * `requested="auto"`: bf16 on GPUs with bf16 tensor cores (CUDA compute capability >= 8.0: A100, H100, RTX 30xx
-      and later), fp16 with loss scaling on older ones (V100 = 7.0, T4 = 7.5), none on a CPU (fp32).
+    * `requested="auto"`: on GPUs with bf16 tensor cores (CUDA compute capability >= 8.0: A100, H100, RTX 30xx and
+      later) bf16 from a per-device `batch_size` of `BF16_FROM_BATCH` (16; or when the batch is not given), fp32
+      below it, where bf16 autocast was measured slower; fp16 with loss scaling on older GPUs (V100 = 7.0, T4 = 7.5;
+      not measured here); none on a CPU (fp32).
     * An explicit "fp16" or "no" is kept; an explicit "bf16" is kept except on a CUDA GPU older than 8.0, which runs
       bf16 without tensor cores (slower than fp32): fp16 instead.
     """
@@ -101,14 +112,17 @@ def choose_mixed_precision(device_type: str, capability: tuple[int, int] | None 
     if requested == "bf16":
         return "fp16" if device_type == "cuda" and not bf16_tensor_cores else "bf16"
     if device_type == "cuda":
-        return "bf16" if bf16_tensor_cores else "fp16"
+        if not bf16_tensor_cores:
+            return "fp16"
+        return "no" if batch_size is not None and batch_size < BF16_FROM_BATCH else "bf16"
     return "no"
 
 
 def apply_mixed_precision(args, explicit: bool, device_type: str | None = None, capability=None) -> str | None:
-    """Set `args` to `choose_mixed_precision` for its device; `explicit` = the user set bf16/fp16 (including to
-    false). accelerate's `--mixed_precision bf16|fp16` (ACCELERATE_MIXED_PRECISION) counts as explicit; its "no" does
-    not, since `accelerate launch` sets it whenever nothing was chosen. Returns a message when it changed."""
+    """Set `args` to `choose_mixed_precision` for its device and per-device batch; `explicit` = the user set
+    bf16/fp16 (including to false). accelerate's `--mixed_precision bf16|fp16` (ACCELERATE_MIXED_PRECISION) counts
+    as explicit; its "no" does not, since `accelerate launch` sets it whenever nothing was chosen. Returns a message
+    when it changed, or when it kept fp32 on a bf16 GPU because the batch is small."""
     import os
 
     device_type = device_type or args.device.type
@@ -116,11 +130,15 @@ def apply_mixed_precision(args, explicit: bool, device_type: str | None = None, 
         capability = torch.cuda.get_device_capability(args.device)
     current = "bf16" if args.bf16 else "fp16" if args.fp16 else args.mixed_precision or "no"
     explicit = explicit or os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no" or current != "no"
-    choice = choose_mixed_precision(device_type, capability, current if explicit else "auto")
+    batch = getattr(args, "per_device_train_batch_size", None)
+    choice = choose_mixed_precision(device_type, capability, current if explicit else "auto", batch)
+    where = f"{device_type} (compute capability {capability[0]}.{capability[1]})" if capability else device_type
     if choice == current:
+        if not explicit and choice == "no" and choose_mixed_precision(device_type, capability) == "bf16":
+            return (f"fp32 chosen for {where} at a per-device batch of {batch}: bf16 autocast is slower than fp32 "
+                    f"below batch {BF16_FROM_BATCH} (set --bf16 true to choose it).")  # fmt: skip
         return None
     args.bf16, args.fp16, args.mixed_precision = choice == "bf16", choice == "fp16", choice
-    where = f"{device_type} (compute capability {capability[0]}.{capability[1]})" if capability else device_type
     if explicit:
         return f"bf16 has no tensor cores on {where}: training with fp16 and loss scaling instead."
     return f"mixed precision {choice} chosen for {where} (set --bf16/--fp16, or accelerate's --mixed_precision, to choose)."
@@ -701,6 +719,7 @@ __all__ = [
     "refuse_data_parallel",
     "apply_dataloader_defaults",
     "choose_mixed_precision",
+    "BF16_FROM_BATCH",
     "apply_mixed_precision",
     "unused_parameter_reasons",
     "configure_unused_parameters",

@@ -218,6 +218,11 @@ def test_mixed_precision_is_chosen_from_the_device(tmp_path):
     assert choose_mixed_precision("cpu") == "no"
     assert choose_mixed_precision("cuda", (7, 0), requested="bf16") == "fp16"  # the paper config's bf16 on a V100
     assert choose_mixed_precision("cuda", (9, 0), requested="no") == "no" and choose_mixed_precision("cpu", requested="bf16") == "bf16"
+    # by measurement: fp32 below batch 16 on bf16 GPUs (bf16 autocast is slower there), bf16 from it
+    assert choose_mixed_precision("cuda", (9, 0), batch_size=4) == "no"
+    assert choose_mixed_precision("cuda", (9, 0), batch_size=16) == "bf16"
+    assert choose_mixed_precision("cuda", (9, 0), requested="bf16", batch_size=4) == "bf16"  # asked for: kept
+    assert choose_mixed_precision("cuda", (7, 0), batch_size=4) == "fp16"
     env = os.environ.pop("ACCELERATE_MIXED_PRECISION", None)
     try:
         args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
@@ -228,8 +233,11 @@ def test_mixed_precision_is_chosen_from_the_device(tmp_path):
         assert "no tensor cores" in apply_mixed_precision(args, explicit=True, device_type="cuda", capability=(7, 0))
         assert args.fp16 and not args.bf16
         os.environ["ACCELERATE_MIXED_PRECISION"] = "no"  # what `accelerate launch` sets when nothing was chosen
-        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=32)
         assert "bf16 chosen" in apply_mixed_precision(args, explicit=False, device_type="cuda", capability=(9, 0))
+        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=4)
+        note = apply_mixed_precision(args, explicit=False, device_type="cuda", capability=(9, 0))
+        assert "fp32 chosen" in note and "batch of 4" in note and not args.bf16 and args.mixed_precision == "no"
         os.environ["ACCELERATE_MIXED_PRECISION"] = "fp16"
         args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
         assert apply_mixed_precision(args, explicit=False, device_type="cuda", capability=(9, 0)) is None
