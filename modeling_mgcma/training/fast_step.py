@@ -44,7 +44,8 @@ plan. This module removes both, without changing what a step computes:
 * **Compilation per bucket** (``--torch_compile``): `dynamic=False`, so each bucket shape compiles once and is then
   reused (one graph per shape, no graph break: tests/training/test_fast_step.py), with the recompile limit raised
   to the number of shapes the buckets allow.
-* **CUDA graphs** (``--cuda_graphs``): ``torch.compile(mode="reduce-overhead")`` with a capturable fused AdamW;
+* **CUDA graphs** (``--cuda_graphs``): ``torch.compile(mode="reduce-overhead")`` captures the model's forward and
+  backward, one graph per bucket shape; the fused AdamW runs outside the graphs (its step counters on the device);
   refused, with the reason, on a CPU and with the options that break capture (`cuda_graph_refusals`).
 
 `FastStepArguments` holds the switches (``fast_step`` on by default); `MGCMATrainingArguments` inherits them.
@@ -99,7 +100,7 @@ class FastStepArguments:
     cuda_graphs: bool = field(
         default=False,
         metadata={"help": "Capture the training step in CUDA graphs: torch.compile(mode='reduce-overhead') with a "
-                          "capturable fused AdamW, one graph per bucket shape. CUDA only; refused with options that "
+                          "fused AdamW outside the graphs, one graph per bucket shape. CUDA only; refused with options that "
                           "break capture."},
     )  # fmt: skip
 
@@ -496,10 +497,12 @@ def cuda_graph_refusals(args, model: nn.Module | None = None, device_type: str |
         reasons.append(f"CUDA graphs need a CUDA device; this run is on {device_type}")
     if not getattr(args, "fast_step", False):
         reasons.append("--fast_step false leaves host reads in the step, which capture cannot hold")
+    if getattr(args, "audio_buckets", 0) <= 0:
+        reasons.append("--audio_buckets 0 leaves the batch shapes unbounded (a graph and its memory per shape)")
     if args.gradient_checkpointing:
         reasons.append("gradient checkpointing re-runs the forward inside backward")
     if args.optim not in ("adamw_torch_fused", "adamw_torch"):
-        reasons.append(f"--optim {args.optim}: only AdamW (fused, capturable) is supported")
+        reasons.append(f"--optim {getattr(args.optim, 'value', args.optim)}: only AdamW is supported (fused: no host read in its step)")
     if args.world_size > 1:
         reasons.append("several processes: DDP's gradient buckets and the gathered negatives are not captured here")
     if args.torch_empty_cache_steps:
@@ -525,9 +528,6 @@ def apply_cuda_graph_settings(args, model: nn.Module | None = None) -> None:
     args.torch_compile_mode = "reduce-overhead"
     args.torch_compile_backend = args.torch_compile_backend or "inductor"
     args.optim = "adamw_torch_fused"
-    extra = dict(item.split("=", 1) for item in (args.optim_args or "").split(",") if "=" in item)
-    extra["capturable"] = "True"
-    args.optim_args = ",".join(f"{k}={v}" for k, v in extra.items())
 
 
 # ---------------------------------------------------------------------------------------------------------------------

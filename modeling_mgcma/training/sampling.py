@@ -7,8 +7,9 @@ utterances of similar length into a batch removes most of that waste.
 
 `ReshuffledLengthGroupedSampler` (per epoch, from `seed + epoch`):
 1. shuffle all indices;
-2. cut the permutation into "mega-batches" of `mega_batch_size` batches and sort each by length (longest first), so
-   batches are formed from utterances of similar length, but which utterances meet changes every epoch;
+2. cut the permutation into "mega-batches" of `mega_batch_size` batches (fewer for a corpus of less than
+   `MIN_MEGA_BATCHES` mega-batches, so that an epoch has at least that many) and sort each by length (longest first),
+   so batches are formed from utterances of similar length, but which utterances meet changes every epoch;
 3. cut into batches of `batch_size` and shuffle the order of the batches (the batch holding the longest utterance of
    the epoch is put first when `longest_first=True`, so an out-of-memory error shows at step one).
 
@@ -42,6 +43,8 @@ from ..processing_mgcma import TARGET_SAMPLING_RATE
 
 
 DEFAULT_MEGA_BATCH_SIZE = 64
+MIN_MEGA_BATCHES = 2
+"""Fewest mega-batches an epoch is cut into (smaller mega-batches for a small corpus)."""
 """Batches per sorted mega-batch (see benchmarks/README.md for the padding it leaves)."""
 
 
@@ -183,7 +186,9 @@ def length_grouped_batches(
         return [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
     rng = np.random.default_rng([seed, epoch])
     permutation = rng.permutation(n)
-    mega = batch_size * mega_batch_size
+    # at least MIN_MEGA_BATCHES sorted chunks per epoch: a corpus smaller than one mega-batch would otherwise be sorted
+    # whole, and its batches would hold the same utterances every epoch (only their order would change)
+    mega = batch_size * min(mega_batch_size, max(1, math.ceil(n / (batch_size * MIN_MEGA_BATCHES))))
     batches = []
     for start in range(0, n, mega):
         chunk = permutation[start : start + mega]

@@ -341,8 +341,12 @@ def test_a_training_step_makes_no_host_synchronising_op(tmp_path, tiny_config_fa
 
 def test_cuda_graphs_are_refused_on_a_cpu(tmp_path, tiny_config_factory):
     args = training_args(tmp_path, gradient_checkpointing=True)
-    reasons = cuda_graph_refusals(args, tiny_model(tiny_config_factory, ))
+    reasons = cuda_graph_refusals(args, tiny_model(tiny_config_factory))
     assert any("need a CUDA device" in r for r in reasons) and any("checkpointing" in r for r in reasons)
+    balanced = training_args(tmp_path, audio_buckets=0, alignment_gradient_balance=1.0, optim="sgd")
+    reasons = cuda_graph_refusals(balanced, tiny_model(tiny_config_factory), device_type="cuda")
+    assert len(reasons) == 3 and "unbounded" in reasons[0] and "sgd" in reasons[1] and "autograd.grad" in reasons[2]
+    assert cuda_graph_refusals(training_args(tmp_path), tiny_model(tiny_config_factory), device_type="cuda") == []
     with pytest.raises(ValueError, match="--cuda_graphs cannot capture this training step: CUDA graphs need"):
         MGCMATrainer(model=tiny_model(tiny_config_factory), args=training_args(tmp_path, cuda_graphs=True))
 

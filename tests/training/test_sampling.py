@@ -52,6 +52,18 @@ def test_every_index_once_per_epoch_and_reshuffled():
     assert list(plain) == epochs[0] and list(plain) == epochs[1]
 
 
+def test_a_small_corpus_meets_new_batch_partners_every_epoch():
+    """A corpus smaller than one mega-batch (256 utterances, batch 8: 64 x 8 = 512) is cut into two sorted chunks per
+    epoch, not sorted whole: sorted whole, its batches would hold the same utterances every epoch."""
+    lengths = _lengths()[:256]
+    epochs = [{tuple(sorted(b)) for b in length_grouped_batches(lengths, 8, seed=0, epoch=e)} for e in range(3)]
+    assert all(len(epochs[e] & epochs[e + 1]) < len(epochs[e]) // 4 for e in range(2)), [len(e) for e in epochs]
+    permutation = np.random.default_rng(0).permutation(len(lengths))
+    random = padding_fraction([permutation[i : i + 8] for i in range(0, len(lengths), 8)], lengths)
+    grouped = padding_fraction(length_grouped_batches(lengths, 8, seed=0), lengths)
+    assert grouped < random / 2, (grouped, random)  # still grouped by length: 0.15 vs 0.47 here
+
+
 def test_groups_lengths():
     lengths = _lengths()
     batches = length_grouped_batches(lengths, 8, seed=0)
@@ -194,12 +206,13 @@ def test_one_process_dataloader_yields_the_grouped_batches(tmp_path):
 
 
 def test_steps_group_sorted_lengths_over_ranks():
-    lengths = _clipped_lengths(n=997)
+    n = 2501  # two mega-batches of 8-rank steps at least (a smaller corpus is cut into smaller ones: more padding)
+    lengths = _clipped_lengths(n=n)
     for world in (1, 2, 8):
         steps = length_grouped_steps(lengths, 4, world, seed=1, epoch=0)
         assert all(len(step) == world and all(len(b) >= 1 for b in step) for step in steps)
         items = [i for step in steps for b in step for i in b]
-        assert set(items) == set(range(997)) and len(items) - 997 == (world - 997 % (4 * world)) % world * (997 % (4 * world) < world)
+        assert set(items) == set(range(n)) and len(items) - n == (world - n % (4 * world)) % world * (n % (4 * world) < world)
         assert useful_frame_share(steps, lengths) > 0.9, world
         # the same items dealt whole to ranks in turn (groups of one rank's batch size): ranks wait for each other
         batches = length_grouped_steps(lengths, 4, 1, seed=1, epoch=0)
