@@ -105,6 +105,11 @@ class FastStepArguments:
     )  # fmt: skip
 
 
+def fast_step_on(args) -> bool:
+    """`args.fast_step`, or its default (on) for arguments without it (a plain `TrainingArguments`)."""
+    return bool(getattr(args, "fast_step", FastStepArguments.fast_step))
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Buckets
 # ---------------------------------------------------------------------------------------------------------------------
@@ -349,14 +354,14 @@ def bucketed_collator(collator, model: nn.Module, dataset, args, lengths: Sequen
     lengths paired with them (`args.token_buckets` = 0) or chosen apart (> 0). `lengths`: the audio lengths in
     samples when known (else read from the dataset without decoding, capped at the processor's `max_duration`).
     Cached-feature batches (`CachedFeatureCollator`) get the checks, not buckets: their step runs no encoder."""
-    if not getattr(args, "fast_step", False) or isinstance(collator, FastStepCollator):
+    if not fast_step_on(args) or isinstance(collator, FastStepCollator):
         return collator
     audio, tokens, bounds = (), (), ()
     processor = getattr(collator, "processor", None)
     columns = set(getattr(dataset, "column_names", ()))
     audio_column = getattr(collator, "audio_column", "audio")
     text_column = getattr(collator, "text_column", "text")
-    if processor is not None and audio_column in columns and getattr(args, "audio_buckets", 0) > 0:
+    if processor is not None and audio_column in columns and getattr(args, "audio_buckets", DEFAULT_AUDIO_BUCKETS) > 0:
         if lengths is None:
             from .sampling import audio_lengths
 
@@ -365,7 +370,7 @@ def bucketed_collator(collator, model: nn.Module, dataset, args, lengths: Sequen
         audio = choose_buckets(lengths, args.audio_buckets, AUDIO_MULTIPLE)
         if text_column in columns and getattr(processor, "tokenizer", None) is not None:
             counts = token_lengths(dataset, processor, text_column)
-            if getattr(args, "token_buckets", 0) > 0:
+            if getattr(args, "token_buckets", DEFAULT_TOKEN_BUCKETS) > 0:
                 tokens = choose_buckets(counts, args.token_buckets, TOKEN_MULTIPLE)
             else:
                 bounds = paired_token_lengths(lengths, counts, audio, TOKEN_MULTIPLE)
@@ -495,9 +500,9 @@ def cuda_graph_refusals(args, model: nn.Module | None = None, device_type: str |
     device_type = device_type or args.device.type
     if device_type != "cuda":
         reasons.append(f"CUDA graphs need a CUDA device; this run is on {device_type}")
-    if not getattr(args, "fast_step", False):
+    if not fast_step_on(args):
         reasons.append("--fast_step false leaves host reads in the step, which capture cannot hold")
-    if getattr(args, "audio_buckets", 0) <= 0:
+    if getattr(args, "audio_buckets", DEFAULT_AUDIO_BUCKETS) <= 0:
         reasons.append("--audio_buckets 0 leaves the batch shapes unbounded (a graph and its memory per shape)")
     if args.gradient_checkpointing:
         reasons.append("gradient checkpointing re-runs the forward inside backward")
@@ -565,7 +570,7 @@ class FastStepTrainerMixin:
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._fast_step = bool(getattr(self.args, "fast_step", False))
+        self._fast_step = fast_step_on(self.args)
         self._flops_per_shape: dict = {}
         self._cuda_graphs = bool(getattr(self.args, "cuda_graphs", False))
         if not self._fast_step:
@@ -589,13 +594,13 @@ class FastStepTrainerMixin:
     def create_accelerator_and_postprocess(self):
         if getattr(self.args, "cuda_graphs", False):
             apply_cuda_graph_settings(self.args, self.model)
-        if getattr(self.args, "fast_step", False) and self.args.dataloader_pin_memory:
+        if fast_step_on(self.args) and self.args.dataloader_pin_memory:
             config = self.args.accelerator_config
             if hasattr(config, "non_blocking"):
                 config.non_blocking = True  # pinned batches copied without blocking the host
         result = super().create_accelerator_and_postprocess()
         plugin = getattr(self.accelerator.state, "dynamo_plugin", None)
-        if getattr(self.args, "fast_step", False) and plugin is not None and self.args.torch_compile:
+        if fast_step_on(self.args) and plugin is not None and self.args.torch_compile:
             plugin.dynamic = False  # bounded shapes: one static graph per bucket, no dynamic-shape recompile
         return result
 
@@ -651,6 +656,7 @@ __all__ = [
     "FastStepArguments",
     "FastStepCollator",
     "FastStepTrainerMixin",
+    "fast_step_on",
     "choose_buckets",
     "bucket_length",
     "bucket_padding_fraction",

@@ -24,7 +24,7 @@ from transformers import Trainer, TrainingArguments
 
 from ..processing_mgcma import TARGET_SAMPLING_RATE
 from .alignment_gradient import alignment_objective, other_parameters, shared_parameters
-from .fast_step import FastStepArguments, FastStepTrainerMixin
+from .fast_step import FastStepArguments, FastStepTrainerMixin, fast_step_on, install_fast_encoders
 from .loss_schedule import alignment_loss_scale
 
 
@@ -149,6 +149,8 @@ def _layerdrop_reasons(model: nn.Module) -> list[str]:
     for name, module in model.named_modules():  # outermost first; submodules share their model's config
         config = getattr(module, "config", None)
         layerdrop = getattr(config, "layerdrop", 0.0) or 0.0
+        if getattr(type(module), "_mgcma_fast_step", False):  # LayerDrop by torch.where: every layer gets a gradient
+            seen.add(id(config))
         if layerdrop > 0 and id(config) not in seen and any(p.requires_grad for p in module.parameters()):
             seen.add(id(config))
             reasons.append(f"{name or type(module).__name__} skips layers at random in training (layerdrop={layerdrop})")
@@ -440,6 +442,8 @@ class MGCMATrainer(FastStepTrainerMixin, Trainer):
             refuse_data_parallel(training_args)
             if model is not None:
                 apply_training_regime(model, training_args)
+                if fast_step_on(training_args):  # before the unused-parameter decision: LayerDrop then skips nothing
+                    install_fast_encoders(model)
                 configure_unused_parameters(model, training_args)
         super().__init__(*args, **kwargs)
         if self.args.remove_unused_columns:

@@ -3,7 +3,8 @@
 tests/training/test_trainer_devices.py, test_sampling.py and test_feature_cache.py; not a test module itself.
 
     gpu_readiness_worker.py train <out> <variant>   # a few MGCMATrainer steps with gradient checkpointing; variant:
-                                                     # layerdrop_checkpointing, speech_classifier_tam_last
+                                                     # layerdrop_checkpointing (the fast step), layerdrop_plain_step,
+                                                     # speech_classifier_tam_last
     gpu_readiness_worker.py batches <out>            # two epochs of the group_by_length training DataLoader
     gpu_readiness_worker.py cache <out>              # the feature cache of <out>/wavs/*.wav, built by both ranks
     gpu_readiness_worker.py all <out>                # batches, cache, each train variant in <out>/<variant>, then
@@ -42,7 +43,7 @@ def train(out_dir: str, variant: str):
     words = ["i", "am", "so", "happy", "sad", "today"]
     processor = word_processor(words)
     size = dict(hidden_size=16, num_layers=4, num_heads=2, intermediate_size=32)
-    speech_kwargs = {"layerdrop": 0.5} if variant == "layerdrop_checkpointing" else {}
+    speech_kwargs = {"layerdrop": 0.5} if variant.startswith("layerdrop") else {}
     extra = {"classifier_features": "speech", "module_order": ["dam", "iam", "tam"]} if variant == "speech_classifier_tam_last" else {}
     config = MGCMAConfig(
         speech_config=speech_encoder_config(**size, conv_dim=16, **speech_kwargs),
@@ -58,10 +59,15 @@ def train(out_dir: str, variant: str):
         "text": [" ".join(rng.choice(words, size=3)) for _ in range(n)],
         "label": [int(i % 4) for i in range(n)],
     })  # fmt: skip
-    args = TrainingArguments(
+    from modeling_mgcma.training.trainer import MGCMATrainingArguments
+
+    # a plain TrainingArguments means MGCMA's defaults (the fast step on); layerdrop_plain_step turns it off
+    arguments, own = (MGCMATrainingArguments, {"fast_step": False}) if variant == "layerdrop_plain_step" else (TrainingArguments, {})
+    args = arguments(
         output_dir=str(Path(out_dir) / "trainer"), per_device_train_batch_size=2, max_steps=6, learning_rate=1e-3,
         logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True,
         gradient_checkpointing=True,  # the Trainer then turns DDP's unused-parameter search off by default
+        **own,
     )  # fmt: skip
     trainer = MGCMATrainer(model=model, args=args, train_dataset=rows, data_collator=MGCMADataCollator(processor))
     result = trainer.train()
@@ -193,6 +199,6 @@ if __name__ == "__main__":
     else:  # all: one launch for the test suite
         batches(sys.argv[2])
         cache(sys.argv[2])
-        for name in ("layerdrop_checkpointing", "speech_classifier_tam_last"):
+        for name in ("layerdrop_checkpointing", "layerdrop_plain_step", "speech_classifier_tam_last"):
             train(str(Path(sys.argv[2]) / name), name)
         train_cached(str(Path(sys.argv[2]) / "cached"))
