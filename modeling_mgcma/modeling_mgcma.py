@@ -296,6 +296,33 @@ def _check_values(model: nn.Module) -> bool:
     return not _is_tracing() and getattr(model, "check_input_values", True)
 
 
+def check_speech_lengths(attention_mask: torch.Tensor, min_samples: int) -> None:
+    """Refuse a batch with an utterance shorter than `min_samples` real samples (the speech encoder's receptive
+    field). Reads the mask's values: the model calls it on its inputs, the fast step's collator on the CPU batch."""
+    if not attention_mask.numel():
+        return
+    shortest = int(attention_mask.sum(-1).min())
+    if shortest < min_samples:
+        raise ValueError(
+            f"an utterance of {shortest} samples is too short for the speech encoder, which needs at least {min_samples}."
+        )
+
+
+def check_not_empty(mask: torch.Tensor, name: str) -> None:
+    """Refuse a batch with an utterance whose `[B, L]` mask has no real position (`name`: "speech frame", ...)."""
+    empty = (~mask.bool().any(-1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros).")
+
+
+def check_label_range(labels: torch.Tensor, num_labels: int) -> None:
+    """Refuse class ids outside `[0, num_labels)`."""
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_labels):
+        raise ValueError(
+            f"`labels` must lie in [0, {num_labels}), got values in [{int(labels.min())}, {int(labels.max())}]."
+        )
+
+
 def masked_pool(hidden_states: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
     """Pool `[B, L, D]` features over the positions where `mask` (`[B, L]`, True = real) is set."""
     if mode == "first":
@@ -815,12 +842,7 @@ class MGCMAModel(MGCMAPreTrainedModel):
                     f"shape {tuple(input_values.shape)}."
                 )
             if _check_values(self):  # a host read of a device value; see `_check_values`
-                min_samples = int(attention_mask.sum(-1).min())
-                if min_samples < self.min_speech_samples:
-                    raise ValueError(
-                        f"an utterance of {min_samples} samples is too short for the speech encoder, which needs at "
-                        f"least {self.min_speech_samples}."
-                    )
+                check_speech_lengths(attention_mask, self.min_speech_samples)
         outputs = self.speech_encoder(input_values, attention_mask=attention_mask, return_dict=True, **encoder_kwargs)
         hidden = outputs.last_hidden_state
         return outputs, self.speech_frame_mask(attention_mask, hidden.shape[1], hidden.shape[0], hidden.device)
@@ -964,12 +986,8 @@ class MGCMAModel(MGCMAPreTrainedModel):
         if speech.shape[0] != text.shape[0]:
             raise ValueError(f"batch sizes differ: {speech.shape[0]} speech inputs but {text.shape[0]} text inputs.")
         if _check_values(self):  # host reads of device values; see `_check_values`
-            for name, mask in (("speech frame", speech_mask), ("text token", text_mask)):
-                empty = (~mask.any(-1)).nonzero().flatten().tolist()
-                if empty:
-                    raise ValueError(
-                        f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros)."
-                    )
+            check_not_empty(speech_mask, "speech frame")
+            check_not_empty(text_mask, "text token")
 
     def _alignment_stages(
         self, speech, speech_mask, speech_bias, text, text_mask, text_bias, return_loss, output_attentions
@@ -1106,15 +1124,8 @@ class MGCMAForEmotionClassification(MGCMAPreTrainedModel):
     def _check_labels(self, labels: torch.Tensor):
         if labels.dim() != 1:
             raise ValueError(f"`labels` must be [batch] class ids, got shape {tuple(labels.shape)}.")
-        if (
-            _check_values(self.mgcma)  # a host read of a device value; see `_check_values`
-            and labels.numel()
-            and (int(labels.min()) < 0 or int(labels.max()) >= self.config.num_labels)
-        ):
-            raise ValueError(
-                f"`labels` must lie in [0, {self.config.num_labels}), got values in "
-                f"[{int(labels.min())}, {int(labels.max())}]."
-            )
+        if _check_values(self.mgcma):  # a host read of a device value; see `_check_values`
+            check_label_range(labels, self.config.num_labels)
 
     def _classifier_features(self, outputs: MGCMAModelOutput) -> torch.Tensor:
         """The classifier's input (`classifier_features`): pooled aligned speech and/or text, and with

@@ -33,20 +33,19 @@ def _reshaping(ce_grads, alignment_grads, ratio: float, project: bool, device) -
 
     k = -<g_align, g_CE> / |g_CE|^2 where `project` and the two conflict (<g_align, g_CE> < 0), else 0;
     c = min(1, ratio * |g_CE| / |g_align + k g_CE|) where `ratio` > 0 and that norm is not 0, else 1."""
-    zero = torch.zeros((), device=device)
-    pairs = [(a, b) for a, b in zip(ce_grads, alignment_grads)]
-    ce_sq = sum((g.float().pow(2).sum() for g, _ in pairs if g is not None), zero)
-    alignment_sq = sum((g.float().pow(2).sum() for _, g in pairs if g is not None), zero)
+    zero, one, tiny = torch.zeros((), device=device), torch.ones((), device=device), torch.finfo(torch.float32).tiny
+    ce_sq = sum((g.float().pow(2).sum() for g in ce_grads if g is not None), zero)
+    alignment_sq = sum((g.float().pow(2).sum() for g in alignment_grads if g is not None), zero)
     coefficient = zero
     if project:
-        dot = sum(((a.float() * b.float()).sum() for a, b in pairs if a is not None and b is not None), zero)
+        pairs = [(a, b) for a, b in zip(ce_grads, alignment_grads) if a is not None and b is not None]
+        dot = sum(((a.float() * b.float()).sum() for a, b in pairs), zero)
         conflict = (dot < 0) & (ce_sq > 0)
-        coefficient = torch.where(conflict, -dot / ce_sq.clamp_min(torch.finfo(torch.float32).tiny), zero)
-        alignment_sq = torch.where(conflict, (alignment_sq - dot * dot / ce_sq.clamp_min(torch.finfo(torch.float32).tiny)).clamp_min(0), alignment_sq)
-    one = torch.ones((), device=device)
+        coefficient = torch.where(conflict, -dot / ce_sq.clamp_min(tiny), zero)
+        alignment_sq = torch.where(conflict, (alignment_sq - dot * dot / ce_sq.clamp_min(tiny)).clamp_min(0), alignment_sq)
     if ratio <= 0:
         return one, coefficient.detach()
-    capped = (ratio * ce_sq.sqrt() / alignment_sq.sqrt().clamp_min(torch.finfo(torch.float32).tiny)).clamp(max=1.0)
+    capped = (ratio * ce_sq.sqrt() / alignment_sq.sqrt().clamp_min(tiny)).clamp(max=1.0)
     return torch.where(alignment_sq > 0, capped, one).detach(), coefficient.detach()
 
 

@@ -307,27 +307,20 @@ class FastStepCollator:
         return batch
 
     def check(self, batch: dict) -> None:
-        """The model's value checks, on the batch's CPU tensors (ValueError with the model's messages)."""
+        """The model's value checks (the same functions, `modeling_mgcma.check_*`), on the batch's CPU tensors."""
+        from ..modeling_mgcma import check_label_range, check_not_empty, check_speech_lengths
+
         mask = batch.get("speech_attention_mask")
         if mask is not None and self.min_speech_samples is not None and mask.numel():
-            shortest = int(mask.sum(-1).min())
-            if shortest < self.min_speech_samples:
-                raise ValueError(
-                    f"an utterance of {shortest} samples is too short for the speech encoder, which needs at "
-                    f"least {self.min_speech_samples}."
-                )
+            check_speech_lengths(mask, self.min_speech_samples)
         for key, name in (("text_attention_mask", "text token"), ("speech_features_mask", "speech frame"),
                           ("text_features_mask", "text token")):  # fmt: skip
             mask = batch.get(key)
             if mask is not None and mask.dim() == 2:
-                empty = (~mask.bool().any(-1)).nonzero().flatten().tolist()
-                if empty:
-                    raise ValueError(f"utterance(s) {empty} of the batch have no real {name} (their mask is all zeros).")
+                check_not_empty(mask, name)
         labels = batch.get("labels")
-        if labels is not None and self.num_labels is not None and labels.numel():
-            low, high = int(labels.min()), int(labels.max())
-            if low < 0 or high >= self.num_labels:
-                raise ValueError(f"`labels` must lie in [0, {self.num_labels}), got values in [{low}, {high}].")
+        if labels is not None and self.num_labels is not None:
+            check_label_range(labels, self.num_labels)
 
     def draw_time_masks(self, batch: dict) -> torch.Tensor:
         """SpecAugment time masks `[batch, frames]` as wav2vec2 draws them itself (transformers'
@@ -411,7 +404,7 @@ def _fast_encoder_forward(self, hidden_states, attention_mask=None, **kwargs):
     for the padded frames, a prepared attention mask, LayerDrop by `torch.where` (see the module docstring)."""
     from transformers.modeling_outputs import BaseModelOutput
 
-    stable = not hasattr(self, "layer_norm") or type(self).__name__.endswith("StableLayerNorm")
+    stable = type(self).__name__.endswith("StableLayerNorm")  # layer norm after the layers, not before
     if attention_mask is not None:
         hidden_states = hidden_states.masked_fill(~attention_mask.bool()[..., None], 0.0)
         attention_mask = prepared_attention_mask(attention_mask, self.config._attn_implementation, hidden_states.dtype)
@@ -515,12 +508,11 @@ def cuda_graph_refusals(args, model: nn.Module | None = None, device_type: str |
     if getattr(args, "alignment_gradient_balance", 0) or getattr(args, "alignment_gradient_projection", False):
         reasons.append("gradient balancing / projection take the losses' gradients with autograd.grad, twice over "
                        "one captured graph")  # fmt: skip
-    if model is not None and any(p.requires_grad for p in getattr(getattr(model, "base_model", model),
-                                                                     "speech_encoder", nn.Module()).parameters()):
-        speech = getattr(getattr(model, "base_model", model), "speech_encoder", None)
-        if getattr(getattr(speech, "config", None), "mask_feature_prob", 0) > 0:
-            reasons.append("the speech encoder draws SpecAugment feature masks in numpy inside the step "
-                           "(mask_feature_prob > 0)")  # fmt: skip
+    speech = getattr(getattr(model, "base_model", model), "speech_encoder", None) if model is not None else None
+    trained = speech is not None and any(p.requires_grad for p in speech.parameters())
+    if trained and getattr(speech.config, "mask_feature_prob", 0) > 0:
+        reasons.append("the speech encoder draws SpecAugment feature masks in numpy inside the step "
+                       "(mask_feature_prob > 0)")  # fmt: skip
     return reasons
 
 
