@@ -105,6 +105,17 @@ class FastStepArguments:
     )  # fmt: skip
 
 
+def check_fast_step_options(args) -> None:
+    """Refuse fast-step settings of the wrong type or range, naming the argument and its value."""
+    for name in ("audio_buckets", "token_buckets"):
+        value = getattr(args, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"--{name} must be a whole number >= 0 (0: no buckets), got {value!r}.")
+    for name in ("fast_step", "cuda_graphs"):
+        if not isinstance(getattr(args, name), bool):
+            raise ValueError(f"--{name} must be true or false, got {getattr(args, name)!r}.")
+
+
 def fast_step_on(args) -> bool:
     """`args.fast_step`, or its default (on) for arguments without it (a plain `TrainingArguments`)."""
     return bool(getattr(args, "fast_step", FastStepArguments.fast_step))
@@ -301,7 +312,13 @@ class FastStepCollator:
             for name in ("text_attention_mask", "token_type_ids"):
                 if name in batch:
                     batch[name] = _pad_to(batch[name], length, 0)
-        self.check(batch)
+        try:
+            self.check(batch)
+        except ValueError as error:  # name the batch's utterances when the rows have ids
+            ids = [row.get("id") for row in rows if isinstance(row, dict) and "id" in row]
+            if ids:
+                raise ValueError(f"{error} The batch's utterances, in order: {ids}.") from error
+            raise
         if self.spec_augment is not None and "input_values" in batch:
             batch["mask_time_indices"] = self.draw_time_masks(batch)
         return batch
@@ -649,6 +666,7 @@ __all__ = [
     "FastStepCollator",
     "FastStepTrainerMixin",
     "fast_step_on",
+    "check_fast_step_options",
     "choose_buckets",
     "bucket_length",
     "bucket_padding_fraction",

@@ -24,7 +24,13 @@ from transformers import Trainer, TrainingArguments
 
 from ..processing_mgcma import TARGET_SAMPLING_RATE
 from .alignment_gradient import alignment_objective, other_parameters, shared_parameters
-from .fast_step import FastStepArguments, FastStepTrainerMixin, fast_step_on, install_fast_encoders
+from .fast_step import (
+    FastStepArguments,
+    FastStepTrainerMixin,
+    check_fast_step_options,
+    fast_step_on,
+    install_fast_encoders,
+)
 from .loss_schedule import alignment_loss_scale
 
 
@@ -314,6 +320,7 @@ class MGCMATrainingArguments(FastStepArguments, TrainingArguments):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
                 raise ValueError(f"--{name} must be a positive number, got {value!r}.")
         check_objective_options(self)
+        check_fast_step_options(self)
 
 
 def check_objective_options(args) -> None:

@@ -185,6 +185,7 @@ def test_compiled_steps_compile_once_per_bucket(tmp_path, tiny_config_factory, t
     torch._dynamo.reset()
     print(f"\n{len(steps)} steps, {len(shapes)} batch shapes, {graphs} graphs compiled, {breaks} graph breaks")
     assert len(steps) == 24 and 1 < len(shapes) <= len(collator.audio_buckets)
+    assert graphs >= len(shapes)  # the counter sees the compilations: every new shape compiles once
     assert graphs <= len(collator.audio_buckets)  # one graph per shape: no graph break, no recompilation
 
 
@@ -205,6 +206,16 @@ def test_collator_checks_what_the_model_checked(tiny_config_factory, tiny_proces
     rows[1]["audio"] = {"array": np.zeros(10, np.float32), "sampling_rate": 16000}
     with pytest.raises(ValueError, match="too short for the speech encoder"):
         collator(rows)
+    rows[0]["id"], rows[1]["id"] = "Ses01F_a", "Ses01F_b"  # rows with ids: the error names the batch's utterances
+    with pytest.raises(ValueError, match=r"too short .* utterances, in order: \['Ses01F_a', 'Ses01F_b'\]"):
+        collator(rows)
+
+
+@pytest.mark.parametrize("name, value", [("audio_buckets", -1), ("token_buckets", 2.5), ("audio_buckets", True),
+                                         ("fast_step", "yes")])  # fmt: skip
+def test_bad_fast_step_settings_are_refused_by_name(tmp_path, name, value):
+    with pytest.raises(ValueError, match=f"--{name} must be .*got {value!r}"):
+        training_args(tmp_path, **{name: value})
 
 
 def test_spec_augment_masks_follow_the_encoder_config(tiny_config_factory, tiny_processor):
