@@ -64,6 +64,7 @@ from modeling_mgcma.training.trainer import encoder_learning_rates, split_encode
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import learning_families  # noqa: E402
 import learning_results  # noqa: E402
 from learning_results import SETTINGS, criterion, load_results  # noqa: E402, F401  (the table's records and criterion)
 
@@ -119,10 +120,13 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
     from modeling_mgcma.data import generate_demo_corpus
     from modeling_mgcma.data.demo_corpus import session_counts
 
-    if kind not in CORPUS_VOICES:
-        raise ValueError(f"unknown corpus {kind!r}; expected one of {sorted(CORPUS_VOICES)}")
-    voice = CORPUS_VOICES[kind]
+    if kind not in CORPUS_VOICES and kind not in learning_families.MEMBERS:
+        raise ValueError(f"unknown corpus {kind!r}; expected one of {sorted(CORPUS_VOICES) + sorted(learning_families.MEMBERS)}")
+    voice = CORPUS_VOICES[kind] if kind in CORPUS_VOICES else learning_families.member(kind)["voice"]
     kwargs = {"voice": voice} if voice != "tones" else {}
+    if kind in learning_families.MEMBERS:  # a family member: its corpus style and utterance durations
+        kwargs["style"] = learning_families.corpus_style(kind)
+        kwargs["durations"] = learning_families.member(kind).get("durations", "short")
     name = f"{kind}-{seed}" + (f"-u{utterances_per_session}" if utterances_per_session != UTTERANCES_PER_SESSION else "")
     if test_per_class is None:
         return generate_demo_corpus(root / name, seed=seed, utterances_per_session=utterances_per_session, **kwargs)
@@ -165,18 +169,32 @@ def batches(rows, processor, batch_size, generator=None):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def encoder_configs(vocab_size: int, width: int = WIDTH):
-    speech = speech_encoder_config(width, LAYERS, HEADS, 2 * width, **DEMO_SPEECH_ENCODER)
-    text = text_encoder_config(vocab_size, width, LAYERS, HEADS, 2 * width)
+def encoder_configs(vocab_size: int, width: int = WIDTH, corpus: str | None = None):
+    """The from-scratch (speech, text) encoder configs: the demo's, or those of a family member `corpus`."""
+    speech_overrides, text_overrides = DEMO_SPEECH_ENCODER, {}
+    if corpus in learning_families.MEMBERS:
+        spec = learning_families.member(corpus)
+        speech_overrides = learning_families.SPEECH_ENCODERS[spec["speech_encoder"]]
+        text_overrides = learning_families.TEXT_ENCODERS[spec["text_encoder"]]
+    speech = speech_encoder_config(width, LAYERS, HEADS, 2 * width, **speech_overrides)
+    text = text_encoder_config(vocab_size, width, LAYERS, HEADS, 2 * width, **text_overrides)
     return speech, text
+
+
+def corpus_vocabulary(corpus: str) -> list[str]:
+    """The word-level vocabulary of `corpus`'s transcripts (a family member's style may use other words)."""
+    from modeling_mgcma.data import demo_vocabulary
+
+    return demo_vocabulary(learning_families.corpus_style(corpus) if corpus in learning_families.MEMBERS else None)
 
 
 class ConcatPoolBaseline(nn.Module):
     """Speech and text encoders, a linear projection each, masked mean pooling, an MLP head on the concatenation."""
 
-    def __init__(self, speech_config, text_config, num_labels, width=WIDTH, dropout=0.1, text_encoder=None):
+    def __init__(self, speech_config, text_config, num_labels, width=WIDTH, dropout=0.1, text_encoder=None,
+                 speech_encoder=None):
         super().__init__()
-        self.speech_encoder = AutoModel.from_config(speech_config)
+        self.speech_encoder = speech_encoder if speech_encoder is not None else AutoModel.from_config(speech_config)
         self.text_encoder = text_encoder if text_encoder is not None else AutoModel.from_config(text_config)
         self.text_encoder.pooler = None
         self.speech_encoder.freeze_feature_encoder()  # as MGCMATrainer's default for MGCMA
@@ -209,22 +227,28 @@ class ConcatPoolBaseline(nn.Module):
         return {"loss": loss, "logits": logits, "loss_ce": loss}
 
 
-def build(setting: str, vocab_size: int, config_kwargs: dict, seed: int, width: int = WIDTH, text_model: str | None = None):
-    """The untrained model of `setting`; with `text_model` (a folder), its text encoder is that pretrained model."""
+def build(setting: str, vocab_size: int, config_kwargs: dict, seed: int, width: int = WIDTH, text_model: str | None = None,
+          corpus: str | None = None, speech_model: str | None = None):
+    """The untrained model of `setting`; with `text_model` / `speech_model` (folders), its text / speech encoder is
+    that pretrained model; otherwise from scratch, with a family member's `corpus`, in that member's architectures."""
     torch.manual_seed(seed)
-    speech, text = encoder_configs(vocab_size, width)
-    text_encoder = None
+    speech, text = encoder_configs(vocab_size, width, corpus)
+    text_encoder = speech_encoder = None
     if text_model is not None:
         text_encoder = AutoModel.from_pretrained(text_model, add_pooling_layer=False)
         text = text_encoder.config
+    if speech_model is not None:
+        speech_encoder = AutoModel.from_pretrained(speech_model)
+        speech = speech_encoder.config
     if setting == "concat":
-        return ConcatPoolBaseline(speech, text, num_labels=4, width=width, text_encoder=text_encoder)
+        return ConcatPoolBaseline(speech, text, num_labels=4, width=width, text_encoder=text_encoder,
+                                  speech_encoder=speech_encoder)
     kwargs = {**config_kwargs, **(MGCMAConfig.ablation_kwargs(setting) if setting != "S0" else {})}
     config = MGCMAConfig(
         speech_config=speech, text_config=text, hidden_size=width, num_attention_heads=HEADS,
         num_alignment_layers=LAYERS, intermediate_size=2 * width, **kwargs,
     )  # fmt: skip
-    model = MGCMAForEmotionClassification(config, text_encoder=text_encoder)
+    model = MGCMAForEmotionClassification(config, speech_encoder=speech_encoder, text_encoder=text_encoder)
     model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
     return model
 
@@ -400,29 +424,30 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
 
 
 def prepare_run(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, corpus_seed=None,
-                test_per_class=None, text_model=None, utterances_per_session=UTTERANCES_PER_SESSION):
+                test_per_class=None, text_model=None, utterances_per_session=UTTERANCES_PER_SESSION, speech_model=None):
     """(model, fold, processor, recipe values) of one run: the corpus (generated once per seed), its fold and the
     untrained model of `setting`, with the recipe's values after overrides. `text_model`: a pretrained text encoder's
     folder, used with its own tokenizer instead of the from-scratch encoder over the demo vocabulary."""
     from transformers import AutoTokenizer
 
-    from modeling_mgcma.data import demo_vocabulary
-
-    processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
+    processor = word_processor(corpus_vocabulary(corpus), max_duration=DEFAULT_MAX_DURATION)
     if text_model is not None:
         processor.tokenizer = AutoTokenizer.from_pretrained(text_model)
     root = make_corpus(corpus, seed if corpus_seed is None else corpus_seed, Path(workdir), utterances_per_session,
                        test_per_class=test_per_class)
     fold = load_fold(root, processor, split_seed=seed)
-    values = recipe_values(recipe_name, overrides, train_overrides, text_model)
-    model = build(setting, len(processor.tokenizer), values["config"], seed, text_model=text_model)
+    values = recipe_values(recipe_name, overrides, train_overrides, text_model, speech_model)
+    model = build(setting, len(processor.tokenizer), values["config"], seed, text_model=text_model, corpus=corpus,
+                  speech_model=speech_model)
     return model, fold, processor, values
 
 
 def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_overrides=None, log=None, corpus_seed=None,
-            probe_every=0, test_per_class=None, text_model=None, utterances_per_session=UTTERANCES_PER_SESSION) -> dict:
+            probe_every=0, test_per_class=None, text_model=None, utterances_per_session=UTTERANCES_PER_SESSION,
+            speech_model=None) -> dict:
     model, fold, processor, values = prepare_run(setting, recipe_name, corpus, seed, workdir, overrides, train_overrides,
-                                                 corpus_seed, test_per_class, text_model, utterances_per_session)  # fmt: skip
+                                                 corpus_seed, test_per_class, text_model, utterances_per_session,
+                                                 speech_model=speech_model)  # fmt: skip
     started = time.perf_counter()
     result = train_and_test(model, fold, processor, values["train"], seed, log=log, probe_every=probe_every)
     result["seconds"] = time.perf_counter() - started
@@ -430,7 +455,7 @@ def run_one(setting, recipe_name, corpus, seed, workdir, overrides=None, train_o
     return result
 
 
-def recipe_values(recipe_name, overrides=None, train_overrides=None, text_model=None) -> dict:
+def recipe_values(recipe_name, overrides=None, train_overrides=None, text_model=None, speech_model=None) -> dict:
     """What a run was trained with (the recipe's training values and config values after overrides, and the
     pretrained text encoder when there is one), recorded with its result so that a result from another recipe is
     never taken for this one."""
@@ -438,6 +463,8 @@ def recipe_values(recipe_name, overrides=None, train_overrides=None, text_model=
     values = {"train": {**spec["train"], **(train_overrides or {})}, "config": {**spec["config"], **(overrides or {})}}
     if text_model is not None:
         values["text_model"] = Path(text_model).name
+    if speech_model is not None:
+        values["speech_model"] = Path(speech_model).name
     return values
 
 
@@ -464,7 +491,7 @@ def cmd_table(args):
                               "seed": seed}  # fmt: skip
                     recorded = learning_results.find_run(args.results, learning_results.run_key(record))
                     if recorded is not None:
-                        expected = recipe_values(recipe_name, args.config, args.train, args.text_model)
+                        expected = recipe_values(recipe_name, args.config, args.train, args.text_model, args.speech_model)
                         if recorded["recipe_values"] != expected:
                             raise SystemExit(
                                 f"{args.results}: the run {record} was trained with {recorded['recipe_values']}, not "
@@ -475,7 +502,7 @@ def cmd_table(args):
                         continue
                     r = run_one(setting, recipe_name, corpus, seed, args.workdir, overrides=args.config,
                                 train_overrides=args.train, corpus_seed=corpus_seed, test_per_class=args.test_per_class,
-                                text_model=args.text_model)
+                                text_model=args.text_model, speech_model=args.speech_model)
                     record.update({"test_ua": r["test_ua"], "val_ua": r["val_ua"], "seconds": round(r["seconds"], 1),
                                    "recipe_values": r["recipe_values"]})  # fmt: skip
                     learning_results.record_run(args.results, record, r["curves"])
@@ -492,7 +519,7 @@ def cmd_curves(args):
     for seed in args.seeds:
         r = run_one(args.setting, args.recipe, args.corpora[0], seed, args.workdir, args.config, args.train,
                     corpus_seed=seed + corpus_seed_offset(args, args.corpora[0]), probe_every=args.probe_every,
-                    test_per_class=args.test_per_class, text_model=args.text_model,
+                    test_per_class=args.test_per_class, text_model=args.text_model, speech_model=args.speech_model,
                     utterances_per_session=args.utterances_per_session,
                     log=lambda c: print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in c.items()}), flush=True))  # fmt: skip
         print(json.dumps({"seed": seed, "test_ua": round(r["test_ua"], 4), "val_ua": round(r["val_ua"], 4)}), flush=True)
@@ -506,7 +533,7 @@ def cmd_stages(args):
     for seed in args.seeds:
         model, fold, processor, values = prepare_run(args.setting, args.recipe, corpus, seed, args.workdir, args.config,
                                                      args.train, seed + corpus_seed_offset(args, corpus),
-                                                     args.test_per_class, args.text_model)  # fmt: skip
+                                                     args.test_per_class, args.text_model, speech_model=args.speech_model)  # fmt: skip
         probe = next(batches(fold["validation"], processor, 32))
 
         def report(curve):
@@ -543,15 +570,38 @@ def stage_features(model, rows, processor) -> dict:
     return {**stages, "labels": np.concatenate(per_batch["labels"])}
 
 
-def linear_probe_ua(train_x, train_y, test_x, test_y) -> float:
-    """Test UA of a logistic regression fitted on standardised training features."""
+def linear_probe_predictions(train_x, train_y, test_x) -> np.ndarray:
+    """Test predictions of a logistic regression fitted on standardised training features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000))
     probe.fit(train_x, train_y)
-    return unweighted_accuracy(probe.predict(test_x), test_y)
+    return probe.predict(test_x)
+
+
+def linear_probe_ua(train_x, train_y, test_x, test_y) -> float:
+    """Test UA of a logistic regression fitted on standardised training features."""
+    return unweighted_accuracy(linear_probe_predictions(train_x, train_y, test_x), test_y)
+
+
+def cue_subsets(rows, corpus: str) -> dict[str, np.ndarray]:
+    """Masks over `rows` (utterances with text and label) by where their class is cued: "prosody_only" (an emotional
+    class without any emotion keyword in the text: the class is in the prosody alone) and "lexical" (the class's
+    keyword is in the text; the prosody may carry it too)."""
+    from modeling_mgcma.data.demo_corpus import DEFAULT_STYLE, EMOTION_LABELS
+
+    style = learning_families.corpus_style(corpus) if corpus in learning_families.MEMBERS else DEFAULT_STYLE
+    keywords = {label: set(words) for label, words in style.words[1].items() if label != "neutral"}
+    every = set().union(*keywords.values())
+    prosody_only, lexical = [], []
+    for row in rows:
+        words = set(row["text"].lower().replace(".", " ").replace("?", " ").replace(":", " ").split())
+        label = EMOTION_LABELS[row["label"]]
+        prosody_only.append(label != "neutral" and not (words & every))
+        lexical.append(label != "neutral" and bool(words & keywords[label]))
+    return {"prosody_only": np.array(prosody_only), "lexical": np.array(lexical)}
 
 
 def cmd_probes(args):
@@ -565,7 +615,7 @@ def cmd_probes(args):
         for setting in args.settings:
             model, fold, processor, values = prepare_run(setting, args.recipe, corpus, seed, args.workdir, args.config,
                                                          args.train, seed + corpus_seed_offset(args, corpus),
-                                                         args.test_per_class, args.text_model)  # fmt: skip
+                                                         args.test_per_class, args.text_model, speech_model=args.speech_model)  # fmt: skip
             result = train_and_test(model, fold, processor, values["train"], seed)
             train, test = stage_features(model, fold["train"], processor), stage_features(model, fold["test"], processor)
             names = ["projected"]  # hidden states follow the enabled modules in pipeline order; IAM adds none
@@ -576,18 +626,23 @@ def cmd_probes(args):
                     names += [f"tam{i + 1}" for i in range(model.config.num_alignment_layers)]
             if len(names) != len(train["speech"]):
                 raise RuntimeError(f"{len(train['speech'])} stages of features for the stage names {names}")
-            stages = {}
+            subsets = cue_subsets(fold["test"], corpus)
+            stages, cues = {}, {}
             for i, name in enumerate(names):
-                stages[name] = {
-                    stream: round(linear_probe_ua(x_train, train["labels"], x_test, test["labels"]), 4)
-                    for stream, x_train, x_test in (
-                        ("speech", train["speech"][i], test["speech"][i]),
-                        ("text", train["text"][i], test["text"][i]),
-                        ("both", np.hstack([train["speech"][i], train["text"][i]]), np.hstack([test["speech"][i], test["text"][i]])),
-                    )
-                }  # fmt: skip
+                stages[name], cues[name] = {}, {}
+                for stream, x_train, x_test in (
+                    ("speech", train["speech"][i], test["speech"][i]),
+                    ("text", train["text"][i], test["text"][i]),
+                    ("both", np.hstack([train["speech"][i], train["text"][i]]), np.hstack([test["speech"][i], test["text"][i]])),
+                ):  # fmt: skip
+                    predicted = linear_probe_predictions(x_train, train["labels"], x_test)
+                    stages[name][stream] = round(unweighted_accuracy(predicted, test["labels"]), 4)
+                    # accuracy on the utterances cued in the prosody alone / in the words: what the stage knows of each cue
+                    cues[name][stream] = {cue: round(float((predicted[m] == test["labels"][m]).mean()), 4)
+                                          for cue, m in subsets.items() if m.any()}  # fmt: skip
             print(json.dumps({"setting": setting, "seed": seed, "test_ua": round(result["test_ua"], 4),
-                              "val_ua": round(result["val_ua"], 4), "probe_test_ua": stages}), flush=True)  # fmt: skip
+                              "val_ua": round(result["val_ua"], 4), "probe_test_ua": stages,
+                              "probe_cue_accuracy": cues}), flush=True)  # fmt: skip
 
 
 def gradient_report(model, batch) -> dict:
@@ -637,10 +692,8 @@ def gradient_report(model, batch) -> dict:
 
 
 def cmd_diagnose(args):
-    from modeling_mgcma.data import demo_vocabulary
-
     torch.manual_seed(0)
-    processor = word_processor(demo_vocabulary(), max_duration=DEFAULT_MAX_DURATION)
+    processor = word_processor(corpus_vocabulary(args.corpora[0]), max_duration=DEFAULT_MAX_DURATION)
     root = make_corpus(args.corpora[0], 0, Path(args.workdir))
     fold = load_fold(root, processor)
     batch = next(batches(fold["train"][:8], processor, 8))
@@ -651,7 +704,7 @@ def cmd_diagnose(args):
             model = MGCMAForEmotionClassification(config)
             model.freeze_feature_encoder()  # as MGCMATrainer does with its default training arguments
         else:
-            model = build("S0", len(processor.tokenizer), overrides, 0, width=width)
+            model = build("S0", len(processor.tokenizer), overrides, 0, width=width, corpus=args.corpora[0])
         model.train()
         report = gradient_report(model, batch)
         print(json.dumps({"width": width, **report}, indent=None), flush=True)
@@ -664,7 +717,10 @@ def main(argv=None):
     parser.add_argument("--setting", default="S0")
     parser.add_argument("--recipes", nargs="+", default=["demo", "plain"])
     parser.add_argument("--recipe", default="plain")
-    parser.add_argument("--corpora", nargs="+", default=list(CORPUS_VOICES), choices=list(CORPUS_VOICES))
+    parser.add_argument("--corpora", nargs="+", default=list(CORPUS_VOICES),
+                        choices=list(CORPUS_VOICES) + list(learning_families.MEMBERS),
+                        help="the project's corpora (demo: tones, spoken: espeak) or family members "
+                             "(learning_families.py)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--corpus_offset", nargs="+", default=["0"],
                         help="corpus seed = training seed + this; per corpus as CORPUS=N (e.g. demo=100 spoken=0)")
@@ -679,6 +735,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=None, help="stages: stop after this many epochs")
     parser.add_argument("--config", help="JSON dict of MGCMAConfig overrides")
     parser.add_argument("--train", help="JSON dict of training overrides (learning_rate, max_grad_norm, ...)")
+    parser.add_argument("--speech_model", default=None,
+                        help="a pretrained speech encoder's folder (e.g. from pretrain_speech_encoder.py) instead of "
+                             "the from-scratch one in every trained model")
     parser.add_argument("--text_model", default=None,
                         help="a pretrained text encoder's folder (with its tokenizer) instead of the from-scratch one "
                              "in every trained model; the speech encoder stays from scratch")

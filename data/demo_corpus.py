@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -107,16 +108,154 @@ ESPEAK_JITTER = {"pitch": 10.0, "speed": 0.12, "amplitude": 0.2}  # pitch: absol
 ESPEAK_VARIANTS = {"F": ("f1", "f2", "f3", "f4", "f5"), "M": ("m1", "m2", "m3", "m4", "m7")}
 ESPEAK_CUES = ("text", "prosody", "both")
 
+# A second vocabulary, for corpora of another style (`CorpusStyle.vocabulary="other"`): no word in common with the first.
+OTHER_FILLER_WORDS = (
+    "river", "lamp", "north", "cable", "kitchen", "between", "eleven", "monday", "carry", "green", "tall", "button",
+    "plate", "forest", "pencil", "bridge", "under", "twelve", "friday", "orange", "bottle", "field", "engine",
+    "across", "shelf", "wheel", "march", "metal", "copy", "drive", "print", "south", "left", "over", "three",
+)  # fmt: skip
+OTHER_EMOTION_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "angry": ("enraged", "seething", "infuriating", "hostile", "fuming", "bitter"),
+    "happy": ("joyful", "cheerful", "glad", "marvellous", "ecstatic", "splendid"),
+    "sad": ("gloomy", "tearful", "despair", "sorrow", "mourning", "weeping"),
+}
+# With `CorpusStyle.neutral_cues`, neutral utterances carry cues of their own: one of these words, a prosody of their
+# own; an utterance's unmarked modality then has the plain words and the plain prosody below (no class's).
+NEUTRAL_KEYWORDS = {"project": ("okay", "usual", "ordinary", "fine"), "other": ("normal", "regular", "standard", "routine")}
+VOCABULARIES = {"project": (FILLER_WORDS, EMOTION_KEYWORDS), "other": (OTHER_FILLER_WORDS, OTHER_EMOTION_KEYWORDS)}
+PLAIN_PROSODY = {"f0": 165.0, "amplitude": 0.28, "rate": 0.9, "tilt": 1.4, "slope": 0.0}
+PLAIN_ESPEAK_PROSODY = {"pitch": 52.0, "speed": 180.0, "amplitude": 115.0}
+ESPEAK_OTHER_VARIANTS = ("Adam", "Alex", "Andy", "antonio", "benjamin", "boris", "caleb", "david", "ed", "edward",
+                         "Gene", "iven", "john", "Lee", "max", "Michael", "Alicia", "Andrea", "Annie", "aunty",
+                         "belinda", "linda")  # fmt: skip
+CUE_KINDS = ("text", "prosody", "both")
 
-def demo_vocabulary() -> list[str]:
-    """Every token the demo transcripts can produce, special tokens first.
+
+@dataclass(frozen=True)
+class CorpusStyle:
+    """How a demo corpus carries its classes. The defaults are the project's corpora; other values make corpora of
+    the same layout and classes but another style (the learning benchmark's families, `benchmarks/learning_families.py`).
+
+    Attributes:
+        cue_mix: share of the emotional utterances cued in the text only, the prosody only, and both, e.g.
+            ``{"text": 0.25, "prosody": 0.5, "both": 0.25}``; None: the voice's own (tones: half text, half prosody;
+            espeak: a third each).
+        prosody_strength: 1 is the class prosody; smaller values move it towards the unmarked prosody (0: none).
+        jitter: scales the per-utterance prosody jitter (1: the project's).
+        noise: standard deviation of the added white noise (full scale 1).
+        neutral_cues: neutral utterances carry cues of their own (a neutral word, a neutral prosody, by the same
+            cue mix), and the unmarked modality of any utterance has plain words and plain prosody.
+        vocabulary: ``"project"`` (`FILLER_WORDS`, `EMOTION_KEYWORDS`) or ``"other"`` (no word in common).
+        voices: None for the project's speakers; an integer draws other speakers from that seed (tones: f0 factor
+            0.8-1.25 and spectral tilt offset per speaker; espeak: other voice variants).
+    """
+
+    cue_mix: dict | None = None
+    prosody_strength: float = 1.0
+    jitter: float = 1.0
+    noise: float = 0.003
+    neutral_cues: bool = False
+    vocabulary: str = "project"
+    voices: int | None = None
+    _speakers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.cue_mix is not None:
+            mix = dict(self.cue_mix)
+            unknown = sorted(set(mix) - set(CUE_KINDS))
+            if unknown or not mix or any(not isinstance(v, (int, float)) or v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+                raise ValueError(f"cue_mix must map some of {CUE_KINDS} to non-negative shares with a positive sum, got {self.cue_mix!r}")
+            object.__setattr__(self, "cue_mix", {k: float(mix[k]) for k in CUE_KINDS if mix.get(k, 0) > 0})
+        if not 0.0 <= self.prosody_strength <= 1.0:
+            raise ValueError(f"prosody_strength must be in [0, 1], got {self.prosody_strength!r}")
+        if self.jitter < 0 or self.noise < 0:
+            raise ValueError(f"jitter and noise must be >= 0, got jitter={self.jitter!r}, noise={self.noise!r}")
+        if self.vocabulary not in VOCABULARIES:
+            raise ValueError(f"vocabulary must be one of {sorted(VOCABULARIES)}, got {self.vocabulary!r}")
+
+    def params(self) -> dict:
+        """The values that differ from the project's style (recorded in the corpus's marker file)."""
+        default = CorpusStyle()
+        return {k: v for k, v in asdict(self).items() if not k.startswith("_") and v != getattr(default, k)}
+
+    @property
+    def words(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+        """(filler words, keywords per class), with the neutral keywords when neutral utterances have cues."""
+        fillers, keywords = VOCABULARIES[self.vocabulary]
+        if self.neutral_cues:
+            keywords = {**keywords, "neutral": NEUTRAL_KEYWORDS[self.vocabulary]}
+        return fillers, keywords
+
+    def cues(self, counts: dict[str, int], voice: str) -> dict[str, list[str]]:
+        """Per class, the cue of each of its `counts[class]` utterances (before shuffling)."""
+        out = {}
+        for label, n in counts.items():
+            if label == "neutral" and not self.neutral_cues:
+                out[label] = ["none"] * n
+            elif self.cue_mix is None:  # cycle so the cue kinds are balanced within each session and class
+                kinds = ESPEAK_CUES if voice == "espeak" else ("text", "prosody")
+                out[label] = [kinds[i % len(kinds)] for i in range(n)]
+            else:  # shares by largest remainder
+                total = sum(self.cue_mix.values())
+                exact = {k: n * v / total for k, v in self.cue_mix.items()}
+                whole = {k: int(math.floor(x)) for k, x in exact.items()}
+                for k in sorted(exact, key=lambda k: whole[k] - exact[k])[: n - sum(whole.values())]:
+                    whole[k] += 1
+                out[label] = [k for k in self.cue_mix for _ in range(whole[k])]
+        return out
+
+    def marked(self, label: str | None) -> bool:
+        """Whether `label`'s prosody is a class prosody of its own (the neutral one only with neutral cues)."""
+        return label is not None and (label != "neutral" or self.neutral_cues)
+
+    def prosody(self, label: str | None, table: dict, plain: dict, log_keys: tuple[str, ...]) -> dict[str, float]:
+        """The prosody of `label` (None: unmarked) from `table`, moved towards the unmarked prosody by strength."""
+        unmarked = plain if self.neutral_cues else table["neutral"]
+        if not self.marked(label):
+            return unmarked
+        target = table[label]
+        if self.prosody_strength == 1.0:
+            return target
+        s = self.prosody_strength
+        return {k: (unmarked[k] ** (1 - s) * target[k] ** s if k in log_keys else (1 - s) * unmarked[k] + s * target[k])
+                for k in target}  # fmt: skip
+
+    def speaker(self, session: int, gender: str) -> dict:
+        """Tones: {"f0": factor, "tilt": offset}; espeak: {"variant": name} of one speaker."""
+        key = (session, gender)
+        if key not in self._speakers:
+            if self.voices is None:
+                variants = ESPEAK_VARIANTS[gender]
+                value = {"f0": SPEAKER_F0_FACTOR[gender], "tilt": 0.0, "variant": variants[(session - 1) % len(variants)]}
+            else:
+                rng = np.random.default_rng([int(self.voices), session, int(gender == "F")])
+                value = {"f0": float(rng.uniform(0.8, 1.25)), "tilt": float(rng.uniform(-0.4, 0.4)),
+                         "variant": ESPEAK_OTHER_VARIANTS[int(rng.integers(len(ESPEAK_OTHER_VARIANTS)))]}  # fmt: skip
+            self._speakers[key] = value
+        return self._speakers[key]
+
+    def jittered(self, rng: np.random.Generator, low: float, high: float) -> float:
+        """A uniform draw in [low, high], its spread around the middle scaled by `jitter`."""
+        value = rng.uniform(low, high)
+        if self.jitter != 1.0:
+            middle = (low + high) / 2
+            value = middle + (value - middle) * self.jitter
+        return value
+
+
+DEFAULT_STYLE = CorpusStyle()
+
+
+def demo_vocabulary(style: CorpusStyle | None = None) -> list[str]:
+    """Every token the demo transcripts (of `style`, default the project's) can produce, special tokens first.
 
     Build a tokenizer with ``BertTokenizer(vocab={token: i for i, token in enumerate(demo_vocabulary())})``
     (``vocab_file=`` is not needed). Markers appear both whole (``[LAUGHTER]``, for
     ``never_split``) and as the pieces BERT's basic tokenizer splits them into.
     """
-    words = set(FILLER_WORDS)
-    for keywords in EMOTION_KEYWORDS.values():
+    fillers, keywords_per_class = (style or DEFAULT_STYLE).words
+    words = set(fillers)
+    for keywords in keywords_per_class.values():
         words.update(keywords)
     for marker in MARKERS:
         words.add(marker.strip("[]").lower())
@@ -124,17 +263,12 @@ def demo_vocabulary() -> list[str]:
 
 
 def _utterance_plan(
-    rng: np.random.Generator, counts: dict[str, int], excluded: int, cues: tuple[str, ...] = ("text", "prosody")
+    rng: np.random.Generator, counts: dict[str, int], excluded: int, cues: dict[str, list[str]]
 ) -> list[dict]:
-    """Class, code and cue of each utterance of one session, shuffled. Emotional utterances cycle through `cues`."""
+    """Class, code and cue of each utterance of one session (`cues`: per class, its utterances' cues), shuffled."""
     plan = []
     for label in EMOTION_LABELS:
-        n = counts.get(label, 0)
-        for i in range(n):
-            if label == "neutral":
-                cue = "none"
-            else:  # cycle so the cue kinds are balanced within each session and class
-                cue = cues[i % len(cues)]
+        for cue in cues.get(label, ())[: counts.get(label, 0)]:
             codes = _CLASS_TO_CODES[label]
             code = codes[int(rng.integers(len(codes)))]
             plan.append({"label": label, "code": code, "cue": cue})
@@ -144,10 +278,13 @@ def _utterance_plan(
     return [plan[i] for i in order]
 
 
-def _words(rng: np.random.Generator, label: str | None, cue: str, num_words: int) -> list[str]:
-    words = [FILLER_WORDS[int(i)] for i in rng.integers(len(FILLER_WORDS), size=num_words)]
+def _words(
+    rng: np.random.Generator, label: str | None, cue: str, num_words: int, style: CorpusStyle = DEFAULT_STYLE
+) -> list[str]:
+    fillers, keywords_per_class = style.words
+    words = [fillers[int(i)] for i in rng.integers(len(fillers), size=num_words)]
     if cue in ("text", "both"):
-        keywords = EMOTION_KEYWORDS[label]
+        keywords = keywords_per_class[label]
         words[int(rng.integers(num_words))] = keywords[int(rng.integers(len(keywords)))]
     return words
 
@@ -165,13 +302,14 @@ def _transcript(rng: np.random.Generator, words: list[str], marker_at: int | Non
 
 
 def _synthesise(
-    rng: np.random.Generator, words: list[str], prosody: dict[str, float], gender: str, marker_at: int | None
+    rng: np.random.Generator, words: list[str], prosody: dict[str, float], speaker: dict, marker_at: int | None,
+    style: CorpusStyle = DEFAULT_STYLE,
 ) -> np.ndarray:
     """One voiced harmonic syllable per word (duration grows with word length), light noise."""
-    f0 = prosody["f0"] * SPEAKER_F0_FACTOR[gender] * rng.uniform(0.94, 1.06)
-    amplitude = prosody["amplitude"] * rng.uniform(0.85, 1.15)
-    rate = prosody["rate"] * rng.uniform(0.93, 1.07)
-    tilt, slope = prosody["tilt"], prosody["slope"]
+    f0 = prosody["f0"] * speaker["f0"] * style.jittered(rng, 0.94, 1.06)
+    amplitude = prosody["amplitude"] * style.jittered(rng, 0.85, 1.15)
+    rate = prosody["rate"] * style.jittered(rng, 0.93, 1.07)
+    tilt, slope = max(prosody["tilt"] + speaker["tilt"], 0.0), prosody["slope"]
     num_harmonics = 8
     harmonic_weights = np.arange(1, num_harmonics + 1, dtype=np.float32) ** -tilt
     harmonic_weights /= harmonic_weights.sum()
@@ -200,7 +338,7 @@ def _synthesise(
         pieces.append(_noise_burst(rng))
     pieces.append(np.zeros(int(rng.uniform(0.05, 0.15) * SAMPLING_RATE), dtype=np.float32))
     signal = np.concatenate(pieces)
-    signal += rng.normal(0.0, 0.003, size=signal.shape).astype(np.float32)
+    signal += rng.normal(0.0, style.noise, size=signal.shape).astype(np.float32)
     return np.clip(signal, -1.0, 1.0)
 
 
@@ -223,16 +361,14 @@ def _espeak(text: str, voice: str, pitch: float, speed: float, amplitude: float,
 
 
 def _speak(
-    rng: np.random.Generator, words: list[str], emotion: str, gender: str, session: int, marker_at: int | None,
-    workdir: str,
+    rng: np.random.Generator, words: list[str], target: dict[str, float], speaker: dict, marker_at: int | None,
+    workdir: str, style: CorpusStyle = DEFAULT_STYLE,
 ) -> np.ndarray:
-    """The words said by espeak-ng with the class prosody of `emotion`, jittered; a marker is a noise burst."""
-    target = ESPEAK_PROSODY[emotion]
-    pitch = float(np.clip(target["pitch"] + rng.uniform(-1, 1) * ESPEAK_JITTER["pitch"], 0, 99))
-    speed = target["speed"] * (1 + rng.uniform(-1, 1) * ESPEAK_JITTER["speed"])
-    amplitude = float(np.clip(target["amplitude"] * (1 + rng.uniform(-1, 1) * ESPEAK_JITTER["amplitude"]), 10, 200))
-    variants = ESPEAK_VARIANTS[gender]
-    voice = f"en-us+{variants[(session - 1) % len(variants)]}"
+    """The words said by espeak-ng with the prosody `target`, jittered; a marker is a noise burst."""
+    pitch = float(np.clip(target["pitch"] + style.jittered(rng, -1, 1) * ESPEAK_JITTER["pitch"], 0, 99))
+    speed = target["speed"] * (1 + style.jittered(rng, -1, 1) * ESPEAK_JITTER["speed"])
+    amplitude = float(np.clip(target["amplitude"] * (1 + style.jittered(rng, -1, 1) * ESPEAK_JITTER["amplitude"]), 10, 200))
+    voice = f"en-us+{speaker['variant']}"
     parts = [words] if marker_at is None else [words[:marker_at], words[marker_at:]]
     pieces = [np.zeros(int(rng.uniform(0.05, 0.15) * SAMPLING_RATE), dtype=np.float32)]
     for index, part in enumerate(parts):
@@ -242,7 +378,7 @@ def _speak(
             pieces.append(_espeak(" ".join(part), voice, pitch, speed, amplitude, workdir))
     pieces.append(np.zeros(int(rng.uniform(0.05, 0.15) * SAMPLING_RATE), dtype=np.float32))
     signal = np.concatenate(pieces)
-    signal += rng.normal(0.0, 0.003, size=signal.shape).astype(np.float32)
+    signal += rng.normal(0.0, style.noise, size=signal.shape).astype(np.float32)
     return np.clip(signal, -1.0, 1.0)
 
 
@@ -284,7 +420,8 @@ def _words_for_duration(rng: np.random.Generator, profile: str, rate: float) -> 
 
 
 def _write_session(
-    root: Path, session: int, plan: list[dict], rng: np.random.Generator, durations: str, voice: str = "tones"
+    root: Path, session: int, plan: list[dict], rng: np.random.Generator, durations: str, voice: str = "tones",
+    style: CorpusStyle = DEFAULT_STYLE,
 ) -> None:
     session_dir = root / f"Session{session}"
     label_dir = session_dir / "dialog" / "EmoEvaluation"
@@ -306,18 +443,19 @@ def _write_session(
             gender = "F" if rng.random() < 0.5 else "M"  # independent of the dialog's letter
             utterance_id = f"{dialog}_{gender}{numbers[gender]:03d}"
             numbers[gender] += 1
-            emotion = item["label"] if item["cue"] in ("prosody", "both") else "neutral"
-            prosody = PROSODY[emotion]
+            emotion = item["label"] if item["cue"] in ("prosody", "both") else None  # None: unmarked prosody
+            prosody = style.prosody(emotion, PROSODY, PLAIN_PROSODY, ("f0", "amplitude", "rate"))
             num_words = _words_for_duration(rng, durations, prosody["rate"])
-            words = _words(rng, item["label"], item["cue"], num_words)
+            words = _words(rng, item["label"], item["cue"], num_words, style)
             marker_at = int(rng.integers(num_words + 1)) if rng.random() < 0.15 else None
             marker = MARKERS[int(rng.integers(len(MARKERS)))]
             text = _transcript(rng, words, marker_at, marker)
             if voice == "espeak":
                 with tempfile.TemporaryDirectory() as workdir:
-                    signal = _speak(rng, words, emotion, gender, session, marker_at, workdir)
+                    target = style.prosody(emotion, ESPEAK_PROSODY, PLAIN_ESPEAK_PROSODY, ("speed", "amplitude"))
+                    signal = _speak(rng, words, target, style.speaker(session, gender), marker_at, workdir, style)
             else:
-                signal = _synthesise(rng, words, prosody, gender, marker_at)
+                signal = _synthesise(rng, words, prosody, style.speaker(session, gender), marker_at, style)
             _write_wav(session_dir / "sentences" / "wav" / dialog / f"{utterance_id}.wav", signal)
 
             start, end = clock, clock + len(signal) / SAMPLING_RATE
@@ -368,6 +506,7 @@ def generate_demo_corpus(
     excluded_per_session: int = 4,
     durations: str = "short",
     voice: str = "tones",
+    style: CorpusStyle | None = None,
 ) -> Path:
     """Write a synthetic IEMOCAP-layout corpus (Session1 … Session5) and return its root.
 
@@ -382,6 +521,7 @@ def generate_demo_corpus(
             tail to 30 s).
         voice: ``"tones"`` (one harmonic syllable per word, numpy only) or ``"espeak"`` (the
             spoken corpus: espeak-ng says the transcript; needs the ``espeak-ng`` program).
+        style: how the classes are cued (`CorpusStyle`); default the project's corpora.
 
     Idempotent: a marker file records the arguments; a second call with the same arguments
     returns at once, different arguments regenerate. A non-empty folder without the marker is
@@ -414,6 +554,11 @@ def generate_demo_corpus(
     }
     if voice != "tones":  # keeps the markers of corpora written before voices existed valid
         params["voice"] = voice
+    style = style if style is not None else DEFAULT_STYLE
+    if not isinstance(style, CorpusStyle):
+        raise TypeError(f"style must be a CorpusStyle, got {type(style).__name__}")
+    if style.params():  # likewise: the project's style records nothing
+        params["style"] = style.params()
 
     root = Path(output_dir).expanduser().resolve()
     with main_process_first():
@@ -433,9 +578,8 @@ def generate_demo_corpus(
         staging.mkdir(parents=True)
         for session in range(1, NUM_SESSIONS + 1):
             rng = np.random.default_rng([int(seed), session])
-            cues = ESPEAK_CUES if voice == "espeak" else ("text", "prosody")
-            plan = _utterance_plan(rng, counts[session], excluded_per_session, cues)
-            _write_session(staging, session, plan, rng, durations, voice)
+            plan = _utterance_plan(rng, counts[session], excluded_per_session, style.cues(counts[session], voice))
+            _write_session(staging, session, plan, rng, durations, voice, style)
         (staging / MARKER_FILE).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
         if root.exists():
             root.rmdir()  # empty, checked above

@@ -218,3 +218,64 @@ def test_spoken_corpus_without_espeak_says_how_to_install_it(tmp_path, monkeypat
         generate_demo_corpus(tmp_path / "x", voice="espeak")
     with pytest.raises(ValueError, match="voice"):
         generate_demo_corpus(tmp_path / "x", voice="opera")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Corpus styles: the learning benchmark's families
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def style_cues(utterances, style):
+    """Per class, how many utterances carry one of the style's keywords (of their own class) in the text."""
+    fillers, keywords = style.words
+    owner = {word: label for label, words in keywords.items() for word in words}
+    counts = {label: 0 for label in DEFAULT_EMOTION_LABELS}
+    for utterance in utterances:
+        found = [owner[w] for w in words_of(utterance["text"]) if w in owner]
+        assert len(found) <= 1 and all(label == utterance["label"] for label in found), utterance["text"]
+        assert all(w in fillers or w in owner or w in ("laughter", "breathing") for w in words_of(utterance["text"]))
+        counts[utterance["label"]] += bool(found)
+    return counts
+
+
+def test_the_default_style_is_the_project_corpus(corpus, tmp_path, file_hashes):
+    from modeling_mgcma.data.demo_corpus import CorpusStyle
+
+    same = generate_demo_corpus(tmp_path / "styled", seed=0, style=CorpusStyle())
+    assert file_hashes(same) == file_hashes(corpus)  # same bytes, same marker: nothing recorded for the default
+
+
+def test_a_style_sets_cue_shares_vocabulary_and_neutral_cues(tmp_path):
+    from modeling_mgcma.data.demo_corpus import OTHER_FILLER_WORDS, CorpusStyle
+
+    style = CorpusStyle(cue_mix={"text": 1, "prosody": 2, "both": 1}, neutral_cues=True, vocabulary="other", voices=5,
+                        prosody_strength=0.7, jitter=1.5, noise=0.01)  # fmt: skip
+    root = generate_demo_corpus(tmp_path / "styled", seed=0, utterances_per_session=16, style=style)
+    utterances = scan_iemocap(root)[0]
+    # 4 per class and session: 1 text, 2 prosody, 1 both -> 2 of 4 carry the keyword, for neutral too
+    assert style_cues(utterances, style) == dict.fromkeys(DEFAULT_EMOTION_LABELS, 10)
+    assert not set(OTHER_FILLER_WORDS) & set(demo_vocabulary()) and set(OTHER_FILLER_WORDS) <= set(demo_vocabulary(style))
+    marker = (root / "mgcma_demo_corpus.json").read_text()
+    assert '"neutral_cues": true' in marker and '"voices": 5' in marker
+    again = generate_demo_corpus(tmp_path / "styled", seed=0, utterances_per_session=16, style=style)
+    assert again == root
+    with pytest.raises(ValueError, match="cue_mix"):
+        CorpusStyle(cue_mix={"text": 1, "gesture": 1})
+    with pytest.raises(ValueError, match="prosody_strength"):
+        CorpusStyle(prosody_strength=1.5)
+    with pytest.raises(ValueError, match="vocabulary"):
+        CorpusStyle(vocabulary="klingon")
+
+
+def test_prosody_strength_moves_the_class_prosody_towards_the_unmarked_one():
+    from modeling_mgcma.data.demo_corpus import PLAIN_PROSODY, PROSODY, CorpusStyle
+
+    keys = ("f0", "amplitude", "rate")
+    full, none = CorpusStyle(), CorpusStyle(prosody_strength=0.0)
+    assert full.prosody("angry", PROSODY, PLAIN_PROSODY, keys) == PROSODY["angry"]
+    assert none.prosody("angry", PROSODY, PLAIN_PROSODY, keys) == pytest.approx(PROSODY["neutral"])
+    half = CorpusStyle(prosody_strength=0.5).prosody("angry", PROSODY, PLAIN_PROSODY, keys)
+    assert PROSODY["neutral"]["f0"] < half["f0"] < PROSODY["angry"]["f0"]
+    cued = CorpusStyle(neutral_cues=True)  # the unmarked prosody is then the plain one, neutral has its own
+    assert cued.prosody(None, PROSODY, PLAIN_PROSODY, keys) == PLAIN_PROSODY
+    assert cued.prosody("neutral", PROSODY, PLAIN_PROSODY, keys) == PROSODY["neutral"]

@@ -17,13 +17,14 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 def speech_encoder_config(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, conv_dim=32, **overrides):
     """A wav2vec2-architecture config. Layer-normalised conv features (`feat_extract_norm="layer"`) so that padding
-    never leaks into an utterance's features (group norm, as in wav2vec2-base, normalises over padding too)."""
+    never leaks into an utterance's features (group norm, as in wav2vec2-base, normalises over padding too).
+    `conv_dim` is every conv layer's width; `overrides` may give another conv stack (`conv_kernel`, `conv_stride`)."""
     kwargs = dict(
         hidden_size=hidden_size,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         intermediate_size=intermediate_size,
-        conv_dim=(conv_dim,) * 5,
+        conv_dim=(conv_dim,) * len(overrides.get("conv_kernel", (10, 3, 3, 3, 2))),
         conv_kernel=(10, 3, 3, 3, 2),
         conv_stride=(5, 2, 2, 2, 2),  # 80 samples (5 ms) per frame
         num_conv_pos_embeddings=16,
