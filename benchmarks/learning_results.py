@@ -156,6 +156,15 @@ def criterion(row: dict) -> dict:
     return verdicts
 
 
+def paired_difference(row: dict) -> tuple[float, float, int] | None:
+    """(mean, standard error, n) of S0 - S4 over the seeds both cells have (None with fewer than 2 such seeds)."""
+    seeds = sorted(set(row.get("S0", {})) & set(row.get("S4", {})))
+    if len(seeds) < 2:
+        return None
+    differences = [row["S0"][seed] - row["S4"][seed] for seed in seeds]
+    return statistics.mean(differences), statistics.stdev(differences) / len(seeds) ** 0.5, len(seeds)
+
+
 def run_sets(results=DEFAULT_RESULTS) -> dict[str, int]:
     """{run set: number of runs} in `results`, in the order they first appear."""
     counts = {}
@@ -164,14 +173,27 @@ def run_sets(results=DEFAULT_RESULTS) -> dict[str, int]:
     return counts
 
 
-def summary(results=DEFAULT_RESULTS, run_set: str = DEFAULT_RUN_SET) -> None:
-    """Print the table of every run of `run_set`: mean ± std (n: per-seed values) per cell, and the criterion."""
+def summary(results=DEFAULT_RESULTS, run_set: str = DEFAULT_RUN_SET, s0_from: str | None = None) -> None:
+    """Print the table of every run of `run_set`: mean ± std (n: per-seed values) per cell, the paired S0 - S4
+    difference (mean ± standard error), and the criterion. `s0_from`: S0's runs come from that run set instead (the
+    same cells trained with another setting of the full model, e.g. a candidate default), the other settings from
+    `run_set`."""
     cells = load_results(results, run_set)
     if not cells:
         raise SystemExit(f"no runs of the run set {run_set!r} in {results}; its run sets: {sorted(run_sets(results))}")
+    if s0_from is not None:
+        other = load_results(results, s0_from)
+        if not other:
+            raise SystemExit(f"no runs of the run set {s0_from!r} in {results}; its run sets: {sorted(run_sets(results))}")
+        for key, row in cells.items():
+            row.pop("S0", None)
+            if "S0" in other.get(key, {}):
+                row["S0"] = other[key]["S0"]
+        print(f"\nS0 from the run set {s0_from!r}, the other settings from {run_set!r}")
     settings = [s for s in SETTINGS if any(s in row for row in cells.values())]
-    print("\n| recipe | corpus (corpus seed offset) | " + " | ".join(settings) + " | S0 >= S4 - std | S0 >= 0.9 x concat |")
-    print("|---|---|" + "---|" * (len(settings) + 2))
+    print("\n| recipe | corpus (corpus seed offset) | " + " | ".join(settings)
+          + " | S0 - S4 (mean ± se, paired) | S0 >= S4 - std | S0 >= 0.9 x concat |")  # fmt: skip
+    print("|---|---|" + "---|" * (len(settings) + 3))
     for (recipe_name, corpus, offset, test_per_class), row in sorted(cells.items()):
         texts = []
         for setting in settings:
@@ -182,6 +204,8 @@ def summary(results=DEFAULT_RESULTS, run_set: str = DEFAULT_RUN_SET) -> None:
             mean, sd = _mean_std(list(by_seed.values()))
             seeds = ", ".join(f"{by_seed[s]:.3f}" for s in sorted(by_seed))
             texts.append(f"{mean:.3f} ± {sd:.3f} (n={len(by_seed)}: {seeds})")
+        difference = paired_difference(row)
+        texts.append("—" if difference is None else f"{difference[0]:+.3f} ± {difference[1]:.3f} (n={difference[2]})")
         for verdict in criterion(row).values():
             if verdict is None:
                 texts.append("—")
@@ -218,9 +242,10 @@ def main(argv=None):
     parser.add_argument("other", nargs="?", help="merge: the results file to take runs from")
     parser.add_argument("--results", default=str(DEFAULT_RESULTS), help="the results file (one row per run)")
     parser.add_argument("--run_set", default=DEFAULT_RUN_SET, help="summary: the run set to tabulate")
+    parser.add_argument("--s0_from", default=None, help="summary: take S0's runs from this run set instead")
     args = parser.parse_args(argv)
     if args.command == "summary":
-        summary(args.results, args.run_set)
+        summary(args.results, args.run_set, args.s0_from)
     elif args.command == "sets":
         for name, count in run_sets(args.results).items():
             print(f"{name}\t{count}")

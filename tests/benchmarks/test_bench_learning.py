@@ -86,7 +86,11 @@ def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch,
     row["S4"] = {0: 0.80, 1: 0.70, 2: 0.60}  # a wider spread: 0.72 >= 0.70 - 0.10
     assert bench_learning.criterion(row)["S4"] == {"pass": True, "n": 3}
     assert bench_learning.criterion({"S0": {0: 0.7}})["S4"] is None
-    assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3: 0.700, 0.720, 0.740)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| plain | demo (+100) | 0.720 ± 0.020 (n=3: 0.700, 0.720, 0.740)" in printed
+    # S0 - S4 per seed: -0.10, -0.06, -0.02: mean -0.06, standard error 0.04 / sqrt(3)
+    assert learning_results.paired_difference(row | {"S4": {0: 0.80, 1: 0.78, 2: 0.76}}) == pytest.approx((-0.06, 0.04 / 3**0.5, 3))
+    assert "| -0.060 ± 0.023 (n=3) |" in printed and learning_results.paired_difference({"S0": {0: 1.0}, "S4": {0: 0.5}}) is None
     # a result trained with another recipe (here: another learning rate) is refused, not reused
     runs[0]["recipe_values"]["train"]["learning_rate"] = 2e-3
     results.unlink()
@@ -100,6 +104,10 @@ def test_learning_table_resumes_and_applies_the_criterion(tmp_path, monkeypatch,
     assert calls == [("S0", "demo", 0, 100)]
     assert bench_learning.load_results(results, "variant") == {("plain", "demo", 100, 0): {"S0": {0: 0.70}}}
     assert learning_results.run_sets(results) == {"learning": 9, "variant": 1}
+    capsys.readouterr()
+    learning_results.summary(results, "learning", s0_from="variant")  # S0 of another run set beside these S4, concat
+    printed = capsys.readouterr().out
+    assert "S0 from the run set 'variant'" in printed and "| 0.700 ± 0.000 (n=1: 0.700) | 0.780 ± 0.020" in printed
     with pytest.raises(SystemExit, match="no runs of the run set 'other'.*\\['learning', 'variant'\\]"):
         learning_results.summary(results, "other")
     # a larger test session: its own rows and its own table row, never pooled with the corpus's own test session
@@ -253,7 +261,7 @@ def test_corpora_of_another_size_are_cached_apart_and_taken_by_curves_only(tmp_p
     made = []
     monkeypatch.setattr(data, "generate_demo_corpus", lambda root, **kwargs: made.append((Path(root).name, kwargs)) or root)
     bench_learning.make_corpus("spoken", 4, tmp_path)
-    with pytest.raises(ValueError, match="unknown corpus 'speech'; expected one of \\['demo', 'spoken'\\]"):
+    with pytest.raises(ValueError, match="unknown corpus 'speech'; expected one of \\['demo', 'spoken', 'spoken-h3'"):
         bench_learning.make_corpus("speech", 4, tmp_path)
     bench_learning.make_corpus("spoken", 4, tmp_path, utterances_per_session=160)
     bench_learning.make_corpus("spoken", 4, tmp_path, utterances_per_session=160, test_per_class=80)
@@ -340,3 +348,61 @@ def test_stage_probes_read_every_stage_and_score_separable_features(one_torch_th
     assert bench_learning.linear_probe_ua(separable[:100], labels[:100], separable[100:], labels[100:]) == 1.0
     noise = rng.standard_normal((200, 4))
     assert bench_learning.linear_probe_ua(noise[:100], labels[:100], noise[100:], labels[100:]) < 0.5
+
+
+def test_family_members_build_their_encoders_and_read_their_cues(one_torch_thread, tmp_path):
+    """learning_families: every member's encoder architectures build and run a forward pass (frame rate and depth as
+    named), members are tuning or held-out, and the cue subsets find prosody-only and keyword utterances."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+    import learning_families
+
+    from modeling_mgcma.training.from_scratch import word_processor
+
+    assert {spec["role"] for spec in learning_families.MEMBERS.values()} == {"tuning", "held-out"}
+    frames = {}
+    for name, spec in learning_families.MEMBERS.items():
+        speech, text = bench_learning.encoder_configs(50, corpus=name)
+        frames[spec["speech_encoder"]] = int(np.prod(speech.conv_stride))
+        assert len(speech.conv_dim) == len(speech.conv_kernel) == len(speech.conv_stride)
+        overrides = learning_families.TEXT_ENCODERS[spec["text_encoder"]]
+        assert text.num_hidden_layers == overrides.get("num_hidden_layers", bench_learning.LAYERS)
+    assert frames == {"demo": 320, "base-like": 320, "fine-frames": 160, "fast-frames": 80, "coarse-deep": 640}
+    name = "spoken-h3"  # post-LN, group norm, 3 ReLU layers, another vocabulary
+    processor = word_processor(bench_learning.corpus_vocabulary(name), max_duration=3.0)
+    fillers, keywords = learning_families.corpus_style(name).words
+    rows = [{"audio": np.random.default_rng(i).standard_normal(12000).astype(np.float32), "rate": 16000, "label": label,
+             "text": f"{fillers[i]} {keywords[cls][0] if cls else fillers[i + 1]} {fillers[i + 2]}."}
+            for i, (label, cls) in enumerate([(0, None), (1, "happy"), (2, "sad"), (3, None), (3, "neutral")])]  # fmt: skip
+    model = bench_learning.build("S0", len(processor.tokenizer), {}, seed=0, corpus=name).eval()
+    assert not model.config.speech_config.do_stable_layer_norm and model.config.text_config.hidden_act == "relu"
+    out = model(**next(bench_learning.batches(rows, processor, 8)))
+    assert out.logits.shape == (5, 4) and torch.isfinite(out.loss)
+    subsets = bench_learning.cue_subsets(rows, name)  # labels: 0 angry, 1 happy, 2 sad, 3 neutral
+    assert subsets["prosody_only"].tolist() == [True, False, False, False, False]
+    assert subsets["lexical"].tolist() == [False, True, True, False, False]
+    with pytest.raises(KeyError, match="unknown family member"):
+        learning_families.member("tones-h9")
+
+
+def test_speech_encoder_pretraining_writes_a_loadable_encoder(one_torch_thread, tmp_path):
+    """pretrain_speech_encoder.py: a few self-supervised steps on the synthetic pretraining corpora leave a
+    safetensors Wav2Vec2Model (no pretraining heads, SpecAugment off) that bench_learning can load as --speech_model."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+    import pretrain_speech_encoder
+
+    out = tmp_path / "encoder"
+    pretrain_speech_encoder.main([str(out), "--steps", "3", "--batch_size", "4", "--utterances_per_session", "4",
+                                  "--workdir", str(tmp_path / "work")])  # fmt: skip
+    assert (out / "model.safetensors").is_file() and not list(out.glob("*.bin"))
+    record = __import__("json").loads((out / "pretraining.json").read_text())
+    assert record["clips"] == 4 * 5 * (4 + 4) and [e["step"] for e in record["curve"]] == [0, 2]
+    assert all(np.isfinite(e["loss"]) for e in record["curve"])
+    model = bench_learning.build("S4", 60, {}, seed=0, speech_model=str(out))
+    assert model.config.speech_config.mask_time_prob == 0.0
+    from safetensors.torch import load_file
+
+    saved = load_file(out / "model.safetensors")
+    name = "encoder.layers.0.attention.q_proj.weight"
+    assert torch.equal(model.mgcma.speech_encoder.state_dict()[name], saved[name])  # the pretrained weights, kept

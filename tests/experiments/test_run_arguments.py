@@ -39,7 +39,9 @@ def test_every_preset_value_comes_from_its_yaml_file():
             assert kwargs[key] == value and hasattr(MGCMAConfig(), key), (name, key)
     # the demo's model recipe is inherited from the new-data file, not repeated
     assert "model_config" not in yaml.safe_load((PRESETS_DIR / "demo.yaml").read_text())
-    assert load_preset("demo")[1] == load_preset(None)[1] == {"distribution_distance": "mean", "similarity_scale": 0.32}
+    assert load_preset("demo")[1] == load_preset(None)[1] == {"distribution_distance": "mean", "similarity_scale": 0.32,
+                                                              "classifier_features": "concat_projected"}
+    assert "classifier_features" not in load_preset("paper")[1]  # the paper's classifier reads the aligned features
     # the gradient balance is a training argument: inherited by the demo, absent from the paper's preset
     balance = {preset: run_mgcma.parse_arguments(argv)[2].alignment_gradient_balance
                for preset, argv in (("demo", []), ("paper", ["--preset", "paper", "--data_dir", str(PRESETS_DIR)]))}
