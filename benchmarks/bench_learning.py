@@ -33,6 +33,7 @@ import copy
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -125,7 +126,7 @@ def make_corpus(kind: str, seed: int, root: Path, utterances_per_session: int = 
     voice = CORPUS_VOICES[kind] if kind in CORPUS_VOICES else learning_families.member(kind)["voice"]
     kwargs = {"voice": voice} if voice != "tones" else {}
     if kind in learning_families.MEMBERS:  # a family member: its corpus style and utterance durations
-        kwargs["style"] = learning_families.corpus_style(kind)
+        kwargs["style"] = corpus_style(kind)
         kwargs["durations"] = learning_families.member(kind).get("durations", "short")
     name = f"{kind}-{seed}" + (f"-u{utterances_per_session}" if utterances_per_session != UTTERANCES_PER_SESSION else "")
     if test_per_class is None:
@@ -181,11 +182,18 @@ def encoder_configs(vocab_size: int, width: int = WIDTH, corpus: str | None = No
     return speech, text
 
 
+def corpus_style(corpus: str):
+    """The `CorpusStyle` of `corpus`: a family member's own, the project's for its own corpora."""
+    from modeling_mgcma.data.demo_corpus import DEFAULT_STYLE
+
+    return learning_families.corpus_style(corpus) if corpus in learning_families.MEMBERS else DEFAULT_STYLE
+
+
 def corpus_vocabulary(corpus: str) -> list[str]:
     """The word-level vocabulary of `corpus`'s transcripts (a family member's style may use other words)."""
     from modeling_mgcma.data import demo_vocabulary
 
-    return demo_vocabulary(learning_families.corpus_style(corpus) if corpus in learning_families.MEMBERS else None)
+    return demo_vocabulary(corpus_style(corpus))
 
 
 class ConcatPoolBaseline(nn.Module):
@@ -590,14 +598,13 @@ def cue_subsets(rows, corpus: str) -> dict[str, np.ndarray]:
     """Masks over `rows` (utterances with text and label) by where their class is cued: "prosody_only" (an emotional
     class without any emotion keyword in the text: the class is in the prosody alone) and "lexical" (the class's
     keyword is in the text; the prosody may carry it too)."""
-    from modeling_mgcma.data.demo_corpus import DEFAULT_STYLE, EMOTION_LABELS
+    from modeling_mgcma.data.demo_corpus import EMOTION_LABELS
 
-    style = learning_families.corpus_style(corpus) if corpus in learning_families.MEMBERS else DEFAULT_STYLE
-    keywords = {label: set(words) for label, words in style.words[1].items() if label != "neutral"}
+    keywords = {label: set(words) for label, words in corpus_style(corpus).words[1].items() if label != "neutral"}
     every = set().union(*keywords.values())
     prosody_only, lexical = [], []
     for row in rows:
-        words = set(row["text"].lower().replace(".", " ").replace("?", " ").replace(":", " ").split())
+        words = set(re.findall(r"[a-z]+", row["text"].lower()))
         label = EMOTION_LABELS[row["label"]]
         prosody_only.append(label != "neutral" and not (words & every))
         lexical.append(label != "neutral" and bool(words & keywords[label]))

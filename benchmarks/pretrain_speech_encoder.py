@@ -24,7 +24,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,19 +53,16 @@ PRETRAINING_CORPORA = (
 
 def pretraining_audio(workdir: Path, utterances_per_session: int, seed: int) -> list[np.ndarray]:
     """Every utterance's waveform (float32, 16 kHz) of the pretraining corpora, labels unread."""
-    import wave
-
     from modeling_mgcma.data import generate_demo_corpus
     from modeling_mgcma.data.demo_corpus import CorpusStyle
+    from modeling_mgcma.processing_mgcma import load_audio
 
     clips = []
     for index, (voice, style) in enumerate(PRETRAINING_CORPORA):
         root = generate_demo_corpus(workdir / f"pretraining-{index}-{seed}", seed=1000 + 10 * seed + index,
                                     utterances_per_session=utterances_per_session, voice=voice,
                                     style=CorpusStyle(**style))  # fmt: skip
-        for path in sorted(root.glob("Session*/sentences/wav/*/*.wav")):
-            with wave.open(str(path), "rb") as handle:
-                clips.append(np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2").astype(np.float32) / 32768.0)
+        clips += [load_audio(path)[0] for path in sorted(root.glob("Session*/sentences/wav/*/*.wav"))]
     return clips
 
 
@@ -90,7 +89,7 @@ def main(argv=None):
     parser.add_argument("--mask_time_prob", type=float, default=0.5)
     parser.add_argument("--mask_time_length", type=int, default=4, help="frames (20 ms each)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default="/tmp/mgcma-bench-learning")
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "mgcma-bench-learning"))
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)

@@ -38,7 +38,7 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -157,10 +157,11 @@ class CorpusStyle:
     neutral_cues: bool = False
     vocabulary: str = "project"
     voices: int | None = None
-    _speakers: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.cue_mix is not None:
+            if not isinstance(self.cue_mix, dict):
+                raise TypeError(f"cue_mix must be a dict of shares, e.g. {{'text': 1, 'prosody': 1}}, got {self.cue_mix!r}")
             mix = dict(self.cue_mix)
             unknown = sorted(set(mix) - set(CUE_KINDS))
             if unknown or not mix or any(not isinstance(v, (int, float)) or v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
@@ -176,7 +177,7 @@ class CorpusStyle:
     def params(self) -> dict:
         """The values that differ from the project's style (recorded in the corpus's marker file)."""
         default = CorpusStyle()
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_") and v != getattr(default, k)}
+        return {k: v for k, v in asdict(self).items() if v != getattr(default, k)}
 
     @property
     def words(self) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
@@ -221,18 +222,14 @@ class CorpusStyle:
                 for k in target}  # fmt: skip
 
     def speaker(self, session: int, gender: str) -> dict:
-        """Tones: {"f0": factor, "tilt": offset}; espeak: {"variant": name} of one speaker."""
-        key = (session, gender)
-        if key not in self._speakers:
-            if self.voices is None:
-                variants = ESPEAK_VARIANTS[gender]
-                value = {"f0": SPEAKER_F0_FACTOR[gender], "tilt": 0.0, "variant": variants[(session - 1) % len(variants)]}
-            else:
-                rng = np.random.default_rng([int(self.voices), session, int(gender == "F")])
-                value = {"f0": float(rng.uniform(0.8, 1.25)), "tilt": float(rng.uniform(-0.4, 0.4)),
-                         "variant": ESPEAK_OTHER_VARIANTS[int(rng.integers(len(ESPEAK_OTHER_VARIANTS)))]}  # fmt: skip
-            self._speakers[key] = value
-        return self._speakers[key]
+        """One speaker's voice: tones {"f0": factor, "tilt": offset}, espeak {"variant": name} (a pure function of
+        the style's `voices`, the session and the gender)."""
+        if self.voices is None:
+            variants = ESPEAK_VARIANTS[gender]
+            return {"f0": SPEAKER_F0_FACTOR[gender], "tilt": 0.0, "variant": variants[(session - 1) % len(variants)]}
+        rng = np.random.default_rng([int(self.voices), session, int(gender == "F")])
+        return {"f0": float(rng.uniform(0.8, 1.25)), "tilt": float(rng.uniform(-0.4, 0.4)),
+                "variant": ESPEAK_OTHER_VARIANTS[int(rng.integers(len(ESPEAK_OTHER_VARIANTS)))]}  # fmt: skip
 
     def jittered(self, rng: np.random.Generator, low: float, high: float) -> float:
         """A uniform draw in [low, high], its spread around the middle scaled by `jitter`."""
@@ -557,8 +554,9 @@ def generate_demo_corpus(
     style = style if style is not None else DEFAULT_STYLE
     if not isinstance(style, CorpusStyle):
         raise TypeError(f"style must be a CorpusStyle, got {type(style).__name__}")
-    if style.params():  # likewise: the project's style records nothing
-        params["style"] = style.params()
+    style_params = style.params()
+    if style_params:  # likewise: the project's style records nothing
+        params["style"] = style_params
 
     root = Path(output_dir).expanduser().resolve()
     with main_process_first():

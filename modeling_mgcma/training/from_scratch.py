@@ -24,7 +24,6 @@ def speech_encoder_config(hidden_size=32, num_layers=2, num_heads=4, intermediat
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
         intermediate_size=intermediate_size,
-        conv_dim=(conv_dim,) * len(overrides.get("conv_kernel", (10, 3, 3, 3, 2))),
         conv_kernel=(10, 3, 3, 3, 2),
         conv_stride=(5, 2, 2, 2, 2),  # 80 samples (5 ms) per frame
         num_conv_pos_embeddings=16,
@@ -35,6 +34,7 @@ def speech_encoder_config(hidden_size=32, num_layers=2, num_heads=4, intermediat
         layerdrop=0.0,
     )
     kwargs.update(overrides)
+    kwargs["conv_dim"] = (conv_dim,) * len(kwargs["conv_kernel"])
     return Wav2Vec2Config(**kwargs)
 
 
