@@ -63,6 +63,17 @@ MEMBERS = {
         "role": "tuning", "voice": "tones", "speech_encoder": "demo", "text_encoder": "bert-2", "durations": "iemocap",
         "style": {"voices": 17},
     },
+    # the outline of the two corpora in which the full model was first seen losing to S4: every emotional utterance
+    # cued in one modality only, half in the words and half in the prosody; the spoken one with other voices and
+    # vocabulary
+    "tones-split": {
+        "role": "tuning", "voice": "tones", "speech_encoder": "demo", "text_encoder": "bert-2",
+        "style": {"cue_mix": {"text": 0.5, "prosody": 0.5}},
+    },
+    "spoken-split": {
+        "role": "tuning", "voice": "espeak", "speech_encoder": "demo", "text_encoder": "bert-2",
+        "style": {"cue_mix": {"text": 0.5, "prosody": 0.5}, "vocabulary": "other", "voices": 18},
+    },
     # --- held-out members: fixed before any run on them; training seeds HELD_OUT_SEEDS, corpus seed + 500 ---
     "tones-h1": {
         "role": "held-out", "voice": "tones", "speech_encoder": "fine-frames", "text_encoder": "bert-3-relu",

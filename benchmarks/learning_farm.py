@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS_FILE = "learning.csv"  # in OUT: every group's runs, one row each (learning_results.py)
 REQUIRED_KEYS = {"results", "settings", "corpus", "seeds"}
-GROUP_KEYS = REQUIRED_KEYS | {"corpus_offset", "config", "train", "text_model"}
+GROUP_KEYS = REQUIRED_KEYS | {"corpus_offset", "config", "train", "text_model", "speech_model"}
 
 
 def expand(spec: dict, out: Path, workdir: str) -> tuple[list[tuple[str, int]], list[tuple[str, list[str]]]]:
@@ -82,8 +82,9 @@ def expand(spec: dict, out: Path, workdir: str) -> tuple[list[tuple[str, int]], 
                            "--train", json.dumps(group.get("train", {}))]  # fmt: skip
                 if test_per_class is not None:
                     command += ["--test_per_class", str(test_per_class)]
-                if group.get("text_model"):
-                    command += ["--text_model", group["text_model"]]
+                for key in ("speech_model", "text_model"):
+                    if group.get(key):
+                        command += [f"--{key}", group[key]]
                 label = group["results"].replace("/", "+")  # a run set may hold "/"; the name is a log file's
                 runs.append((f"{label}-{group['corpus']}{seed + offset}-{setting}-seed{seed}", command))
     return corpora, runs

@@ -406,3 +406,22 @@ def test_speech_encoder_pretraining_writes_a_loadable_encoder(one_torch_thread, 
     saved = load_file(out / "model.safetensors")
     name = "encoder.layers.0.attention.q_proj.weight"
     assert torch.equal(model.mgcma.speech_encoder.state_dict()[name], saved[name])  # the pretrained weights, kept
+
+
+def test_the_kept_pretrained_speech_encoder_loads_as_speech_model(one_torch_thread):
+    """benchmarks/checkpoints/wav2vec2-synthetic (the pretrained regime's speech encoder) is a safetensors
+    Wav2Vec2Model with SpecAugment off whose pretraining ended below the contrastive loss's chance value ln 21."""
+    import json
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench_learning
+    from safetensors.torch import load_file
+
+    folder = ROOT / "benchmarks" / "checkpoints" / "wav2vec2-synthetic"
+    record = json.loads((folder / "pretraining.json").read_text())
+    assert record["curve"][-1]["contrastive"] < np.log(21) - 1.0
+    model = bench_learning.build("S0", 60, {}, seed=0, speech_model=str(folder))
+    assert model.config.speech_config.mask_time_prob == 0.0
+    saved = load_file(folder / "model.safetensors")
+    name = "encoder.layers.1.feed_forward.output_dense.weight"
+    assert torch.equal(model.mgcma.speech_encoder.state_dict()[name], saved[name])

@@ -23,7 +23,7 @@ def test_runs_are_ordered_seed_by_seed_and_each_corpus_is_made_once(tmp_path):
         {"results": "constant", "settings": ["S0"], "corpus": "spoken", "seeds": [20], "corpus_offset": 0,
          "train": {"lr_scheduler_type": "constant"}},
         {"results": "tone", "settings": ["S4"], "corpus": "demo", "seeds": [20], "corpus_offset": 100,
-         "config": {"alignment_norm": "pre"}},
+         "config": {"alignment_norm": "pre"}, "speech_model": "/models/w2v", "text_model": "/models/minilm"},
     ]}  # fmt: skip
     corpora, runs = learning_farm.expand(spec, tmp_path, "/cache")
     assert corpora == [("spoken", 20), ("demo", 120), ("spoken", 21)]
@@ -37,7 +37,10 @@ def test_runs_are_ordered_seed_by_seed_and_each_corpus_is_made_once(tmp_path):
     assert option["--run_set"] == "constant"
     assert json.loads(option["--train"]) == {"lr_scheduler_type": "constant"} and json.loads(option["--config"]) == {}
     assert option["--corpus_offset"] == "spoken=0" and option["--test_per_class"] == "80" and option["--seeds"] == "20"
+    assert "--speech_model" not in command and "--text_model" not in command
     tone = dict(runs)["tone-demo120-S4-seed20"]
+    tone_option = {tone[i]: tone[i + 1] for i in range(3, len(tone) - 1) if tone[i].startswith("--")}
+    assert tone_option["--speech_model"] == "/models/w2v" and tone_option["--text_model"] == "/models/minilm"
     assert "demo=100" in tone and json.loads(tone[tone.index("--config") + 1]) == {"alignment_norm": "pre"}
     with pytest.raises(ValueError, match="unknown keys \\['epochs'\\]"):
         learning_farm.expand({"groups": [{"results": "x", "settings": ["S0"], "corpus": "demo", "seeds": [0],
