@@ -74,6 +74,16 @@ MEMBERS = {
         "role": "tuning", "voice": "espeak", "speech_encoder": "demo", "text_encoder": "bert-2",
         "style": {"cue_mix": {"text": 0.5, "prosody": 0.5}, "vocabulary": "other", "voices": 18},
     },
+    # the same outline with the other details that corpus differed in: neutral utterances with cues of their own,
+    # other speakers and vocabulary, and another speech encoder (group norm and post-LN; 10 ms frames)
+    "tones-split-neutral": {
+        "role": "tuning", "voice": "tones", "speech_encoder": "base-like", "text_encoder": "bert-2",
+        "style": {"cue_mix": {"text": 0.5, "prosody": 0.5}, "neutral_cues": True, "vocabulary": "other", "voices": 24},
+    },
+    "spoken-split-neutral": {
+        "role": "tuning", "voice": "espeak", "speech_encoder": "fine-frames", "text_encoder": "bert-1",
+        "style": {"cue_mix": {"text": 0.5, "prosody": 0.5}, "neutral_cues": True, "jitter": 1.3, "voices": 25},
+    },
     # --- held-out members: fixed before any run on them; training seeds HELD_OUT_SEEDS, corpus seed + 500 ---
     "tones-h1": {
         "role": "held-out", "voice": "tones", "speech_encoder": "fine-frames", "text_encoder": "bert-3-relu",
