@@ -74,8 +74,9 @@ MEMBERS = {
         "role": "tuning", "voice": "espeak", "speech_encoder": "demo", "text_encoder": "bert-2",
         "style": {"cue_mix": {"text": 0.5, "prosody": 0.5}, "vocabulary": "other", "voices": 18},
     },
-    # the same outline with the other details that corpus differed in: neutral utterances with cues of their own,
-    # other speakers and vocabulary, and another speech encoder (group norm and post-LN; 10 ms frames)
+    # the same outline with more of the details those corpora differed in: neutral utterances with cues of their own
+    # and other speakers in both; tones-split-neutral with another vocabulary and wav2vec2-base's conv stack (group
+    # norm, post-LN), spoken-split-neutral with more jitter, 10 ms frames and a 1-layer text encoder
     "tones-split-neutral": {
         "role": "tuning", "voice": "tones", "speech_encoder": "base-like", "text_encoder": "bert-2",
         "style": {"cue_mix": {"text": 0.5, "prosody": 0.5}, "neutral_cues": True, "vocabulary": "other", "voices": 24},
