@@ -101,10 +101,12 @@ TRAIN_KEYS = (
     "learning_rate", "weight_decay", "lr_scheduler_type", "warmup_steps", "num_train_epochs",
     "per_device_train_batch_size", "max_grad_norm",
     "alignment_gradient_balance", "alignment_gradient_projection", "alignment_loss_warmup",
+    "alignment_gradient_encoders", "alignment_gradient_balance_on",
 )  # fmt: skip
 # the training objective's options (MGCMATrainingArguments), applied as MGCMATrainer.compute_loss applies them
 OBJECTIVE_DEFAULTS = {"alignment_gradient_balance": 0.0, "alignment_gradient_projection": False,
-                      "alignment_loss_warmup": 0.0}  # fmt: skip
+                      "alignment_loss_warmup": 0.0, "alignment_gradient_encoders": "both",
+                      "alignment_gradient_balance_on": "backbone"}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -367,7 +369,13 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
     batch_size, epochs = train["per_device_train_batch_size"], int(train["num_train_epochs"])
     steps = epochs * math.ceil(len(fold["train"]) / batch_size)
     optimizer, scheduler = make_optimizer(model, train, steps)
-    from modeling_mgcma.training.alignment_gradient import alignment_objective, other_parameters, shared_parameters
+    from modeling_mgcma.training.alignment_gradient import (
+        alignment_exempt_parameters,
+        alignment_module_parameters,
+        alignment_objective,
+        other_parameters,
+        shared_parameters,
+    )  # fmt: skip
     from modeling_mgcma.training.loss_schedule import alignment_loss_scale
 
     objective = {key: train.get(key, default) for key, default in OBJECTIVE_DEFAULTS.items()}
@@ -376,6 +384,9 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
     shared = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith(("classifier.", "head."))]
     objective_shared = shared_parameters(model) if is_mgcma else None
     objective_others = other_parameters(model) if is_mgcma else None
+    objective_exempt = alignment_exempt_parameters(model, objective["alignment_gradient_encoders"]) if is_mgcma else None
+    objective_uncapped = (alignment_module_parameters(model, objective["alignment_gradient_balance_on"])
+                          if is_mgcma else None)  # fmt: skip
     best_ua, best_state, curves, step = -1.0, None, [], 0
     for epoch in range(epochs):
         sums, count, probes = {}, 0, []
@@ -390,7 +401,8 @@ def train_and_test(model, fold, processor, train: dict, seed: int, log=None, pro
                 loss = alignment_objective(out, model.config, objective_shared,
                                            objective["alignment_gradient_balance"],
                                            objective["alignment_gradient_projection"], scale,
-                                           others=objective_others)  # fmt: skip
+                                           others=objective_others, exempt=objective_exempt,
+                                           uncapped=objective_uncapped)  # fmt: skip
             else:
                 loss = out["loss"]
             loss.backward()

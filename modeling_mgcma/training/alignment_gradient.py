@@ -1,7 +1,7 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The training objective built from the loss components the model returns: the alignment losses' weights ramped in
 (`alignment_loss_warmup`), and their gradient on the shared parameters projected (`alignment_gradient_projection`)
-and capped (`alignment_gradient_balance`).
+and capped (`alignment_gradient_balance`), and kept off one encoder (`alignment_gradient_encoders`).
 
 The model returns L_CE, L_DA, L_IA and their weighted sum, the paper's objective (`MGCMAModelOutput`); how training
 weighs and reshapes their gradients is decided here, as open_clip's training task sums the `*_loss` components its
@@ -25,6 +25,46 @@ def shared_parameters(model: nn.Module) -> list[torch.Tensor]:
     (`model.base_model`: encoders, projections, DAM, TAM), not the classifier's."""
     backbone = getattr(model, "base_model", model)
     return [p for p in backbone.parameters() if p.requires_grad]
+
+
+ALIGNMENT_GRADIENT_ENCODERS = ("both", "speech", "text")
+
+
+def alignment_exempt_parameters(model: nn.Module, encoders: str = "both") -> list[torch.Tensor]:
+    """The trainable parameters that the alignment losses' gradient must not reach when only `encoders` ("speech",
+    "text") receive it (`alignment_gradient_encoders`): the other encoder's. [] for "both" (the paper)."""
+    if encoders not in ALIGNMENT_GRADIENT_ENCODERS:
+        raise ValueError(f"alignment_gradient_encoders must be one of {ALIGNMENT_GRADIENT_ENCODERS}, got {encoders!r}.")
+    if encoders == "both":
+        return []
+    backbone = getattr(model, "base_model", model)
+    other = "text_encoder" if encoders == "speech" else "speech_encoder"
+    encoder = getattr(backbone, other, None)
+    if encoder is None:
+        raise ValueError(f"alignment_gradient_encoders={encoders!r} keeps the alignment losses off the "
+                         f"{other.replace('_', ' ')}, but the model has none.")  # fmt: skip
+    return [p for p in encoder.parameters() if p.requires_grad]
+
+
+BALANCE_SCOPES = ("backbone", "encoders")
+
+
+def alignment_module_parameters(model: nn.Module, scope: str = "backbone") -> list[torch.Tensor]:
+    """The backbone's trainable parameters left outside the gradient cap and projection under
+    `alignment_gradient_balance_on=scope`: none for "backbone" (the cap covers everything the two losses share);
+    for "encoders", those of the alignment modules (DAM, TAM and anything else that is not one of the two encoders
+    or their projections to D), which exist for the alignment and learn from its losses in full."""
+    if scope not in BALANCE_SCOPES:
+        raise ValueError(f"alignment_gradient_balance_on must be one of {BALANCE_SCOPES}, got {scope!r}.")
+    if scope == "backbone":
+        return []
+    backbone = getattr(model, "base_model", model)
+    inputs = set()
+    for name in ("speech_encoder", "text_encoder", "speech_projection", "text_projection"):
+        module = getattr(backbone, name, None)
+        if module is not None:
+            inputs.update(id(p) for p in module.parameters())
+    return [p for p in shared_parameters(model) if id(p) not in inputs]
 
 
 def _reshaping(ce_grads, alignment_grads, ratio: float, project: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,6 +96,8 @@ def balanced_objective(
     ratio: float,
     project: bool,
     others: list[torch.Tensor] = (),
+    exempt: list[torch.Tensor] = (),
+    uncapped: list[torch.Tensor] = (),
 ) -> torch.Tensor:
     """`classification_loss + alignment_loss` with the alignment gradient on the shared parameters reshaped.
 
@@ -67,6 +109,10 @@ def balanced_objective(
       to g_CE (gradient projection as in PCGrad, Yu et al. 2020, applied to the auxiliary losses only); otherwise
       g_align' = g_align. The alignment losses then never undo, to first order, what the step does for L_CE.
     - `ratio` > 0 (`alignment_gradient_balance`): c = min(1, ratio * |g_CE| / |g_align'|); else c = 1.
+    - `exempt` (a subset of `shared`; `alignment_gradient_encoders`): these parameters get g_CE alone, and the
+      projection and the cap are computed on the rest of `shared`, the parameters g_align still reaches.
+    - `uncapped` (a subset of `shared`; `alignment_gradient_balance_on="encoders"`): these parameters get the plain
+      g_CE + g_align, and the projection and the cap are computed on the rest of `shared`.
     c and the projection coefficient are detached constants of the step, computed with `torch.where` (no host read).
 
     Cost: ONE extra backward pass over a plain step. The two gradients are taken with `torch.autograd.grad` (keeping
@@ -74,14 +120,20 @@ def balanced_objective(
     `backward()` only hands the assembled gradient to the parameters and runs no pass through the network.
     Parameters that neither loss reaches get no gradient (None), as in a plain step.
     """
-    shared, others = list(shared), [p for p in others if p.requires_grad]
-    params = shared + others
+    exempt_ids, uncapped_ids = {id(p) for p in exempt}, {id(p) for p in uncapped} - {id(p) for p in exempt}
+    exempt = [p for p in shared if id(p) in exempt_ids]
+    uncapped = [p for p in shared if id(p) in uncapped_ids]
+    shared = [p for p in shared if id(p) not in exempt_ids | uncapped_ids]
+    others = [p for p in others if p.requires_grad]
+    params = shared + exempt + uncapped + others
     value = (classification_loss + alignment_loss).detach()
     if not params:
         return classification_loss + alignment_loss
     ce_grads = torch.autograd.grad(classification_loss, params, retain_graph=True, allow_unused=True)
     alignment_grads = torch.autograd.grad(alignment_loss, params, retain_graph=True, allow_unused=True)
-    n = len(shared)
+    if exempt:
+        alignment_grads = [None if id(p) in exempt_ids else g for p, g in zip(params, alignment_grads)]
+    n, plain = len(shared), range(len(shared) + len(exempt), len(shared) + len(exempt) + len(uncapped))
     factor, coefficient = _reshaping(ce_grads[:n], alignment_grads[:n], ratio, project, alignment_loss.device)
     terms = []
     for index, (parameter, ce, alignment) in enumerate(zip(params, ce_grads, alignment_grads)):
@@ -91,7 +143,7 @@ def balanced_objective(
         if index < n and ce is not None:
             gradient = gradient + (factor * coefficient).to(ce.dtype) * ce
         if alignment is not None:
-            gradient = gradient + factor.to(alignment.dtype) * alignment
+            gradient = gradient + (alignment if index in plain else factor.to(alignment.dtype) * alignment)
         terms.append((gradient.detach() * parameter).sum().float())
     if not terms:
         return classification_loss + alignment_loss
@@ -130,13 +182,18 @@ def alignment_objective(
     projection: bool = False,
     alignment_scale: float = 1.0,
     others: list[torch.Tensor] | None = None,
+    exempt: list[torch.Tensor] | None = None,
+    uncapped: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The training loss of one step from the model's loss components:
     w_ce * L_CE + A, with A = alignment_scale * (w_da * L_DA + w_ia * L_IA) over the components that exist.
 
     With `balance` > 0 or `projection`, A's gradient on `shared` (see `shared_parameters`) is reshaped by
     `balanced_objective`; its value stays the plain sum, and the trainable parameters outside `shared` (`others`: the
-    classifier's; see `other_parameters`) receive their plain gradient from it. `alignment_scale` is the warm-up factor of the step
+    classifier's; see `other_parameters`) receive their plain gradient from it. Parameters in `exempt` (see
+    `alignment_exempt_parameters`) get no gradient from A at all (the same reshaped path, with or without balance);
+    those in `uncapped` (see `alignment_module_parameters`) get A's plain gradient, outside the cap and projection.
+    `alignment_scale` is the warm-up factor of the step
     (`modeling_mgcma.training.loss_schedule.alignment_loss_scale`). With every option off (scale 1, no balance, no
     projection) this is the model's own `loss`, the paper's weighted sum. Weights w come from `config`.
 
@@ -156,24 +213,30 @@ def alignment_objective(
     loss = config.classification_loss_weight * outputs.loss_ce
     if alignment is None:
         return loss
-    if (balance > 0 or projection) and alignment.requires_grad:
+    if (balance > 0 or projection or exempt) and alignment.requires_grad:
         if shared is None:
             raise ValueError(
-                f"alignment_gradient_balance={balance!r} / alignment_gradient_projection={projection!r} reshape the "
-                "gradient on the shared parameters: pass them as `shared` (see `shared_parameters`)."
+                f"alignment_gradient_balance={balance!r} / alignment_gradient_projection={projection!r} / an exempt "
+                "encoder reshape the gradient on the shared parameters: pass them as `shared` (see "
+                "`shared_parameters`)."
             )
         if others is None:
             raise ValueError(
                 "the reshaped objective hands every trainable parameter its gradient: pass those outside `shared` "
                 "as `others` (see `other_parameters`; [] when there are none)."
             )
-        return balanced_objective(loss, alignment, shared, balance, projection, others=others)
+        return balanced_objective(loss, alignment, shared, balance, projection, others=others, exempt=exempt or (),
+                                  uncapped=uncapped or ())  # fmt: skip
     return loss + alignment
 
 
 __all__ = [
+    "ALIGNMENT_GRADIENT_ENCODERS",
     "shared_parameters",
     "other_parameters",
+    "alignment_exempt_parameters",
+    "BALANCE_SCOPES",
+    "alignment_module_parameters",
     "alignment_gradient_factor",
     "balanced_objective",
     "alignment_objective",

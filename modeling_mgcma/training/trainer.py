@@ -2,10 +2,11 @@
 """Training MGCMA with the `transformers.Trainer`: the training arguments, the trainer and multi-GPU helpers.
 
 * `MGCMATrainingArguments` adds the training-regime settings (`freeze_*`, `gather_distributed_negatives`) and the
-  training objective's (`alignment_gradient_balance`, `alignment_gradient_projection`, `alignment_loss_warmup`) to
-  `TrainingArguments`; `MGCMATrainer` applies them (with plain `TrainingArguments`: their defaults). The model
-  returns its loss components and the paper's weighted sum; the trainer builds each step's training loss from the
-  components (`modeling_mgcma.training.alignment_gradient.alignment_objective`).
+  training objective's (`alignment_gradient_balance` and `alignment_gradient_balance_on`,
+  `alignment_gradient_projection`, `alignment_gradient_encoders`, `alignment_loss_warmup`) to `TrainingArguments`;
+  `MGCMATrainer` applies them (with plain `TrainingArguments`: their defaults). The model returns its loss components
+  and the paper's weighted sum; the trainer builds each step's training loss from the components
+  (`modeling_mgcma.training.alignment_gradient.alignment_objective`).
 * `MGCMATrainer` logs the loss components L_CE, L_DA and L_IA next to the total, averaged over each logging
   interval; evaluation reports its own averages (``eval_loss_ce`` ...) without touching the training ones.
 * The data collators live in `modeling_mgcma.training.collators`; the distributed gather of the contrastive negatives in
@@ -23,7 +24,15 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 
 from ..processing_mgcma import TARGET_SAMPLING_RATE
-from .alignment_gradient import alignment_objective, other_parameters, shared_parameters
+from .alignment_gradient import (
+    ALIGNMENT_GRADIENT_ENCODERS,
+    BALANCE_SCOPES,
+    alignment_exempt_parameters,
+    alignment_module_parameters,
+    alignment_objective,
+    other_parameters,
+    shared_parameters,
+)
 from .fast_step import (
     FastStepArguments,
     FastStepTrainerMixin,
@@ -264,8 +273,8 @@ def configure_unused_parameters(model: nn.Module, args) -> list[str]:
 class MGCMATrainingArguments(FastStepArguments, TrainingArguments):
     """`TrainingArguments` with MGCMA's training settings, applied by `MGCMATrainer` (they are not part of the model's
     config): the training regime (encoder freezing, `gather_distributed_negatives`, per-encoder learning rates) and
-    the training objective (`alignment_gradient_balance`, `alignment_gradient_projection`, `alignment_loss_warmup`,
-    applied in `MGCMATrainer.compute_loss`). A plain `TrainingArguments` given to the trainer means these defaults."""
+    the training objective (`alignment_gradient_balance`, `alignment_gradient_balance_on`,
+    `alignment_gradient_projection`, `alignment_gradient_encoders`, `alignment_loss_warmup`, applied in `MGCMATrainer.compute_loss`). A plain `TrainingArguments` given to the trainer means these defaults."""
 
     freeze_feature_encoder: bool = field(
         default=True,
@@ -298,6 +307,13 @@ class MGCMATrainingArguments(FastStepArguments, TrainingArguments):
                           "L_CE's and the classes are learned far more slowly (benchmarks/README.md, \"Learning\"). "
                           "The settings for new data (configs/presets/new_data.yaml) use 1.0."},
     )  # fmt: skip
+    alignment_gradient_balance_on: str = field(
+        default="backbone",
+        metadata={"help": "Which parameters --alignment_gradient_balance (and --alignment_gradient_projection) reshape: "
+                          "backbone (everything the two losses share: encoders, projections, DAM, TAM) or encoders "
+                          "(the two encoders and their projections; DAM and TAM, which exist for the alignment, then "
+                          "learn from its losses in full). The norms of the cap are taken on the same parameters."},
+    )  # fmt: skip
     alignment_gradient_projection: bool = field(
         default=False,
         metadata={"help": "In training, remove from the alignment losses' gradient on the backbone the component that "
@@ -305,6 +321,13 @@ class MGCMATrainingArguments(FastStepArguments, TrainingArguments):
                           "PCGrad, applied to the alignment losses only); the rest is kept, then capped by "
                           "--alignment_gradient_balance when that is > 0. Costs the same two extra backward passes as "
                           "the balance (shared with it)."},
+    )  # fmt: skip
+    alignment_gradient_encoders: str = field(
+        default="both",
+        metadata={"help": "Which encoders the alignment losses' gradient reaches in training: both (the paper), "
+                          "speech or text. The other encoder then learns from the classification loss alone while "
+                          "the alignment losses still train the modules after it and the encoder they reach. Costs "
+                          "the same two extra backward passes as --alignment_gradient_balance (shared with it)."},
     )  # fmt: skip
     alignment_loss_warmup: float = field(
         default=0.0,
@@ -331,6 +354,13 @@ def check_objective_options(args) -> None:
     projection = args.alignment_gradient_projection
     if not isinstance(projection, bool):
         raise ValueError(f"--alignment_gradient_projection must be true or false, got {projection!r}.")
+    scope = args.alignment_gradient_balance_on
+    if scope not in BALANCE_SCOPES:
+        raise ValueError(f"--alignment_gradient_balance_on must be one of {', '.join(BALANCE_SCOPES)}, got {scope!r}.")
+    encoders = args.alignment_gradient_encoders
+    if encoders not in ALIGNMENT_GRADIENT_ENCODERS:
+        raise ValueError(f"--alignment_gradient_encoders must be one of {', '.join(ALIGNMENT_GRADIENT_ENCODERS)}, "
+                         f"got {encoders!r}.")  # fmt: skip
     warmup = args.alignment_loss_warmup
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0.0 <= warmup <= 1.0:
         raise ValueError(f"--alignment_loss_warmup must be a fraction of the training steps in [0, 1], got {warmup!r}.")
@@ -382,7 +412,8 @@ TRAINING_REGIME_DEFAULTS = {
 
 OBJECTIVE_DEFAULTS = {
     name: MGCMATrainingArguments.__dataclass_fields__[name].default
-    for name in ("alignment_gradient_balance", "alignment_gradient_projection", "alignment_loss_warmup")
+    for name in ("alignment_gradient_balance", "alignment_gradient_balance_on", "alignment_gradient_projection",
+                 "alignment_gradient_encoders", "alignment_loss_warmup")
 }
 
 
@@ -660,14 +691,17 @@ class MGCMATrainer(FastStepTrainerMixin, Trainer):
         options = objective_options(self.args)
         balance, projection = options["alignment_gradient_balance"], options["alignment_gradient_projection"]
         scale = alignment_loss_scale(self.state.global_step, self.state.max_steps, options["alignment_loss_warmup"])
-        if balance <= 0 and not projection and scale == 1.0:
+        encoders = options["alignment_gradient_encoders"]
+        if balance <= 0 and not projection and encoders == "both" and scale == 1.0:
             return outputs.loss
         unwrapped = self.accelerator.unwrap_model(model)
-        shared = others = None
-        if balance > 0 or projection:
+        shared = others = exempt = uncapped = None
+        if balance > 0 or projection or encoders != "both":
             shared, others = shared_parameters(unwrapped), other_parameters(unwrapped)
+            exempt = alignment_exempt_parameters(unwrapped, encoders)
+            uncapped = alignment_module_parameters(unwrapped, options["alignment_gradient_balance_on"])
         return alignment_objective(outputs, unwrapped.config, shared, balance, projection, alignment_scale=scale,
-                                   others=others)  # fmt: skip
+                                   others=others, exempt=exempt, uncapped=uncapped)  # fmt: skip
 
     def _flush_components(self, phase: str) -> dict[str, float]:
         """Means of the accumulated components since the last flush, averaged over processes; then reset."""

@@ -7,7 +7,9 @@ import torch
 
 from modeling_mgcma import MGCMAConfig, MGCMAForEmotionClassification
 from modeling_mgcma.training.alignment_gradient import (
+    alignment_exempt_parameters,
     alignment_gradient_factor,
+    alignment_module_parameters,
     alignment_objective,
     balanced_objective,
     other_parameters,
@@ -148,3 +150,62 @@ def test_the_reshaped_objective_gives_every_parameter_its_gradient_in_one_extra_
     torch.testing.assert_close(got_others, g_ce[1])  # the classifier: its plain L_CE gradient
     with pytest.raises(ValueError, match="others"):
         alignment_objective(out, model.config, shared, balance=1.0)
+
+
+@pytest.mark.parametrize("balance", [0.0, 1.0])
+@pytest.mark.parametrize("encoders", ["speech", "text"])
+def test_one_encoder_kept_off_the_alignment_losses(tiny_config_factory, tiny_batch, one_torch_thread, encoders, balance):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory()).train()
+    shared, others = shared_parameters(model), other_parameters(model)
+    exempt = alignment_exempt_parameters(model, encoders)
+    off = model.mgcma.text_encoder if encoders == "speech" else model.mgcma.speech_encoder
+    assert {id(p) for p in exempt} == {id(p) for p in off.parameters() if p.requires_grad}
+    kept = [p for p in shared if id(p) not in {id(q) for q in exempt}]
+    out = model(**tiny_batch)
+    alignment = out.loss_da + out.loss_ia
+    assert float(_flat_gradient(alignment, exempt).norm()) > 0  # the plain objective does reach that encoder
+    loss = alignment_objective(out, model.config, shared, balance=balance, others=others, exempt=exempt)
+    assert torch.allclose(loss, out.loss_ce + alignment, rtol=1e-5)  # the value is the plain sum
+    # the exempt encoder follows L_CE alone; the rest of the backbone gets L_CE's gradient plus c * the alignment's,
+    # c capped on the gradient the alignment losses actually apply (the kept parameters only)
+    torch.testing.assert_close(_flat_gradient(loss, exempt), _flat_gradient(out.loss_ce, exempt), rtol=1e-4, atol=1e-7)
+    g_ce, g_align = _flat_gradient(out.loss_ce, kept), _flat_gradient(alignment, kept)
+    factor = min(1.0, balance * float(g_ce.norm() / g_align.norm())) if balance > 0 else 1.0
+    assert factor < 1 or balance == 0
+    torch.testing.assert_close(_flat_gradient(loss, kept), g_ce + factor * g_align, rtol=1e-4, atol=1e-6)
+    assert alignment_exempt_parameters(model, "both") == []
+    with pytest.raises(ValueError, match="alignment_gradient_encoders"):
+        alignment_exempt_parameters(model, "audio")
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_the_cap_on_the_encoders_leaves_the_alignment_modules_their_plain_gradient(
+    tiny_config_factory, tiny_batch, one_torch_thread, projection
+):
+    torch.manual_seed(0)
+    model = MGCMAForEmotionClassification(tiny_config_factory()).train()
+    shared, others = shared_parameters(model), other_parameters(model)
+    modules = alignment_module_parameters(model, "encoders")
+    backbone = model.mgcma
+    expected_modules = {id(p) for name in ("distribution_alignment", "token_alignment")
+                        for p in getattr(backbone, name).parameters() if p.requires_grad}  # fmt: skip
+    assert expected_modules and expected_modules <= {id(p) for p in modules}
+    inputs = [p for p in shared if id(p) not in {id(q) for q in modules}]
+    encoder_ids = {id(p) for p in backbone.speech_encoder.parameters()} | {id(p) for p in backbone.text_encoder.parameters()}
+    assert encoder_ids & {id(p) for p in inputs} and not encoder_ids & {id(p) for p in modules}
+    out = model(**tiny_batch)
+    alignment = out.loss_da + out.loss_ia
+    loss = alignment_objective(out, model.config, shared, balance=1.0, projection=projection, others=others,
+                               uncapped=modules)  # fmt: skip
+    # the alignment modules: the plain sum's gradient
+    torch.testing.assert_close(_flat_gradient(loss, modules), _flat_gradient(out.loss_ce + alignment, modules),
+                               rtol=1e-4, atol=1e-7)  # fmt: skip
+    # the encoders and their projections: L_CE's plus the reshaped alignment gradient, computed on them alone
+    expected = balanced_objective(out.loss_ce, alignment, inputs, 1.0, projection)
+    torch.testing.assert_close(_flat_gradient(loss, inputs), _flat_gradient(expected, inputs), rtol=1e-4, atol=1e-7)
+    g_ce, g_align = _flat_gradient(out.loss_ce, inputs), _flat_gradient(alignment, inputs)
+    assert float(g_align.norm()) > float(g_ce.norm())  # the cap has work to do on the encoders
+    assert alignment_module_parameters(model, "backbone") == []
+    with pytest.raises(ValueError, match="alignment_gradient_balance_on"):
+        alignment_module_parameters(model, "modules")

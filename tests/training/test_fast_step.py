@@ -357,6 +357,9 @@ def test_cuda_graphs_are_refused_on_a_cpu(tmp_path, tiny_config_factory):
     balanced = training_args(tmp_path, audio_buckets=0, alignment_gradient_balance=1.0, optim="sgd")
     reasons = cuda_graph_refusals(balanced, tiny_model(tiny_config_factory), device_type="cuda")
     assert len(reasons) == 3 and "unbounded" in reasons[0] and "sgd" in reasons[1] and "autograd.grad" in reasons[2]
+    one_encoder = training_args(tmp_path, alignment_gradient_encoders="speech")
+    reasons = cuda_graph_refusals(one_encoder, tiny_model(tiny_config_factory), device_type="cuda")
+    assert len(reasons) == 1 and "autograd.grad" in reasons[0]
     assert cuda_graph_refusals(training_args(tmp_path), tiny_model(tiny_config_factory), device_type="cuda") == []
     with pytest.raises(ValueError, match="--cuda_graphs cannot capture this training step: CUDA graphs need"):
         MGCMATrainer(model=tiny_model(tiny_config_factory), args=training_args(tmp_path, cuda_graphs=True))

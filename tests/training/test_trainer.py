@@ -215,9 +215,16 @@ def test_objective_settings_are_training_arguments_checked_by_name(tmp_path):
         0.0, False, 0.0)  # fmt: skip
     for name, value in (("alignment_gradient_balance", -1.0), ("alignment_gradient_balance", True),
                         ("alignment_gradient_projection", "yes"), ("alignment_gradient_projection", 1),
-                        ("alignment_loss_warmup", 1.5)):  # fmt: skip
+                        ("alignment_loss_warmup", 1.5), ("alignment_gradient_encoders", "audio"),
+                        ("alignment_gradient_balance_on", "modules")):  # fmt: skip
         with pytest.raises(ValueError, match=rf"--{name} must .*got {value!r}"):
             MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", **{name: value})
+    assert (plain.alignment_gradient_encoders, plain.alignment_gradient_balance_on) == ("both", "backbone")
+    (args,) = HfArgumentParser(MGCMATrainingArguments).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--report_to", "none", "--alignment_gradient_encoders", "speech",
+         "--alignment_gradient_balance_on", "encoders"]
+    )  # fmt: skip
+    assert (args.alignment_gradient_encoders, args.alignment_gradient_balance_on) == ("speech", "encoders")
 
 
 def test_trainer_ramps_the_alignment_losses(tiny_config_factory, tiny_processor, tmp_path):
@@ -272,6 +279,39 @@ def test_trainer_balances_and_projects_the_alignment_gradient_in_training_only(t
     assert loss is out.loss
     assert torch.allclose(_flat_gradient(loss - out.loss_ce, params),
                           _flat_gradient(out.loss_da + out.loss_ia, params), atol=1e-6)  # fmt: skip
+
+
+def test_trainer_keeps_the_alignment_losses_off_the_encoder_it_is_told_to(tmp_path, tiny_model, tiny_batch):
+    args = MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
+                                  alignment_gradient_encoders="speech")  # fmt: skip
+    trainer = MGCMATrainer(model=tiny_model, args=args)
+    text = [p for p in tiny_model.mgcma.text_encoder.parameters() if p.requires_grad]
+    text_ids = {id(p) for p in text}
+    rest = [p for p in shared_parameters(tiny_model) if id(p) not in text_ids]
+    tiny_model.train()
+    loss, out = trainer.compute_loss(tiny_model, dict(tiny_batch), return_outputs=True)
+    alignment = out.loss_da + out.loss_ia
+    assert torch.allclose(loss, out.loss_ce + alignment, rtol=1e-5)
+    assert float(_flat_gradient(alignment, text).norm()) > 0  # the model's own loss does reach the text encoder
+    assert torch.allclose(_flat_gradient(loss, text), _flat_gradient(out.loss_ce, text), atol=1e-7)
+    assert torch.allclose(_flat_gradient(loss, rest), _flat_gradient(out.loss_ce + alignment, rest), atol=1e-6)
+
+
+def test_trainer_caps_the_encoders_alone_when_told_to(tmp_path, tiny_model, tiny_batch):
+    args = MGCMATrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
+                                  alignment_gradient_balance=1.0, alignment_gradient_balance_on="encoders")  # fmt: skip
+    trainer = MGCMATrainer(model=tiny_model, args=args)
+    modules = [p for name in ("distribution_alignment", "token_alignment")
+               for p in getattr(tiny_model.mgcma, name).parameters() if p.requires_grad]  # fmt: skip
+    encoder = [p for p in tiny_model.mgcma.speech_encoder.parameters() if p.requires_grad]
+    tiny_model.train()
+    loss, out = trainer.compute_loss(tiny_model, dict(tiny_batch), return_outputs=True)
+    alignment = out.loss_da + out.loss_ia
+    assert torch.allclose(_flat_gradient(loss, modules), _flat_gradient(out.loss_ce + alignment, modules), atol=1e-6)
+    g_ce, g_align = _flat_gradient(out.loss_ce, encoder), _flat_gradient(alignment, encoder)
+    g_used = _flat_gradient(loss, encoder) - g_ce
+    assert float(g_used.norm()) < 0.5 * float(g_align.norm())  # capped there
+    assert float((g_used @ g_align) / (g_used.norm() * g_align.norm())) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_the_trainer_keeps_its_state_out_of_the_model(tmp_path, tiny_processor, tiny_config_factory):
