@@ -631,7 +631,9 @@ def launch_units(argv, pending, model_args, training_args, units) -> list[tuple[
                   *(["--multi_gpu"] if gpus_per_job > 1 else [])]  # fmt: skip
         parameters = {"slurm_partition": model_args.slurm_partition, "slurm_gpus_per_node": gpus_per_job,
                       "slurm_cpus_per_task": model_args.slurm_cpus_per_task, "slurm_time": model_args.slurm_time,
-                      "slurm_array_parallelism": model_args.slurm_array_parallelism, "tasks_per_node": 1, "nodes": 1}  # fmt: skip
+                      "slurm_array_parallelism": model_args.slurm_array_parallelism, "tasks_per_node": 1, "nodes": 1,
+                      # the same limit for submitit's local executor, which ignores slurm_time (its own default: 2 min)
+                      "timeout_min": grid_launch.slurm_time_minutes(model_args.slurm_time)}  # fmt: skip
         folder = model_args.slurm_folder or str(Path(training_args.output_dir) / "slurm")
         runs = grid_launch.submit_units(pending, lambda unit: unit_command(argv, unit, {}, launch_prefix=prefix),
                                         folder=folder, cluster="local" if model_args.launcher == "submitit_local" else "slurm",

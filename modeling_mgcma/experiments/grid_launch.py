@@ -260,6 +260,32 @@ class UnitJob:
         return submitit.helpers.DelayedSubmission(UnitJob(self.command, self.log))
 
 
+def slurm_time_minutes(text: str) -> int:
+    """Minutes in a SLURM time limit (`sbatch --time` formats: "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S"),
+    rounded up; what submitit's local executor takes as ``timeout_min``. Raises ValueError naming --slurm_time."""
+    value = str(text).strip()
+    days, _, clock = value.rpartition("-") if "-" in value else ("", "", value)
+    parts = clock.split(":")
+    try:
+        if not all(part.isdigit() for part in parts) or len(parts) > 3 or ("-" in value and not days.isdigit()):
+            raise ValueError
+        numbers = [int(part) for part in parts]
+        if days:  # D-H, D-H:M, D-H:M:S
+            hours, minutes, seconds = (numbers + [0, 0])[:3]
+            total = int(days) * 1440 + hours * 60 + minutes + seconds / 60
+        elif len(numbers) == 3:
+            total = numbers[0] * 60 + numbers[1] + numbers[2] / 60
+        elif len(numbers) == 2:
+            total = numbers[0] + numbers[1] / 60
+        else:
+            total = numbers[0]
+    except ValueError:
+        raise ValueError(f"--slurm_time {text!r} is not a SLURM time limit (M, M:S, H:M:S, D-H, D-H:M or D-H:M:S).") from None
+    if total <= 0:
+        raise ValueError(f"--slurm_time {text!r} is not a positive time limit.")
+    return max(1, -int(-total // 1))
+
+
 def submit_units(
     units: Sequence[GridUnit],
     command_of: Callable[[GridUnit], list[str]],
@@ -299,6 +325,7 @@ def submit_units(
 
 
 __all__ = [
+    "slurm_time_minutes",
     "GridUnitsFailed",
     "LAUNCHERS",
     "UNIT_LOG",

@@ -45,3 +45,38 @@ def test_submitit_jobs_run_the_grid_and_a_failed_unit_is_rerun(two_sessions, loc
     assert (out / "S0" / "fold_2" / "test_predictions.json").is_file()
     assert sorted(tables["settings"]["S0"]["per_fold"]) == ["1", "2"]
     assert json.loads((out / "S0" / "fold_2" / grid_launch.UNIT_RECORD).read_text())["outcome"] == "trained"
+
+
+class _Submitted(Exception):
+    pass
+
+
+def test_the_local_executor_gets_the_time_limit_of_slurm_jobs(two_sessions, local_encoders, tmp_path, monkeypatch):  # noqa: F811
+    """submitit's local executor ignores slurm_time (its own limit: 2 minutes, after which it signals and requeues
+    the job, and fails it after three times): the grid passes --slurm_time to it as timeout_min too."""
+    seen = {}
+
+    def capture(units, command_of, *, folder, cluster=None, parameters=None):
+        seen.update(cluster=cluster, **dict(parameters))
+        raise _Submitted
+
+    monkeypatch.setattr(grid_launch, "submit_units", capture)
+    argv = grid_args(tmp_path / "grid", two_sessions["saved"], local_encoders, "--ablations", "S0",
+                     "--launcher", "submitit_local", "--slurm_time", "1-02:30:00")  # fmt: skip
+    with pytest.raises(_Submitted):
+        run_mgcma.main(argv)
+    assert seen["cluster"] == "local" and seen["slurm_time"] == "1-02:30:00" and seen["timeout_min"] == 1590
+
+
+@pytest.mark.parametrize(
+    "text, minutes",
+    [("24:00:00", 1440), ("90", 90), ("1:30", 2), ("2-12", 3600), ("1-00:30", 1470), ("0-0:0:30", 1), ("00:00:01", 1)],
+)
+def test_slurm_time_limits_in_minutes(text, minutes):
+    assert grid_launch.slurm_time_minutes(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["abc", "1:2:3:4", "-5", "0", "1-x", "", "1.5"])
+def test_a_bad_slurm_time_is_refused_by_name(text):
+    with pytest.raises(ValueError, match=r"--slurm_time"):
+        grid_launch.slurm_time_minutes(text)
