@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import subprocess
 import time
@@ -264,26 +265,16 @@ def slurm_time_minutes(text: str) -> int:
     """Minutes in a SLURM time limit (`sbatch --time` formats: "M", "M:S", "H:M:S", "D-H", "D-H:M", "D-H:M:S"),
     rounded up; what submitit's local executor takes as ``timeout_min``. Raises ValueError naming --slurm_time."""
     value = str(text).strip()
-    days, _, clock = value.rpartition("-") if "-" in value else ("", "", value)
+    days, dash, clock = value.partition("-") if "-" in value else ("0", "", value)
     parts = clock.split(":")
-    try:
-        if not all(part.isdigit() for part in parts) or len(parts) > 3 or ("-" in value and not days.isdigit()):
-            raise ValueError
-        numbers = [int(part) for part in parts]
-        if days:  # D-H, D-H:M, D-H:M:S
-            hours, minutes, seconds = (numbers + [0, 0])[:3]
-            total = int(days) * 1440 + hours * 60 + minutes + seconds / 60
-        elif len(numbers) == 3:
-            total = numbers[0] * 60 + numbers[1] + numbers[2] / 60
-        elif len(numbers) == 2:
-            total = numbers[0] + numbers[1] / 60
-        else:
-            total = numbers[0]
-    except ValueError:
-        raise ValueError(f"--slurm_time {text!r} is not a SLURM time limit (M, M:S, H:M:S, D-H, D-H:M or D-H:M:S).") from None
+    if not (days.isdigit() and 1 <= len(parts) <= 3 and all(part.isdigit() for part in parts)):
+        raise ValueError(f"--slurm_time {text!r} is not a SLURM time limit (M, M:S, H:M:S, D-H, D-H:M or D-H:M:S).")
+    # with days the clock is H[:M[:S]]; without, M, M:S or H:M:S
+    units = (60, 1, 1 / 60) if dash or len(parts) == 3 else (1, 1 / 60)
+    total = int(days) * 1440 + sum(int(part) * unit for part, unit in zip(parts, units))
     if total <= 0:
         raise ValueError(f"--slurm_time {text!r} is not a positive time limit.")
-    return max(1, -int(-total // 1))
+    return math.ceil(total)
 
 
 def submit_units(
@@ -325,7 +316,6 @@ def submit_units(
 
 
 __all__ = [
-    "slurm_time_minutes",
     "GridUnitsFailed",
     "LAUNCHERS",
     "UNIT_LOG",
@@ -339,6 +329,7 @@ __all__ = [
     "read_unit_record",
     "run_units_concurrently",
     "select_unit",
+    "slurm_time_minutes",
     "submit_units",
     "unit_arguments",
     "unit_selector",

@@ -456,7 +456,7 @@ def check_model_arguments(model_args) -> None:
 
 def check_grid_arguments(model_args) -> None:
     """Checks of the grid's launch arguments (--grid_workers, --grid_unit, --launcher, --slurm_*)."""
-    from .grid_launch import LAUNCHERS, parse_grid_workers
+    from .grid_launch import LAUNCHERS, parse_grid_workers, slurm_time_minutes
 
     value = lambda name, default=None: getattr(model_args, name, default)  # noqa: E731
     parse_grid_workers(value("grid_workers", "1"))
@@ -473,6 +473,8 @@ def check_grid_arguments(model_args) -> None:
     for name in ("slurm_gpus_per_node", "slurm_cpus_per_task", "slurm_array_parallelism"):
         if value(name) is not None and value(name) < 1:
             raise ValueError(f"--{name} must be >= 1, got {value(name)}.")
+    if value("slurm_time") is not None:
+        slurm_time_minutes(value("slurm_time"))  # a malformed limit fails now, not when the jobs are submitted
 
 
 def check_data_arguments(data_args) -> None:

@@ -1,7 +1,8 @@
 # Copyright 2026 The MGCMA contributors. Licensed under the Apache License, Version 2.0.
 """The training objective built from the loss components the model returns: the alignment losses' weights ramped in
 (`alignment_loss_warmup`), and their gradient on the shared parameters projected (`alignment_gradient_projection`)
-and capped (`alignment_gradient_balance`), and kept off one encoder (`alignment_gradient_encoders`).
+and capped (`alignment_gradient_balance`; on the backbone or the encoders alone: `alignment_gradient_balance_on`), and
+kept off one encoder (`alignment_gradient_encoders`).
 
 The model returns L_CE, L_DA, L_IA and their weighted sum, the paper's objective (`MGCMAModelOutput`); how training
 weighs and reshapes their gradients is decided here, as open_clip's training task sums the `*_loss` components its
@@ -193,9 +194,9 @@ def alignment_objective(
     classifier's; see `other_parameters`) receive their plain gradient from it. Parameters in `exempt` (see
     `alignment_exempt_parameters`) get no gradient from A at all (the same reshaped path, with or without balance);
     those in `uncapped` (see `alignment_module_parameters`) get A's plain gradient, outside the cap and projection.
-    `alignment_scale` is the warm-up factor of the step
-    (`modeling_mgcma.training.loss_schedule.alignment_loss_scale`). With every option off (scale 1, no balance, no
-    projection) this is the model's own `loss`, the paper's weighted sum. Weights w come from `config`.
+    `alignment_scale` is the warm-up factor of the step (`modeling_mgcma.training.loss_schedule.alignment_loss_scale`).
+    With every option off (scale 1, no balance, no projection, no exempt encoder) this is the model's own `loss`, the
+    paper's weighted sum. Weights w come from `config`.
 
     Args:
         outputs: the model's output, with `loss_ce` (None for the bare model), `loss_da` and `loss_ia` (each None

@@ -524,8 +524,8 @@ def cuda_graph_refusals(args, model: nn.Module | None = None, device_type: str |
         reasons.append("--torch_empty_cache_steps frees the memory the graphs hold")
     if (getattr(args, "alignment_gradient_balance", 0) or getattr(args, "alignment_gradient_projection", False)
             or getattr(args, "alignment_gradient_encoders", "both") != "both"):
-        reasons.append("gradient balancing / projection / one encoder off the alignment take the losses' gradients with autograd.grad, twice over "
-                       "one captured graph")  # fmt: skip
+        reasons.append("gradient balancing / projection / one encoder off the alignment take the losses' gradients "
+                       "with autograd.grad, twice over one captured graph")  # fmt: skip
     speech = getattr(getattr(model, "base_model", model), "speech_encoder", None) if model is not None else None
     trained = speech is not None and any(p.requires_grad for p in speech.parameters())
     if trained and getattr(speech.config, "mask_feature_prob", 0) > 0:

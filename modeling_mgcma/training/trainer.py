@@ -274,7 +274,8 @@ class MGCMATrainingArguments(FastStepArguments, TrainingArguments):
     """`TrainingArguments` with MGCMA's training settings, applied by `MGCMATrainer` (they are not part of the model's
     config): the training regime (encoder freezing, `gather_distributed_negatives`, per-encoder learning rates) and
     the training objective (`alignment_gradient_balance`, `alignment_gradient_balance_on`,
-    `alignment_gradient_projection`, `alignment_gradient_encoders`, `alignment_loss_warmup`, applied in `MGCMATrainer.compute_loss`). A plain `TrainingArguments` given to the trainer means these defaults."""
+    `alignment_gradient_projection`, `alignment_gradient_encoders`, `alignment_loss_warmup`, applied in
+    `MGCMATrainer.compute_loss`). A plain `TrainingArguments` given to the trainer means these defaults."""
 
     freeze_feature_encoder: bool = field(
         default=True,

@@ -80,3 +80,9 @@ def test_slurm_time_limits_in_minutes(text, minutes):
 def test_a_bad_slurm_time_is_refused_by_name(text):
     with pytest.raises(ValueError, match=r"--slurm_time"):
         grid_launch.slurm_time_minutes(text)
+
+
+def test_a_bad_slurm_time_is_refused_before_any_data_is_read(tmp_path):
+    with pytest.raises(ValueError, match=r"--slurm_time '2 hours' is not a SLURM time limit"):
+        run_mgcma.parse_arguments(["--output_dir", str(tmp_path), "--data_dir", str(tmp_path), "--ablations", "S0",
+                                   "--launcher", "submitit_local", "--slurm_time", "2 hours"])  # fmt: skip
